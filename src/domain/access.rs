@@ -1,0 +1,129 @@
+//! Who may do what (DESIGN §2): the caller of every domain call and the one table of permissions.
+//! Function-level checks only; object-level rules (the requester never approves their own request)
+//! live with the operation they guard, inside its transaction.
+
+use crate::error::{Error, Problem, Result};
+
+/// A role from the token's `roles` claim. Unknown role names are ignored, which means denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    SalesRep,
+    Supervisor,
+    Admin,
+    /// An internal service calling on its own behalf.
+    Service,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SalesRep => "sales_rep",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+            Role::Service => "service",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+}
+
+/// The authenticated caller, taken from a verified token and nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Tenant every read and write of the call is scoped to.
+    pub tenant: String,
+    /// The user or service id (`sub`).
+    pub subject: String,
+    pub roles: Vec<Role>,
+}
+
+/// Something a caller may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read customers and their records.
+    Read,
+    /// Create and update customers and records.
+    Write,
+    /// Make someone other than yourself the owner of a customer.
+    AssignOwner,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Read => "read customers",
+            Action::Write => "write customers",
+            Action::AssignOwner => "assign a customer to another owner",
+        }
+    }
+}
+
+/// DESIGN §2 as one table: the roles allowed each action. Anything not listed is denied.
+const PERMISSIONS: &[(Action, &[Role])] = &[
+    (Action::Read, &[Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service]),
+    (Action::Write, &[Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service]),
+    (Action::AssignOwner, &[Role::Supervisor, Role::Admin, Role::Service]),
+];
+
+pub fn allowed_roles(action: Action) -> &'static [Role] {
+    PERMISSIONS.iter().find(|(a, _)| *a == action).map(|(_, roles)| *roles).unwrap_or(&[])
+}
+
+impl Caller {
+    pub fn may(&self, action: Action) -> bool {
+        let allowed = allowed_roles(action);
+        self.roles.iter().any(|role| allowed.contains(role))
+    }
+
+    /// `PERMISSION_DENIED` unless one of the caller's roles allows `action`.
+    pub fn require(&self, action: Action) -> Result<()> {
+        if self.may(action) {
+            return Ok(());
+        }
+        let needed: Vec<&str> = allowed_roles(action).iter().map(|r| r.as_str()).collect();
+        Err(Error::PermissionDenied(
+            Problem::new(
+                "ROLE_NOT_ALLOWED",
+                format!("your roles do not allow you to {}; needs one of: {}", action.name(), needed.join(", ")),
+            )
+            .with("requiredRoles", needed.join(",")),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(roles: &[Role]) -> Caller {
+        Caller { tenant: "t".into(), subject: "u".into(), roles: roles.to_vec() }
+    }
+
+    #[test]
+    fn every_role_reads_and_writes() {
+        for role in Role::ALL {
+            assert!(caller(&[role]).may(Action::Read));
+            assert!(caller(&[role]).may(Action::Write));
+        }
+    }
+
+    #[test]
+    fn only_supervisor_admin_and_service_assign_owners() {
+        assert!(!caller(&[Role::SalesRep]).may(Action::AssignOwner));
+        for role in [Role::Supervisor, Role::Admin, Role::Service] {
+            assert!(caller(&[role]).may(Action::AssignOwner));
+        }
+    }
+
+    #[test]
+    fn a_caller_without_known_roles_may_do_nothing() {
+        let nobody = caller(&[]);
+        for action in [Action::Read, Action::Write, Action::AssignOwner] {
+            assert!(matches!(nobody.require(action), Err(Error::PermissionDenied(_))));
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Customers: the rules for creating, reading, listing and updating them. Every call takes the
+//! caller, checks its permission first (AIP-211), then validates, then works in the caller's
+//! tenant only. Mutations are one write transaction each, idempotent on `request_id`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::access::{Action, Caller};
+use super::idempotency::{self, Idempotency};
+use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
+use super::validate::{self, Violations};
+use super::{Clock, etag_matches};
+use crate::error::{Error, Problem, Result};
+use crate::store::{self, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifecycleStage {
+    Lead,
+    Prospect,
+    Customer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CustomerStatus {
+    Active,
+    Inactive,
+}
+
+/// A customer as stored: the root of its graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: Uuid,
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+    pub industry: String,
+    pub owner_id: String,
+    pub lifecycle_stage: LifecycleStage,
+    pub status: CustomerStatus,
+    /// Empty when the customer has none.
+    pub external_ref: String,
+    pub legal_hold: bool,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub delete_time: Option<DateTime<Utc>>,
+    pub purge_time: Option<DateTime<Utc>>,
+    /// Version of the customer's graph; its etag.
+    pub version: i64,
+}
+
+impl Customer {
+    pub fn etag(&self) -> String {
+        self.version.to_string()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.delete_time.is_some()
+    }
+}
+
+/// The writable fields of a customer as a client sent them (enums already decoded; `None` means
+/// the client left the enum UNSPECIFIED).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerInput {
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+    pub industry: String,
+    pub owner_id: String,
+    pub lifecycle_stage: Option<LifecycleStage>,
+    pub status: Option<CustomerStatus>,
+    pub external_ref: String,
+}
+
+/// A field UpdateCustomer may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CustomerField {
+    Name,
+    Phone,
+    Email,
+    Industry,
+    OwnerId,
+    LifecycleStage,
+    Status,
+    ExternalRef,
+}
+
+/// Fields a client can read but never write; naming one in an update mask is an error.
+const OUTPUT_ONLY: &[&str] =
+    &["id", "legal_hold", "create_time", "update_time", "delete_time", "purge_time", "etag"];
+
+impl CustomerField {
+    /// Parses an `update_mask` path.
+    pub fn parse_path(path: &str) -> std::result::Result<Self, String> {
+        Ok(match path {
+            "name" => Self::Name,
+            "phone" => Self::Phone,
+            "email" => Self::Email,
+            "industry" => Self::Industry,
+            "owner_id" => Self::OwnerId,
+            "lifecycle_stage" => Self::LifecycleStage,
+            "status" => Self::Status,
+            "external_ref" => Self::ExternalRef,
+            p if OUTPUT_ONLY.contains(&p) => return Err(format!("{p} is output only and cannot be updated")),
+            p => return Err(format!("{p} is not a field of Customer")),
+        })
+    }
+}
+
+/// Filters of ListCustomers; every one that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerQuery {
+    pub show_deleted: bool,
+    /// Free text matched, ignoring case, inside name, e-mail and phone.
+    pub text: String,
+    pub industry: String,
+    pub owner_id: String,
+    pub lifecycle_stage: Option<LifecycleStage>,
+    pub status: Option<CustomerStatus>,
+}
+
+impl CustomerQuery {
+    fn fingerprint(&self) -> QueryFingerprint {
+        let stage = format!("{:?}", self.lifecycle_stage);
+        let status = format!("{:?}", self.status);
+        QueryFingerprint::of(&[
+            "ListCustomers",
+            if self.show_deleted { "deleted" } else { "live" },
+            &self.text,
+            &self.industry,
+            &self.owner_id,
+            &stage,
+            &status,
+        ])
+    }
+}
+
+/// The text a free-text query is matched against: lower-cased once, on write, so that SQLite and
+/// PostgreSQL (whose LIKE differ in case handling) give the same answers. The separator is a
+/// control character, which validation keeps out of every field and every query.
+pub fn search_text(name: &str, email: &str, phone: &str) -> String {
+    format!("{}\u{1}{}\u{1}{}", name.to_lowercase(), email.to_lowercase(), phone.to_lowercase())
+}
+
+fn validate_input(input: &CustomerInput, only: Option<&[CustomerField]>) -> Result<()> {
+    let checks = |field: CustomerField| only.is_none_or(|fields| fields.contains(&field));
+    let mut v = Violations::new();
+    if checks(CustomerField::Name) {
+        v.required_text("customer.name", &input.name, validate::NAME_MAX);
+    }
+    if checks(CustomerField::Phone) {
+        v.phone("customer.phone", &input.phone);
+    }
+    if checks(CustomerField::Email) {
+        v.email("customer.email", &input.email);
+    }
+    if checks(CustomerField::Industry) {
+        v.text("customer.industry", &input.industry, validate::INDUSTRY_MAX);
+    }
+    if checks(CustomerField::OwnerId) {
+        v.text("customer.owner_id", &input.owner_id, validate::OWNER_ID_MAX);
+    }
+    if checks(CustomerField::ExternalRef) {
+        v.text("customer.external_ref", &input.external_ref, validate::EXTERNAL_REF_MAX);
+    }
+    if checks(CustomerField::LifecycleStage) && input.lifecycle_stage.is_none() {
+        v.add("customer.lifecycle_stage", "is required: LEAD, PROSPECT or CUSTOMER");
+    }
+    if only.is_some() && checks(CustomerField::Status) && input.status.is_none() {
+        v.add("customer.status", "is required: ACTIVE or INACTIVE");
+    }
+    v.finish()
+}
+
+/// Owning a customer is assigned, not taken: naming someone else needs AssignOwner.
+fn check_owner_assignment(caller: &Caller, owner_id: &str) -> Result<()> {
+    if owner_id.is_empty() || owner_id == caller.subject {
+        return Ok(());
+    }
+    caller.require(Action::AssignOwner).map_err(|_| {
+        Error::PermissionDenied(
+            Problem::new(
+                "OWNER_ASSIGNMENT_FORBIDDEN",
+                "only a supervisor, an admin or a service may make someone else the owner of a customer",
+            )
+            .with("field", "customer.owner_id"),
+        )
+    })
+}
+
+/// Customer operations, shared by every request.
+#[derive(Clone)]
+pub struct Customers {
+    store: Store,
+    page_key: PageTokenKey,
+    clock: Clock,
+}
+
+impl Customers {
+    pub fn new(store: Store, page_key: PageTokenKey, clock: Clock) -> Self {
+        Self { store, page_key, clock }
+    }
+
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        input: CustomerInput,
+        key: Option<Idempotency>,
+    ) -> Result<Customer> {
+        caller.require(Action::Write)?;
+        validate_input(&input, None)?;
+        check_owner_assignment(caller, &input.owner_id)?;
+        idempotency::retry_in_flight(|| self.create_once(caller, &input, key.as_ref())).await
+    }
+
+    async fn create_once(
+        &self,
+        caller: &Caller,
+        input: &CustomerInput,
+        key: Option<&Idempotency>,
+    ) -> Result<Customer> {
+        let tx = self.store.begin_write().await?;
+        if let Some(first) = idempotency::replay(&tx, caller, key, "CreateCustomer").await? {
+            return Ok(first);
+        }
+        let now = self.clock.now();
+        let customer = Customer {
+            id: Uuid::now_v7(),
+            name: input.name.clone(),
+            phone: input.phone.clone(),
+            email: input.email.clone(),
+            industry: input.industry.clone(),
+            owner_id: if input.owner_id.is_empty() { caller.subject.clone() } else { input.owner_id.clone() },
+            lifecycle_stage: input.lifecycle_stage.unwrap_or(LifecycleStage::Lead),
+            status: input.status.unwrap_or(CustomerStatus::Active),
+            external_ref: input.external_ref.clone(),
+            legal_hold: false,
+            create_time: now,
+            update_time: now,
+            delete_time: None,
+            purge_time: None,
+            version: 1,
+        };
+        store::customers::insert(tx.conn(), &caller.tenant, &customer).await?;
+        idempotency::remember(&tx, caller, key, "CreateCustomer", &customer).await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Customer> {
+        caller.require(Action::Read)?;
+        store::customers::find(self.store.conn(), &caller.tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", id))
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: CustomerQuery,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Customer>> {
+        caller.require(Action::Read)?;
+        let limit = paging::page_size("page_size", page_size)?;
+        let mut v = Violations::new();
+        v.text("query", &query.text, validate::QUERY_MAX);
+        v.text("industry", &query.industry, validate::INDUSTRY_MAX);
+        v.text("owner_id", &query.owner_id, validate::OWNER_ID_MAX);
+        v.finish()?;
+        let fingerprint = query.fingerprint();
+        let now = self.clock.now().timestamp();
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(self.page_key.open("page_token", page_token, &caller.tenant, fingerprint, now)?)
+        };
+        // One row more than asked tells whether another page follows, without counting.
+        let mut items =
+            store::customers::list(self.store.conn(), &caller.tenant, &query, after, limit + 1).await?;
+        let next_page_token = if items.len() as u64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|last| self.page_key.seal(&caller.tenant, fingerprint, last.id, now))
+        } else {
+            None
+        };
+        Ok(Page { items, next_page_token })
+    }
+
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        fields: Vec<CustomerField>,
+        input: CustomerInput,
+        etag: String,
+        key: Option<Idempotency>,
+    ) -> Result<Customer> {
+        caller.require(Action::Write)?;
+        if fields.is_empty() {
+            return Err(Error::invalid_field("update_mask", "must name at least one field to change"));
+        }
+        validate_input(&input, Some(&fields))?;
+        if fields.contains(&CustomerField::OwnerId) {
+            caller.require(Action::AssignOwner).map_err(|_| {
+                Error::PermissionDenied(
+                    Problem::new(
+                        "OWNER_ASSIGNMENT_FORBIDDEN",
+                        "only a supervisor, an admin or a service may change the owner of a customer",
+                    )
+                    .with("field", "customer.owner_id"),
+                )
+            })?;
+        }
+        idempotency::retry_in_flight(|| self.update_once(caller, id, &fields, &input, &etag, key.as_ref()))
+            .await
+    }
+
+    async fn update_once(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        fields: &[CustomerField],
+        input: &CustomerInput,
+        etag: &str,
+        key: Option<&Idempotency>,
+    ) -> Result<Customer> {
+        let tx = self.store.begin_write().await?;
+        if let Some(first) = idempotency::replay(&tx, caller, key, "UpdateCustomer").await? {
+            return Ok(first);
+        }
+        let current = store::customers::find_for_update(tx.conn(), &caller.tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", id))?;
+        if current.is_deleted() {
+            return Err(super::customer_deleted(id));
+        }
+        if !etag_matches(etag, current.version) {
+            return Err(super::etag_mismatch("customer", id, &current.etag()));
+        }
+        let mut next = current.clone();
+        for field in fields {
+            match field {
+                CustomerField::Name => next.name.clone_from(&input.name),
+                CustomerField::Phone => next.phone.clone_from(&input.phone),
+                CustomerField::Email => next.email.clone_from(&input.email),
+                CustomerField::Industry => next.industry.clone_from(&input.industry),
+                CustomerField::OwnerId => next.owner_id.clone_from(&input.owner_id),
+                CustomerField::LifecycleStage => {
+                    next.lifecycle_stage = input.lifecycle_stage.unwrap_or(current.lifecycle_stage)
+                }
+                CustomerField::Status => next.status = input.status.unwrap_or(current.status),
+                CustomerField::ExternalRef => next.external_ref.clone_from(&input.external_ref),
+            }
+        }
+        next.update_time = self.clock.now();
+        next.version = current.version + 1;
+        store::customers::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+        idempotency::remember(&tx, caller, key, "UpdateCustomer", &next).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_only_and_unknown_paths_are_refused_by_name() {
+        for path in OUTPUT_ONLY {
+            let err = CustomerField::parse_path(path).unwrap_err();
+            assert!(err.contains("output only"), "{err}");
+        }
+        assert!(CustomerField::parse_path("tenant").unwrap_err().contains("not a field"));
+        assert_eq!(CustomerField::parse_path("owner_id"), Ok(CustomerField::OwnerId));
+    }
+
+    #[test]
+    fn a_new_customer_needs_a_name_and_a_stage() {
+        let err = validate_input(&CustomerInput::default(), None).unwrap_err();
+        let Error::InvalidArgument { violations, .. } = err else { panic!("{err:?}") };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["customer.name", "customer.lifecycle_stage"]);
+    }
+
+    #[test]
+    fn an_update_checks_only_the_masked_fields() {
+        let input = CustomerInput { phone: "+1 555".into(), ..Default::default() };
+        assert!(validate_input(&input, Some(&[CustomerField::Phone])).is_ok());
+    }
+
+    #[test]
+    fn search_text_is_lower_case() {
+        assert_eq!(search_text("ÄBC Corp", "X@Y.io", "+1"), "äbc corp\u{1}x@y.io\u{1}+1");
+    }
+}

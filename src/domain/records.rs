@@ -1,0 +1,700 @@
+//! The records that hang off a customer (contacts, deals, orders, contracts, projects, activities):
+//! their fields, status transitions and which may be deleted on their own. Every write also bumps
+//! the customer's graph version in the same transaction, taking the customer's row lock, so a
+//! deletion that runs concurrently either sees the write or makes it fail (RELIABILITY M8).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::access::{Action, Caller};
+use super::idempotency::{self, Idempotency};
+use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
+use super::validate::{self, Violations};
+use super::{Clock, customer_deleted, etag_matches, etag_mismatch};
+use crate::error::{Error, Problem, Result};
+use crate::store::{self, GraphBump, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RecordKind {
+    Contact,
+    Deal,
+    Order,
+    Contract,
+    Project,
+    Activity,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 6] = [
+        RecordKind::Contact,
+        RecordKind::Deal,
+        RecordKind::Order,
+        RecordKind::Contract,
+        RecordKind::Project,
+        RecordKind::Activity,
+    ];
+
+    /// The resource's name in messages, errors and request field paths.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Contact => "contact",
+            RecordKind::Deal => "deal",
+            RecordKind::Order => "order",
+            RecordKind::Contract => "contract",
+            RecordKind::Project => "project",
+            RecordKind::Activity => "activity",
+        }
+    }
+
+    /// Fields an update mask may name.
+    fn updatable(self) -> &'static [&'static str] {
+        match self {
+            RecordKind::Contact => &["full_name", "email", "phone", "job_title"],
+            RecordKind::Deal => &["title", "amount_minor", "currency", "stage"],
+            RecordKind::Order => &["number", "amount_minor", "currency", "status"],
+            RecordKind::Contract => &["number", "status", "end_date"],
+            RecordKind::Project => &["name", "status"],
+            RecordKind::Activity => &["kind", "subject", "occur_time"],
+        }
+    }
+}
+
+const OUTPUT_ONLY: &[&str] = &["id", "create_time", "update_time", "delete_time", "etag"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DealStage {
+    Open,
+    Won,
+    Lost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderStatus {
+    Open,
+    Paid,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContractStatus {
+    Draft,
+    Active,
+    Expired,
+    Terminated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProjectStatus {
+    Active,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActivityKind {
+    Call,
+    Email,
+    Meeting,
+    Note,
+}
+
+/// Enum fields are `None` when a client left them UNSPECIFIED; stored records always have them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactData {
+    pub full_name: String,
+    pub email: String,
+    pub phone: String,
+    pub job_title: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealData {
+    pub title: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub stage: Option<DealStage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderData {
+    pub number: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: Option<OrderStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractData {
+    pub number: String,
+    pub status: Option<ContractStatus>,
+    /// ISO 8601 date, empty if open-ended.
+    pub end_date: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectData {
+    pub name: String,
+    pub status: Option<ProjectStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityData {
+    pub kind: Option<ActivityKind>,
+    pub subject: String,
+    pub occur_time: Option<DateTime<Utc>>,
+}
+
+/// The kind-specific fields of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordData {
+    Contact(ContactData),
+    Deal(DealData),
+    Order(OrderData),
+    Contract(ContractData),
+    Project(ProjectData),
+    Activity(ActivityData),
+}
+
+impl RecordData {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            RecordData::Contact(_) => RecordKind::Contact,
+            RecordData::Deal(_) => RecordKind::Deal,
+            RecordData::Order(_) => RecordKind::Order,
+            RecordData::Contract(_) => RecordKind::Contract,
+            RecordData::Project(_) => RecordKind::Project,
+            RecordData::Activity(_) => RecordKind::Activity,
+        }
+    }
+
+    /// Checks the fields (all of them, or only those named in `only`), naming them as
+    /// `<kind>.<field>` the way the request does.
+    fn validate(&self, only: Option<&[String]>) -> Result<()> {
+        let p = self.kind().name();
+        let checks = |field: &str| only.is_none_or(|fields| fields.iter().any(|f| f == field));
+        let mut v = Violations::new();
+        let f = |name: &str| format!("{p}.{name}");
+        match self {
+            RecordData::Contact(c) => {
+                if checks("full_name") {
+                    v.required_text(&f("full_name"), &c.full_name, validate::NAME_MAX);
+                }
+                if checks("email") {
+                    v.email(&f("email"), &c.email);
+                }
+                if checks("phone") {
+                    v.phone(&f("phone"), &c.phone);
+                }
+                if checks("job_title") {
+                    v.text(&f("job_title"), &c.job_title, validate::JOB_TITLE_MAX);
+                }
+            }
+            RecordData::Deal(d) => {
+                if checks("title") {
+                    v.required_text(&f("title"), &d.title, validate::NAME_MAX);
+                }
+                if checks("amount_minor") {
+                    v.non_negative(&f("amount_minor"), d.amount_minor);
+                }
+                if checks("currency") {
+                    v.currency(&f("currency"), &d.currency);
+                }
+                if checks("stage") && d.stage.is_none() {
+                    v.add(f("stage"), "is required: OPEN, WON or LOST");
+                }
+            }
+            RecordData::Order(o) => {
+                if checks("number") {
+                    v.required_text(&f("number"), &o.number, validate::NUMBER_MAX);
+                }
+                if checks("amount_minor") {
+                    v.non_negative(&f("amount_minor"), o.amount_minor);
+                }
+                if checks("currency") {
+                    v.currency(&f("currency"), &o.currency);
+                }
+                if checks("status") && o.status.is_none() {
+                    v.add(f("status"), "is required: OPEN, PAID or CANCELLED");
+                }
+            }
+            RecordData::Contract(c) => {
+                if checks("number") {
+                    v.required_text(&f("number"), &c.number, validate::NUMBER_MAX);
+                }
+                if checks("status") && c.status.is_none() {
+                    v.add(f("status"), "is required: DRAFT, ACTIVE, EXPIRED or TERMINATED");
+                }
+                if checks("end_date")
+                    && !c.end_date.is_empty()
+                    && (c.end_date.len() != 10 || NaiveDate::parse_from_str(&c.end_date, "%Y-%m-%d").is_err())
+                {
+                    v.add(f("end_date"), "must be a date of the form YYYY-MM-DD");
+                }
+            }
+            RecordData::Project(pr) => {
+                if checks("name") {
+                    v.required_text(&f("name"), &pr.name, validate::NAME_MAX);
+                }
+                if checks("status") && pr.status.is_none() {
+                    v.add(f("status"), "is required: ACTIVE or DONE");
+                }
+            }
+            RecordData::Activity(a) => {
+                if checks("kind") && a.kind.is_none() {
+                    v.add(f("kind"), "is required: CALL, EMAIL, MEETING or NOTE");
+                }
+                if checks("subject") {
+                    v.required_text(&f("subject"), &a.subject, validate::NAME_MAX);
+                }
+                if checks("occur_time") && a.occur_time.is_none() {
+                    v.add(f("occur_time"), "is required");
+                }
+            }
+        }
+        v.finish()
+    }
+
+    /// `self` with the fields named in `paths` taken from `patch` (same kind, checked before).
+    fn patched(&self, patch: &RecordData, paths: &[String]) -> RecordData {
+        let mut next = self.clone();
+        for path in paths {
+            match (&mut next, patch) {
+                (RecordData::Contact(n), RecordData::Contact(p)) => match path.as_str() {
+                    "full_name" => n.full_name.clone_from(&p.full_name),
+                    "email" => n.email.clone_from(&p.email),
+                    "phone" => n.phone.clone_from(&p.phone),
+                    _ => n.job_title.clone_from(&p.job_title),
+                },
+                (RecordData::Deal(n), RecordData::Deal(p)) => match path.as_str() {
+                    "title" => n.title.clone_from(&p.title),
+                    "amount_minor" => n.amount_minor = p.amount_minor,
+                    "currency" => n.currency.clone_from(&p.currency),
+                    _ => n.stage = p.stage,
+                },
+                (RecordData::Order(n), RecordData::Order(p)) => match path.as_str() {
+                    "number" => n.number.clone_from(&p.number),
+                    "amount_minor" => n.amount_minor = p.amount_minor,
+                    "currency" => n.currency.clone_from(&p.currency),
+                    _ => n.status = p.status,
+                },
+                (RecordData::Contract(n), RecordData::Contract(p)) => match path.as_str() {
+                    "number" => n.number.clone_from(&p.number),
+                    "status" => n.status = p.status,
+                    _ => n.end_date.clone_from(&p.end_date),
+                },
+                (RecordData::Project(n), RecordData::Project(p)) => match path.as_str() {
+                    "name" => n.name.clone_from(&p.name),
+                    _ => n.status = p.status,
+                },
+                (RecordData::Activity(n), RecordData::Activity(p)) => match path.as_str() {
+                    "kind" => n.kind = p.kind,
+                    "subject" => n.subject.clone_from(&p.subject),
+                    _ => n.occur_time = p.occur_time,
+                },
+                _ => {}
+            }
+        }
+        next
+    }
+}
+
+/// The status transitions the proto documents on each status enum. A status may always stay as
+/// it is.
+pub fn transition_allowed(from: &RecordData, to: &RecordData) -> bool {
+    use ContractStatus as C;
+    use DealStage as D;
+    use OrderStatus as O;
+    use ProjectStatus as P;
+    match (from, to) {
+        (RecordData::Deal(a), RecordData::Deal(b)) => match (a.stage, b.stage) {
+            (x, y) if x == y => true,
+            (Some(D::Open), Some(D::Won | D::Lost)) | (Some(D::Won | D::Lost), Some(D::Open)) => true,
+            _ => false,
+        },
+        (RecordData::Order(a), RecordData::Order(b)) => match (a.status, b.status) {
+            (x, y) if x == y => true,
+            (Some(O::Open), Some(O::Paid | O::Cancelled)) => true,
+            _ => false,
+        },
+        (RecordData::Contract(a), RecordData::Contract(b)) => match (a.status, b.status) {
+            (x, y) if x == y => true,
+            (Some(C::Draft), Some(C::Active | C::Terminated))
+            | (Some(C::Active), Some(C::Expired | C::Terminated)) => true,
+            _ => false,
+        },
+        (RecordData::Project(a), RecordData::Project(b)) => match (a.status, b.status) {
+            (x, y) if x == y => true,
+            (Some(P::Active), Some(P::Done)) | (Some(P::Done), Some(P::Active)) => true,
+            _ => false,
+        },
+        _ => true,
+    }
+}
+
+/// Whether a record may be deleted on its own. Orders and contracts past DRAFT are business
+/// records: they are cancelled or terminated, never deleted.
+pub fn deletable_alone(data: &RecordData) -> bool {
+    match data {
+        RecordData::Order(_) => false,
+        RecordData::Contract(c) => c.status == Some(ContractStatus::Draft),
+        _ => true,
+    }
+}
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub data: RecordData,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub delete_time: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+impl Record {
+    pub fn etag(&self) -> String {
+        self.version.to_string()
+    }
+}
+
+/// Parses the paths of an update mask for `kind`, naming output-only and unknown ones.
+pub fn parse_mask(kind: RecordKind, paths: &[String]) -> Result<Vec<String>> {
+    let mut v = Violations::new();
+    if paths.is_empty() {
+        v.add("update_mask", "must name at least one field to change");
+    }
+    for path in paths {
+        if kind.updatable().contains(&path.as_str()) {
+            continue;
+        }
+        let why = if OUTPUT_ONLY.contains(&path.as_str()) {
+            format!("{path} is output only and cannot be updated")
+        } else if path == "customer_id" {
+            "customer_id cannot be changed: a record stays with its customer".to_owned()
+        } else {
+            format!("{path} is not an updatable field of {}", kind.name())
+        };
+        v.add("update_mask", why);
+    }
+    v.finish()?;
+    Ok(paths.to_vec())
+}
+
+/// Record operations, shared by every request.
+#[derive(Clone)]
+pub struct Records {
+    store: Store,
+    page_key: PageTokenKey,
+    clock: Clock,
+}
+
+/// What the graph-version bump found; anything but a live customer stops the write.
+fn require_live_customer(bump: GraphBump, customer_id: Uuid) -> Result<()> {
+    match bump {
+        GraphBump::Bumped => Ok(()),
+        GraphBump::Missing => Err(Error::not_found("customer", customer_id)),
+        GraphBump::Deleted => Err(customer_deleted(customer_id)),
+    }
+}
+
+impl Records {
+    pub fn new(store: Store, page_key: PageTokenKey, clock: Clock) -> Self {
+        Self { store, page_key, clock }
+    }
+
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        customer_id: Uuid,
+        data: RecordData,
+        key: Option<Idempotency>,
+    ) -> Result<Record> {
+        caller.require(Action::Write)?;
+        data.validate(None)?;
+        let operation = create_operation(data.kind());
+        idempotency::retry_in_flight(|| async {
+            let tx = self.store.begin_write().await?;
+            if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
+                return Ok(first);
+            }
+            let now = self.clock.now();
+            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, customer_id, now).await?;
+            require_live_customer(bump, customer_id)?;
+            let record = Record {
+                id: Uuid::now_v7(),
+                customer_id,
+                data: data.clone(),
+                create_time: now,
+                update_time: now,
+                delete_time: None,
+                version: 1,
+            };
+            store::records::insert(tx.conn(), &caller.tenant, &record).await?;
+            idempotency::remember(&tx, caller, key.as_ref(), operation, &record).await?;
+            tx.commit().await?;
+            Ok(record)
+        })
+        .await
+    }
+
+    pub async fn get(&self, caller: &Caller, kind: RecordKind, id: Uuid) -> Result<Record> {
+        caller.require(Action::Read)?;
+        store::records::find(self.store.conn(), &caller.tenant, kind, id)
+            .await?
+            .ok_or_else(|| Error::not_found(kind.name(), id))
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        kind: RecordKind,
+        customer_id: Uuid,
+        show_deleted: bool,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Record>> {
+        caller.require(Action::Read)?;
+        let limit = paging::page_size("page_size", page_size)?;
+        let customer = customer_id.to_string();
+        let fingerprint = QueryFingerprint::of(&[
+            "ListRecords",
+            kind.name(),
+            &customer,
+            if show_deleted { "deleted" } else { "live" },
+        ]);
+        let now = self.clock.now().timestamp();
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(self.page_key.open("page_token", page_token, &caller.tenant, fingerprint, now)?)
+        };
+        let conn = self.store.conn();
+        if store::customers::find(conn, &caller.tenant, customer_id).await?.is_none() {
+            return Err(Error::not_found("customer", customer_id));
+        }
+        let mut items =
+            store::records::list(conn, &caller.tenant, kind, customer_id, show_deleted, after, limit + 1)
+                .await?;
+        let next_page_token = if items.len() as u64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|last| self.page_key.seal(&caller.tenant, fingerprint, last.id, now))
+        } else {
+            None
+        };
+        Ok(Page { items, next_page_token })
+    }
+
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        paths: Vec<String>,
+        patch: RecordData,
+        etag: String,
+        key: Option<Idempotency>,
+    ) -> Result<Record> {
+        caller.require(Action::Write)?;
+        let kind = patch.kind();
+        let paths = parse_mask(kind, &paths)?;
+        patch.validate(Some(&paths))?;
+        let operation = update_operation(kind);
+        idempotency::retry_in_flight(|| async {
+            let tx = self.store.begin_write().await?;
+            if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
+                return Ok(first);
+            }
+            let current = self.live_record_for_write(&tx, caller, kind, id, &etag).await?;
+            let next_data = current.data.patched(&patch, &paths);
+            if !transition_allowed(&current.data, &next_data) {
+                return Err(Error::failed_precondition(
+                    Problem::new(
+                        "INVALID_STATUS_TRANSITION",
+                        format!(
+                            "this status change is not allowed for a {}: see the transitions documented on its status enum",
+                            kind.name()
+                        ),
+                    )
+                    .with("id", id),
+                ));
+            }
+            let now = self.clock.now();
+            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id, now).await?;
+            require_live_customer(bump, current.customer_id)?;
+            let next = Record { data: next_data, update_time: now, version: current.version + 1, ..current.clone() };
+            store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+            idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
+            tx.commit().await?;
+            Ok(next)
+        })
+        .await
+    }
+
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        kind: RecordKind,
+        id: Uuid,
+        etag: String,
+        key: Option<Idempotency>,
+    ) -> Result<Record> {
+        caller.require(Action::Write)?;
+        let operation = delete_operation(kind);
+        idempotency::retry_in_flight(|| async {
+            let tx = self.store.begin_write().await?;
+            if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
+                return Ok(first);
+            }
+            let current = self.live_record_for_write(&tx, caller, kind, id, &etag).await?;
+            if !deletable_alone(&current.data) {
+                return Err(Error::failed_precondition(
+                    Problem::new(
+                        "RECORD_NOT_DELETABLE",
+                        format!(
+                            "this {} is a business record and cannot be deleted: cancel or terminate it instead",
+                            kind.name()
+                        ),
+                    )
+                    .with("id", id),
+                ));
+            }
+            let now = self.clock.now();
+            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id, now).await?;
+            require_live_customer(bump, current.customer_id)?;
+            let next = Record {
+                delete_time: Some(now),
+                update_time: now,
+                version: current.version + 1,
+                ..current.clone()
+            };
+            store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+            idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
+            tx.commit().await?;
+            Ok(next)
+        })
+        .await
+    }
+
+    /// The record to change: it must exist, be live and carry the expected etag.
+    async fn live_record_for_write(
+        &self,
+        tx: &store::WriteTx,
+        caller: &Caller,
+        kind: RecordKind,
+        id: Uuid,
+        etag: &str,
+    ) -> Result<Record> {
+        let current = store::records::find(tx.conn(), &caller.tenant, kind, id)
+            .await?
+            .ok_or_else(|| Error::not_found(kind.name(), id))?;
+        if current.delete_time.is_some() {
+            return Err(Error::failed_precondition(
+                Problem::new("RECORD_DELETED", format!("the {} is deleted and cannot be changed", kind.name()))
+                    .with("id", id),
+            ));
+        }
+        if !etag_matches(etag, current.version) {
+            return Err(etag_mismatch(kind.name(), id, &current.etag()));
+        }
+        Ok(current)
+    }
+}
+
+/// Operation names under which idempotent answers are stored: one per RPC.
+fn create_operation(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Contact => "CreateContact",
+        RecordKind::Deal => "CreateDeal",
+        RecordKind::Order => "CreateOrder",
+        RecordKind::Contract => "CreateContract",
+        RecordKind::Project => "CreateProject",
+        RecordKind::Activity => "CreateActivity",
+    }
+}
+
+fn update_operation(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Contact => "UpdateContact",
+        RecordKind::Deal => "UpdateDeal",
+        RecordKind::Order => "UpdateOrder",
+        RecordKind::Contract => "UpdateContract",
+        RecordKind::Project => "UpdateProject",
+        RecordKind::Activity => "UpdateActivity",
+    }
+}
+
+fn delete_operation(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Contact => "DeleteContact",
+        RecordKind::Deal => "DeleteDeal",
+        RecordKind::Order => "DeleteOrder",
+        RecordKind::Contract => "DeleteContract",
+        RecordKind::Project => "DeleteProject",
+        RecordKind::Activity => "DeleteActivity",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(status: OrderStatus) -> RecordData {
+        RecordData::Order(OrderData { status: Some(status), ..Default::default() })
+    }
+
+    fn contract(status: ContractStatus) -> RecordData {
+        RecordData::Contract(ContractData { status: Some(status), ..Default::default() })
+    }
+
+    #[test]
+    fn order_transitions() {
+        use OrderStatus::*;
+        assert!(transition_allowed(&order(Open), &order(Paid)));
+        assert!(transition_allowed(&order(Open), &order(Cancelled)));
+        assert!(!transition_allowed(&order(Paid), &order(Open)));
+        assert!(!transition_allowed(&order(Cancelled), &order(Paid)));
+    }
+
+    #[test]
+    fn contract_transitions() {
+        use ContractStatus::*;
+        assert!(transition_allowed(&contract(Draft), &contract(Active)));
+        assert!(transition_allowed(&contract(Active), &contract(Expired)));
+        assert!(!transition_allowed(&contract(Expired), &contract(Active)));
+        assert!(!transition_allowed(&contract(Draft), &contract(Expired)));
+    }
+
+    #[test]
+    fn only_draft_contracts_and_no_orders_are_deletable_alone() {
+        assert!(deletable_alone(&contract(ContractStatus::Draft)));
+        assert!(!deletable_alone(&contract(ContractStatus::Active)));
+        assert!(!deletable_alone(&order(OrderStatus::Paid)));
+        assert!(deletable_alone(&RecordData::Contact(ContactData::default())));
+    }
+
+    #[test]
+    fn masks_name_output_only_and_immutable_fields() {
+        assert!(parse_mask(RecordKind::Deal, &["stage".into()]).is_ok());
+        for bad in ["etag", "customer_id", "nope"] {
+            assert!(parse_mask(RecordKind::Deal, &[bad.into()]).is_err(), "{bad}");
+        }
+        assert!(parse_mask(RecordKind::Deal, &[]).is_err());
+    }
+
+    #[test]
+    fn contract_end_dates_are_iso_dates() {
+        let with_date = |d: &str| {
+            RecordData::Contract(ContractData {
+                number: "C-1".into(),
+                status: Some(ContractStatus::Draft),
+                end_date: d.into(),
+            })
+        };
+        assert!(with_date("2027-02-28").validate(None).is_ok());
+        assert!(with_date("").validate(None).is_ok());
+        for bad in ["2027-02-30", "2027-2-1", "tomorrow"] {
+            assert!(with_date(bad).validate(None).is_err(), "{bad}");
+        }
+    }
+}

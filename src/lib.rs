@@ -1,0 +1,10 @@
+//! crm-service: a gRPC service that owns a CRM's customers and makes deleting one safe,
+//! reviewable and reversible. `main.rs` is a thin CLI over this library.
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod proto;
+pub mod store;
+
+pub use error::{Error, Result};

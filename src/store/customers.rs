@@ -1,0 +1,235 @@
+//! Customer rows. Every query filters by tenant; callers choose whether deleted rows count.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, LikeExpr};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+};
+use uuid::Uuid;
+
+use super::entity::customer::{self, Column, Entity};
+use crate::domain::customers::{Customer, CustomerQuery, CustomerStatus, LifecycleStage, search_text};
+use crate::error::{Error, Problem, Result};
+
+fn stage_str(stage: LifecycleStage) -> &'static str {
+    match stage {
+        LifecycleStage::Lead => "LEAD",
+        LifecycleStage::Prospect => "PROSPECT",
+        LifecycleStage::Customer => "CUSTOMER",
+    }
+}
+
+fn status_str(status: CustomerStatus) -> &'static str {
+    match status {
+        CustomerStatus::Active => "ACTIVE",
+        CustomerStatus::Inactive => "INACTIVE",
+    }
+}
+
+fn none_if_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn into_domain(row: customer::Model) -> Result<Customer> {
+    let lifecycle_stage = match row.lifecycle_stage.as_str() {
+        "LEAD" => LifecycleStage::Lead,
+        "PROSPECT" => LifecycleStage::Prospect,
+        "CUSTOMER" => LifecycleStage::Customer,
+        other => return Err(Error::internal(format!("unknown lifecycle stage {other:?} in customer {}", row.id))),
+    };
+    let status = match row.status.as_str() {
+        "ACTIVE" => CustomerStatus::Active,
+        "INACTIVE" => CustomerStatus::Inactive,
+        other => return Err(Error::internal(format!("unknown status {other:?} in customer {}", row.id))),
+    };
+    Ok(Customer {
+        id: row.id,
+        name: row.name,
+        phone: row.phone.unwrap_or_default(),
+        email: row.email.unwrap_or_default(),
+        industry: row.industry.unwrap_or_default(),
+        owner_id: row.owner_id,
+        lifecycle_stage,
+        status,
+        external_ref: row.external_ref.unwrap_or_default(),
+        legal_hold: row.legal_hold,
+        create_time: row.create_time,
+        update_time: row.update_time,
+        delete_time: row.delete_time,
+        purge_time: row.purge_time,
+        version: row.version,
+    })
+}
+
+/// Every column but the key and the deletion bookkeeping, from a domain value.
+fn writable_columns(c: &Customer) -> customer::ActiveModel {
+    customer::ActiveModel {
+        tenant_id: NotSet,
+        id: NotSet,
+        name: Set(c.name.clone()),
+        phone: Set(none_if_empty(&c.phone)),
+        email: Set(none_if_empty(&c.email)),
+        industry: Set(none_if_empty(&c.industry)),
+        owner_id: Set(c.owner_id.clone()),
+        lifecycle_stage: Set(stage_str(c.lifecycle_stage).to_owned()),
+        status: Set(status_str(c.status).to_owned()),
+        external_ref: Set(none_if_empty(&c.external_ref)),
+        legal_hold: Set(c.legal_hold),
+        search_text: Set(search_text(&c.name, &c.email, &c.phone)),
+        create_time: Set(c.create_time),
+        update_time: Set(c.update_time),
+        delete_time: NotSet,
+        purge_time: NotSet,
+        deletion_id: NotSet,
+        version: Set(c.version),
+    }
+}
+
+/// The one unique constraint a customer write can break is the live external_ref.
+fn external_ref_taken(external_ref: &str) -> Error {
+    Error::AlreadyExists(
+        Problem::new(
+            "EXTERNAL_REF_TAKEN",
+            "another live customer of this tenant already has this external_ref",
+        )
+        .with("field", "customer.external_ref")
+        .with("externalRef", external_ref),
+    )
+}
+
+fn map_unique(err: sea_orm::DbErr, c: &Customer) -> Error {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => external_ref_taken(&c.external_ref),
+        _ => err.into(),
+    }
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, c: &Customer) -> Result<()> {
+    let mut row = writable_columns(c);
+    row.tenant_id = Set(tenant.to_owned());
+    row.id = Set(c.id);
+    row.delete_time = Set(c.delete_time);
+    row.purge_time = Set(c.purge_time);
+    row.deletion_id = Set(None);
+    Entity::insert(row).exec_without_returning(conn).await.map_err(|e| map_unique(e, c))?;
+    Ok(())
+}
+
+/// A customer, live or deleted.
+pub async fn find(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
+    Entity::find_by_id((tenant.to_owned(), id)).one(conn).await?.map(into_domain).transpose()
+}
+
+/// A customer, locked for the rest of the transaction on PostgreSQL (SQLite's write transaction
+/// already excludes every other writer).
+pub async fn find_for_update(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
+    Entity::find_by_id((tenant.to_owned(), id)).lock_exclusive().one(conn).await?.map(into_domain).transpose()
+}
+
+/// Writes `c` over the stored row if the row is still at `expected_version`; `ABORTED` if another
+/// write got there first.
+pub async fn update(conn: &impl ConnectionTrait, tenant: &str, c: &Customer, expected_version: i64) -> Result<()> {
+    let result = Entity::update_many()
+        .set(writable_columns(c))
+        .filter(Column::TenantId.eq(tenant))
+        .filter(Column::Id.eq(c.id))
+        .filter(Column::Version.eq(expected_version))
+        .exec(conn)
+        .await
+        .map_err(|e| map_unique(e, c))?;
+    if result.rows_affected != 1 {
+        return Err(crate::domain::etag_mismatch("customer", c.id, "unknown"));
+    }
+    Ok(())
+}
+
+/// What bumping a customer's graph version found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphBump {
+    /// The customer is live; its version moved on and its row is locked until the end of the
+    /// transaction.
+    Bumped,
+    /// The customer is deleted: its graph must not change.
+    Deleted,
+    /// No such customer in this tenant.
+    Missing,
+}
+
+/// Moves a live customer's graph version on, as every write to one of its records must, in the
+/// record write's transaction. The UPDATE takes the customer's row lock, so it waits for (and is
+/// then refused by) a concurrent deletion instead of slipping a live record under a deleted
+/// customer, which a foreign key alone allows (RELIABILITY M8).
+pub async fn bump_graph(conn: &impl ConnectionTrait, tenant: &str, id: Uuid, _now: DateTime<Utc>) -> Result<GraphBump> {
+    let result = Entity::update_many()
+        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+        .filter(Column::TenantId.eq(tenant))
+        .filter(Column::Id.eq(id))
+        .filter(Column::DeleteTime.is_null())
+        .exec(conn)
+        .await?;
+    if result.rows_affected == 1 {
+        return Ok(GraphBump::Bumped);
+    }
+    Ok(match find(conn, tenant, id).await? {
+        Some(_) => GraphBump::Deleted,
+        None => GraphBump::Missing,
+    })
+}
+
+/// Escapes LIKE's metacharacters so that user text matches itself only.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A page of customers after `after` in id order (creation order: ids are UUIDv7).
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    query: &CustomerQuery,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Customer>> {
+    let mut select = Entity::find().filter(Column::TenantId.eq(tenant));
+    if !query.show_deleted {
+        select = select.filter(Column::DeleteTime.is_null());
+    }
+    if !query.text.is_empty() {
+        let pattern = format!("%{}%", like_literal(&query.text.to_lowercase()));
+        select = select.filter(Column::SearchText.like(LikeExpr::new(pattern).escape('\\')));
+    }
+    if !query.industry.is_empty() {
+        select = select.filter(Column::Industry.eq(query.industry.as_str()));
+    }
+    if !query.owner_id.is_empty() {
+        select = select.filter(Column::OwnerId.eq(query.owner_id.as_str()));
+    }
+    if let Some(stage) = query.lifecycle_stage {
+        select = select.filter(Column::LifecycleStage.eq(stage_str(stage)));
+    }
+    if let Some(status) = query.status {
+        select = select.filter(Column::Status.eq(status_str(status)));
+    }
+    if let Some(after) = after {
+        select = select.filter(Column::Id.gt(after));
+    }
+    let rows = select.order_by_asc(Column::Id).limit(limit).all(conn).await?;
+    rows.into_iter().map(into_domain).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_metacharacters_match_themselves() {
+        assert_eq!(like_literal(r"100%_a\b"), r"100\%\_a\\b");
+    }
+}

@@ -1,0 +1,12 @@
+//! SeaORM entities: one module per table. Only `crate::store` uses them; the rest of the crate sees
+//! domain types. Every table's key starts with `tenant_id`.
+
+pub mod activity;
+pub mod contact;
+pub mod contract;
+pub mod customer;
+pub mod deal;
+pub mod idempotency_key;
+pub mod project;
+pub mod sales_order;
+pub mod service_secret;

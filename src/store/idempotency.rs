@@ -1,0 +1,67 @@
+//! Idempotency keys: the first answer of each `request_id`, per tenant.
+
+use chrono::Utc;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, SqlErr};
+use uuid::Uuid;
+
+use super::entity::idempotency_key::{self, Entity};
+use crate::domain::idempotency::IN_FLIGHT;
+use crate::error::{Error, Problem, Result};
+
+pub struct StoredAnswer {
+    pub subject: String,
+    pub operation: String,
+    pub fingerprint: [u8; 32],
+    pub response: String,
+}
+
+pub async fn find(conn: &impl ConnectionTrait, tenant: &str, request_id: Uuid) -> Result<Option<StoredAnswer>> {
+    let Some(row) = Entity::find_by_id((tenant.to_owned(), request_id)).one(conn).await? else {
+        return Ok(None);
+    };
+    let mut fingerprint = [0u8; 32];
+    hex_decode(&row.fingerprint, &mut fingerprint)?;
+    Ok(Some(StoredAnswer { subject: row.subject, operation: row.operation, fingerprint, response: row.response }))
+}
+
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    request_id: Uuid,
+    subject: &str,
+    operation: &str,
+    fingerprint: &[u8; 32],
+    response: &str,
+) -> Result<()> {
+    let row = idempotency_key::ActiveModel {
+        tenant_id: Set(tenant.to_owned()),
+        request_id: Set(request_id),
+        subject: Set(subject.to_owned()),
+        operation: Set(operation.to_owned()),
+        fingerprint: Set(hex_encode(fingerprint)),
+        response: Set(response.to_owned()),
+        create_time: Set(Utc::now()),
+    };
+    match Entity::insert(row).exec_without_returning(conn).await {
+        Ok(_) => Ok(()),
+        // A duplicate committed first while this request ran: the caller retries and replays it.
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(Error::Aborted(Problem::new(IN_FLIGHT, "a request with this request_id is in flight; retry")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn hex_decode(text: &str, out: &mut [u8]) -> Result<()> {
+    if text.len() != out.len() * 2 {
+        return Err(Error::internal("stored hex value has the wrong length"));
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(Error::internal)?;
+    }
+    Ok(())
+}

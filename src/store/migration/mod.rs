@@ -1,0 +1,15 @@
+//! Versioned schema migrations, applied at start-up and by `crm-service migrate`. One file per
+//! change; a landed migration is never edited.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_customers_and_records;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_customers_and_records::Migration)]
+    }
+}
