@@ -2,9 +2,13 @@
 //! reviewable and reversible. `main.rs` is a thin CLI over this library.
 
 pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
 pub mod domain;
 pub mod error;
 pub mod proto;
+pub mod seed;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -1,1 +1,90 @@
-fn main() {}
+//! The `crm-service` binary: a thin command line over the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use crm_service::app::{Application, ResolvedKey, resolve_key, shutdown_signal};
+use crm_service::auth::{TokenRequest, mint};
+use crm_service::config::{Cli, Command};
+use crm_service::store::Store;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.common.log_format);
+    let outcome = match cli.command {
+        None | Some(Command::Serve) => serve(&cli.common).await,
+        Some(Command::Migrate) => migrate(&cli.common).await,
+        Some(Command::Token(args)) => token(&cli.common, &args),
+        Some(Command::Seed(args)) => crm_service::seed::run(&cli.common.store_config(), &args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("crm-service: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(common: &crm_service::config::CommonArgs) -> Result<(), String> {
+    let app = Application::build(common.settings()).await?;
+    let addr = app.local_addr();
+    tracing::info!(%addr, database = %redact(&common.database_url), "crm-service listening");
+    println!("crm-service listening on {addr}");
+    println!("  mint a token:  crm-service token --tenant demo --user alice --role sales_rep");
+    println!("  list services: grpcurl -plaintext {addr} list");
+    app.run_until(shutdown_signal()).await
+}
+
+async fn migrate(common: &crm_service::config::CommonArgs) -> Result<(), String> {
+    let store = Store::connect(&common.store_config()).await.map_err(|e| format!("cannot open the database: {e}"))?;
+    store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    println!("migrations applied to {}", redact(&common.database_url));
+    Ok(())
+}
+
+fn token(common: &crm_service::config::CommonArgs, args: &crm_service::config::TokenArgs) -> Result<(), String> {
+    let secret = match resolve_key(&common.jwt(), &common.database_url)? {
+        ResolvedKey::Development { secret, .. } => secret,
+        ResolvedKey::Configured(crm_service::auth::KeySource::Secret(secret)) => secret,
+        ResolvedKey::Configured(_) => {
+            return Err("tokens for a public-key setup come from your identity provider, not from here".into());
+        }
+    };
+    let request = TokenRequest {
+        tenant: args.tenant.clone(),
+        subject: args.user.clone(),
+        roles: args.roles.clone(),
+        ttl: args.ttl,
+        issuer: common.jwt_issuer.clone(),
+        audience: common.jwt_audience.clone(),
+    };
+    println!("{}", mint(&secret, &request)?);
+    Ok(())
+}
+
+/// The database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,4 +1,7 @@
-//! The gRPC adapters: decode, authenticate, convert to domain types, call the domain, convert back.
-//! No rules and no database access here.
+//! The gRPC adapters: decode, take the authenticated caller, convert to domain types, call the
+//! domain, convert back. No rules and no database access here.
 
 pub mod codec;
+pub mod convert;
+pub mod customers;
+pub mod records;

@@ -1,0 +1,193 @@
+//! `crm.v1.CustomerService`: proto ⇄ domain, nothing else.
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp};
+use crate::domain::customers::{self as domain, CustomerField, CustomerInput, CustomerQuery, Customers};
+use crate::domain::validate::parse_id;
+use crate::error::{Error, FieldViolation, Result};
+use crate::proto::crm::v1 as pb;
+use crate::proto::crm::v1::customer_service_server::CustomerService;
+
+pub struct CustomerApi {
+    customers: Customers,
+}
+
+impl CustomerApi {
+    pub fn new(customers: Customers) -> Self {
+        Self { customers }
+    }
+}
+
+fn stage_from(stage: pb::LifecycleStage) -> domain::LifecycleStage {
+    match stage {
+        pb::LifecycleStage::Lead | pb::LifecycleStage::Unspecified => domain::LifecycleStage::Lead,
+        pb::LifecycleStage::Prospect => domain::LifecycleStage::Prospect,
+        pb::LifecycleStage::Customer => domain::LifecycleStage::Customer,
+    }
+}
+
+fn status_from(status: pb::CustomerStatus) -> domain::CustomerStatus {
+    match status {
+        pb::CustomerStatus::Inactive => domain::CustomerStatus::Inactive,
+        pb::CustomerStatus::Active | pb::CustomerStatus::Unspecified => domain::CustomerStatus::Active,
+    }
+}
+
+fn lifecycle_stage(field: &str, value: i32) -> Result<Option<domain::LifecycleStage>> {
+    Ok(enum_field::<pb::LifecycleStage>(field, value)?.map(stage_from))
+}
+
+fn customer_status(field: &str, value: i32) -> Result<Option<domain::CustomerStatus>> {
+    Ok(enum_field::<pb::CustomerStatus>(field, value)?.map(status_from))
+}
+
+fn input(customer: &pb::Customer) -> Result<CustomerInput> {
+    Ok(CustomerInput {
+        name: customer.name.clone(),
+        phone: customer.phone.clone(),
+        email: customer.email.clone(),
+        industry: customer.industry.clone(),
+        owner_id: customer.owner_id.clone(),
+        lifecycle_stage: lifecycle_stage("customer.lifecycle_stage", customer.lifecycle_stage)?,
+        status: customer_status("customer.status", customer.status)?,
+        external_ref: customer.external_ref.clone(),
+    })
+}
+
+/// Output-only fields a client filled in on create: refused by name rather than ignored, so a
+/// client that thinks it sets them learns that it does not.
+fn reject_output_only(customer: &pb::Customer) -> Result<()> {
+    let mut set = Vec::new();
+    let mut check = |is_set: bool, field: &str| {
+        if is_set {
+            set.push(FieldViolation { field: format!("customer.{field}"), description: "is output only".into() });
+        }
+    };
+    check(!customer.id.is_empty(), "id");
+    check(customer.legal_hold, "legal_hold");
+    check(customer.create_time.is_some(), "create_time");
+    check(customer.update_time.is_some(), "update_time");
+    check(customer.delete_time.is_some(), "delete_time");
+    check(customer.purge_time.is_some(), "purge_time");
+    check(!customer.etag.is_empty(), "etag");
+    if set.is_empty() { Ok(()) } else { Err(Error::invalid_fields(set)) }
+}
+
+pub fn to_proto(c: domain::Customer) -> pb::Customer {
+    let stage = match c.lifecycle_stage {
+        domain::LifecycleStage::Lead => pb::LifecycleStage::Lead,
+        domain::LifecycleStage::Prospect => pb::LifecycleStage::Prospect,
+        domain::LifecycleStage::Customer => pb::LifecycleStage::Customer,
+    };
+    let status = match c.status {
+        domain::CustomerStatus::Active => pb::CustomerStatus::Active,
+        domain::CustomerStatus::Inactive => pb::CustomerStatus::Inactive,
+    };
+    pb::Customer {
+        id: c.id.to_string(),
+        etag: c.etag(),
+        name: c.name,
+        phone: c.phone,
+        email: c.email,
+        industry: c.industry,
+        owner_id: c.owner_id,
+        lifecycle_stage: stage as i32,
+        status: status as i32,
+        external_ref: c.external_ref,
+        legal_hold: c.legal_hold,
+        create_time: Some(timestamp(c.create_time)),
+        update_time: Some(timestamp(c.update_time)),
+        delete_time: optional_timestamp(c.delete_time),
+        purge_time: optional_timestamp(c.purge_time),
+    }
+}
+
+fn required<'a, T>(field: &str, value: &'a Option<T>) -> Result<&'a T> {
+    value.as_ref().ok_or_else(|| Error::invalid_field(field, "is required"))
+}
+
+#[tonic::async_trait]
+impl CustomerService for CustomerApi {
+    async fn create_customer(
+        &self,
+        request: Request<pb::CreateCustomerRequest>,
+    ) -> Result<Response<pb::CreateCustomerResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let customer = required("customer", &req.customer)?;
+        reject_output_only(customer)?;
+        let input = input(customer)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "CreateCustomer",
+            &pb::CreateCustomerRequest { request_id: String::new(), ..req.clone() },
+        )?;
+        let customers = self.customers.clone();
+        let created = detached(async move { customers.create(&caller, input, key).await }).await?;
+        Ok(Response::new(pb::CreateCustomerResponse { customer: Some(to_proto(created)) }))
+    }
+
+    async fn get_customer(
+        &self,
+        request: Request<pb::GetCustomerRequest>,
+    ) -> Result<Response<pb::GetCustomerResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("customer_id", &request.get_ref().customer_id)?;
+        let customer = self.customers.get(&caller, id).await?;
+        Ok(Response::new(pb::GetCustomerResponse { customer: Some(to_proto(customer)) }))
+    }
+
+    async fn list_customers(
+        &self,
+        request: Request<pb::ListCustomersRequest>,
+    ) -> Result<Response<pb::ListCustomersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let query = CustomerQuery {
+            show_deleted: req.show_deleted,
+            text: req.query,
+            industry: req.industry,
+            owner_id: req.owner_id,
+            lifecycle_stage: lifecycle_stage("lifecycle_stage", req.lifecycle_stage)?,
+            status: customer_status("status", req.status)?,
+        };
+        let page = self.customers.list(&caller, query, req.page_size, &req.page_token).await?;
+        Ok(Response::new(pb::ListCustomersResponse {
+            customers: page.items.into_iter().map(to_proto).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_customer(
+        &self,
+        request: Request<pb::UpdateCustomerRequest>,
+    ) -> Result<Response<pb::UpdateCustomerResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let customer = required("customer", &req.customer)?;
+        let id = parse_id("customer.id", &customer.id)?;
+        let paths = req.update_mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default();
+        let mut fields = Vec::with_capacity(paths.len());
+        let mut bad = Vec::new();
+        for path in &paths {
+            match CustomerField::parse_path(path) {
+                Ok(field) => fields.push(field),
+                Err(why) => bad.push(FieldViolation { field: "update_mask".into(), description: why }),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(Error::invalid_fields(bad).into());
+        }
+        let input = input(customer)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "UpdateCustomer",
+            &pb::UpdateCustomerRequest { request_id: String::new(), ..req.clone() },
+        )?;
+        let etag = req.etag;
+        let customers = self.customers.clone();
+        let updated = detached(async move { customers.update(&caller, id, fields, input, etag, key).await }).await?;
+        Ok(Response::new(pb::UpdateCustomerResponse { customer: Some(to_proto(updated)) }))
+    }
+}

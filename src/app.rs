@@ -1,0 +1,232 @@
+//! Start-up: connect and migrate the database, resolve the signing key, bind the listener (port 0
+//! works, for tests), and serve until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
+
+use crate::api::customers::CustomerApi;
+use crate::api::records::RecordApi;
+use crate::auth::{AuthConfig, Authenticator, KeySource};
+use crate::domain::Clock;
+use crate::domain::customers::Customers;
+use crate::domain::paging::PageTokenKey;
+use crate::domain::records::Records;
+use crate::proto::crm::v1::customer_service_server::CustomerServiceServer;
+use crate::proto::crm::v1::record_service_server::RecordServiceServer;
+use crate::store::{Store, StoreConfig, secrets};
+
+/// Requests larger than this are refused by tonic's framing (`OUT_OF_RANGE`); no call of this API
+/// needs more.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// The named services readiness probes ask about.
+pub const SERVICE_NAMES: [&str; 2] = ["crm.v1.CustomerService", "crm.v1.RecordService"];
+
+/// Where the JWT verification key comes from, as configured.
+#[derive(Debug, Clone, Default)]
+pub struct JwtSettings {
+    /// HS256 shared secret (development and tests).
+    pub secret: Option<String>,
+    /// File holding the HS256 secret (a mounted Secret).
+    pub secret_file: Option<PathBuf>,
+    /// PEM public key (RS256 or ES256) for production.
+    pub public_key_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: StoreConfig,
+    pub jwt: JwtSettings,
+}
+
+/// A configured key, or for a SQLite database without one, the development secret kept beside the
+/// database file (created on first use, so `serve` and `token` agree without set-up).
+pub enum ResolvedKey {
+    Configured(KeySource),
+    Development { secret: Vec<u8>, path: PathBuf, created: bool },
+}
+
+impl ResolvedKey {
+    pub fn key_source(&self) -> KeySource {
+        match self {
+            ResolvedKey::Configured(source) => source.clone(),
+            ResolvedKey::Development { secret, .. } => KeySource::Secret(secret.clone()),
+        }
+    }
+}
+
+/// The SQLite file a `sqlite:` URL names, if it names one.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+pub fn resolve_key(jwt: &JwtSettings, database_url: &str) -> Result<ResolvedKey, String> {
+    if let Some(secret) = jwt.secret.as_ref().filter(|s| !s.is_empty()) {
+        return Ok(ResolvedKey::Configured(KeySource::Secret(secret.as_bytes().to_vec())));
+    }
+    if let Some(path) = &jwt.secret_file {
+        let secret = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return Ok(ResolvedKey::Configured(KeySource::Secret(secret.trim().as_bytes().to_vec())));
+    }
+    if let Some(path) = &jwt.public_key_file {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return Ok(ResolvedKey::Configured(KeySource::PublicKeyPem(pem)));
+    }
+    let Some(file) = sqlite_file(database_url) else {
+        return Err("no JWT key configured: set CRM_JWT_PUBLIC_KEY_FILE (RS256/ES256) or CRM_JWT_SECRET \
+                    (HS256); only a SQLite database gets a development secret"
+            .into());
+    };
+    let path = crate::auth::dev_secret_path(&file);
+    let (secret, created) = crate::auth::load_or_create_dev_secret(&path)
+        .map_err(|e| format!("cannot use the development secret {}: {e}", path.display()))?;
+    Ok(ResolvedKey::Development { secret, path, created })
+}
+
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Store,
+    health: HealthReporter,
+    customers: Customers,
+    records: Records,
+    authenticator: Authenticator,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, String> {
+        let key = resolve_key(&settings.jwt, &settings.database.url)?;
+        if let ResolvedKey::Development { path, created, .. } = &key {
+            tracing::warn!(
+                path = %path.display(),
+                created,
+                "no JWT key configured: using the development secret beside the SQLite file (never in production)"
+            );
+        }
+        let authenticator = Authenticator::new(&AuthConfig {
+            key: key.key_source(),
+            issuer: settings.jwt.issuer.clone(),
+            audience: settings.jwt.audience.clone(),
+        })?;
+
+        let health = HealthReporter::new();
+        for name in SERVICE_NAMES {
+            health.set_service_status(name, ServingStatus::NotServing).await;
+        }
+
+        let store = Store::connect(&settings.database).await.map_err(|e| format!("cannot open the database: {e}"))?;
+        store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
+        let page_key = secrets::get_or_create(store.conn(), "page_token_key")
+            .await
+            .map_err(|e| format!("cannot read the page-token key: {e}"))?;
+        let page_key = PageTokenKey::new(page_key);
+        let customers = Customers::new(store.clone(), page_key.clone(), Clock);
+        let records = Records::new(store.clone(), page_key, Clock);
+
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        Ok(Self { listener, local_addr, store, health, customers, records, authenticator })
+    }
+
+    /// The address actually bound (the port is the real one when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight calls.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
+        let reflection_v1 = reflection().build_v1().map_err(|e| e.to_string())?;
+        let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| e.to_string())?;
+
+        let auth = self.authenticator.clone();
+        let customers = InterceptedService::new(
+            CustomerServiceServer::new(CustomerApi::new(self.customers)).max_decoding_message_size(MAX_REQUEST_BYTES),
+            move |req| auth.intercept(req),
+        );
+        let auth = self.authenticator.clone();
+        let records = InterceptedService::new(
+            RecordServiceServer::new(RecordApi::new(self.records)).max_decoding_message_size(MAX_REQUEST_BYTES),
+            move |req| auth.intercept(req),
+        );
+
+        let watchdog = tokio::spawn(watch_database(self.store.clone(), self.health.clone()));
+        let result = Server::builder()
+            .add_service(HealthServer::new(HealthService::from_health_reporter(self.health.clone())))
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(customers)
+            .add_service(records)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await
+            .map_err(|e| e.to_string());
+        watchdog.abort();
+        result
+    }
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Keeps the named services' health in step with the database: SERVING while it answers,
+/// NOT_SERVING while it does not, so readiness probes take a replica out of rotation.
+async fn watch_database(store: Store, health: HealthReporter) {
+    let mut serving = None;
+    loop {
+        let ok = store.ping().await.is_ok();
+        if serving != Some(ok) {
+            let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+            for name in SERVICE_NAMES {
+                health.set_service_status(name, status).await;
+            }
+            if ok {
+                tracing::info!("database reachable: serving");
+            } else {
+                tracing::warn!("database unreachable: not serving");
+            }
+            serving = Some(ok);
+        }
+        tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })).await;
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: finishing in-flight calls");
+}

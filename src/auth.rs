@@ -1,0 +1,284 @@
+//! Authentication: verifies `authorization: Bearer <JWT>` and hands the domain a `Caller`.
+//!
+//! HS256 with a shared secret for development, RS256 or ES256 with a public key for production.
+//! Validation is explicit: one algorithm per key, `exp` required, `nbf` checked, `iss`/`aud`
+//! required and checked when configured, 30 s of leeway. Attached per service (not server-wide) so
+//! that health and reflection stay open.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Status};
+
+use crate::domain::access::{Caller, Role};
+use crate::error::{Error, Problem};
+
+/// Leeway for `exp` and `nbf`, for clock skew between the issuer and us.
+const LEEWAY_SECS: u64 = 30;
+/// Tenant ids: short and plain, because they lead every key and appear in logs.
+const TENANT_MAX: usize = 64;
+
+/// The claims this service reads and mints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub tenant: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Where the verification key comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// HS256 shared secret (development).
+    Secret(Vec<u8>),
+    /// PEM public key, RSA (RS256) or EC P-256 (ES256).
+    PublicKeyPem(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub key: KeySource,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Verifies tokens; cheap to clone into every service's interceptor.
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<(DecodingKey, Validation)>,
+}
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig) -> Result<Self, String> {
+        let (key, algorithm) = match &config.key {
+            KeySource::Secret(secret) => {
+                if secret.len() < 32 {
+                    return Err("the JWT secret must be at least 32 bytes".into());
+                }
+                (DecodingKey::from_secret(secret), Algorithm::HS256)
+            }
+            KeySource::PublicKeyPem(pem) => match DecodingKey::from_rsa_pem(pem) {
+                Ok(key) => (key, Algorithm::RS256),
+                Err(_) => (
+                    DecodingKey::from_ec_pem(pem)
+                        .map_err(|e| format!("the JWT public key is neither an RSA nor an EC PEM key: {e}"))?,
+                    Algorithm::ES256,
+                ),
+            },
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &config.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &config.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(Self { inner: Arc::new((key, validation)) })
+    }
+
+    /// The caller a bearer token stands for, or why it is refused.
+    pub fn verify(&self, token: &str) -> Result<Caller, Error> {
+        let (key, validation) = &*self.inner;
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            let why = match e.kind() {
+                K::ExpiredSignature => "the token has expired",
+                K::ImmatureSignature => "the token is not valid yet (nbf)",
+                K::InvalidSignature => "the token's signature is invalid",
+                K::InvalidAlgorithm | K::InvalidAlgorithmName => "the token's algorithm is not accepted",
+                K::InvalidIssuer => "the token's issuer is not accepted",
+                K::InvalidAudience => "the token's audience is not accepted",
+                K::MissingRequiredClaim(_) => "the token lacks a required claim",
+                _ => "the token is malformed",
+            };
+            unauthenticated("INVALID_TOKEN", why)
+        })?;
+        let claims = data.claims;
+        if claims.sub.is_empty() || claims.sub.len() > 128 || claims.sub.chars().any(char::is_control) {
+            return Err(unauthenticated("INVALID_TOKEN", "the token's sub claim is empty or malformed"));
+        }
+        if !valid_tenant(&claims.tenant) {
+            return Err(unauthenticated(
+                "INVALID_TOKEN",
+                "the token's tenant claim must be 1 to 64 letters, digits, '.', '_' or '-'",
+            ));
+        }
+        let roles = claims.roles.iter().filter_map(|name| Role::parse(name)).collect();
+        Ok(Caller { tenant: claims.tenant, subject: claims.sub, roles })
+    }
+
+    /// The tonic interceptor: puts the verified `Caller` in the request's extensions.
+    pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| unauthenticated("MISSING_TOKEN", "send authorization: Bearer <token>"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .ok_or_else(|| unauthenticated("MISSING_TOKEN", "the authorization header must be 'Bearer <token>'"))?;
+        let caller = self.verify(token.trim())?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+pub fn valid_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant.len() <= TENANT_MAX
+        && tenant.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn unauthenticated(reason: &'static str, message: &str) -> Error {
+    Error::Unauthenticated(Problem::new(reason, message))
+}
+
+/// What a development token should say.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub tenant: String,
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub ttl: Duration,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Signs an HS256 development token.
+pub fn mint(secret: &[u8], request: &TokenRequest) -> Result<String, String> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
+    let claims = Claims {
+        sub: request.subject.clone(),
+        tenant: request.tenant.clone(),
+        roles: request.roles.clone(),
+        exp: now + request.ttl.as_secs(),
+        nbf: Some(now),
+        iss: request.issuer.clone(),
+        aud: request.audience.clone(),
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
+        .map_err(|e| e.to_string())
+}
+
+/// Where the development secret of a SQLite database lives: beside its file.
+pub fn dev_secret_path(sqlite_file: &Path) -> PathBuf {
+    let mut name = sqlite_file.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "crm.db".into());
+    name.push(".dev-secret");
+    sqlite_file.with_file_name(name)
+}
+
+/// Reads the development secret, making one (32 random bytes, hex, owner-only) the first time.
+pub fn load_or_create_dev_secret(path: &Path) -> std::io::Result<(Vec<u8>, bool)> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text.trim().as_bytes().to_vec(), false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            write_private(path, &secret)?;
+            Ok((secret.into_bytes(), true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn request(roles: &[&str]) -> TokenRequest {
+        TokenRequest {
+            tenant: "acme".into(),
+            subject: "alice".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ttl: Duration::from_secs(60),
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    fn authenticator(issuer: Option<&str>, audience: Option<&str>) -> Authenticator {
+        Authenticator::new(&AuthConfig {
+            key: KeySource::Secret(SECRET.to_vec()),
+            issuer: issuer.map(Into::into),
+            audience: audience.map(Into::into),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_verifies_and_unknown_roles_are_dropped() {
+        let token = mint(SECRET, &request(&["supervisor", "wizard"])).unwrap();
+        let caller = authenticator(None, None).verify(&token).unwrap();
+        assert_eq!(caller.tenant, "acme");
+        assert_eq!(caller.subject, "alice");
+        assert_eq!(caller.roles, vec![Role::Supervisor]);
+    }
+
+    #[test]
+    fn configured_issuer_and_audience_are_required() {
+        let plain = mint(SECRET, &request(&["admin"])).unwrap();
+        assert!(authenticator(Some("idp"), None).verify(&plain).is_err());
+        assert!(authenticator(None, Some("crm")).verify(&plain).is_err());
+        let mut with = request(&["admin"]);
+        with.issuer = Some("idp".into());
+        with.audience = Some("crm".into());
+        let token = mint(SECRET, &with).unwrap();
+        assert!(authenticator(Some("idp"), Some("crm")).verify(&token).is_ok());
+        assert!(authenticator(Some("other"), Some("crm")).verify(&token).is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let config = AuthConfig { key: KeySource::Secret(b"short".to_vec()), issuer: None, audience: None };
+        assert!(Authenticator::new(&config).is_err());
+    }
+
+    #[test]
+    fn tenants_are_plain_identifiers() {
+        assert!(valid_tenant("acme-eu.1"));
+        for bad in ["", "a b", "a/b", &"x".repeat(65)] {
+            assert!(!valid_tenant(bad), "{bad}");
+        }
+    }
+}

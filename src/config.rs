@@ -1,0 +1,160 @@
+//! The command line: every flag also reads a `CRM_*` variable (flag > variable > default). Read
+//! once, here; nothing else reads the environment (except `RUST_LOG`, left to tracing).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{JwtSettings, Settings};
+use crate::store::StoreConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "crm-service", version, about = "A CRM's customers, with safe, approved, reversible deletion")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC (the default command).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print a signed development token (HS256, with the configured or development secret).
+    Token(TokenArgs),
+    /// Fill the database with demo or benchmark data.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Address `serve` listens on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, global = true, env = "CRM_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Database URL: `sqlite://FILE` (created on first start) or `postgres://USER@HOST/DB`.
+    #[arg(long, global = true, env = "CRM_DATABASE_URL", default_value = "sqlite://crm.db")]
+    pub database_url: String,
+    /// PostgreSQL schema to use (created if missing); the server's default if unset.
+    #[arg(long, global = true, env = "CRM_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+    /// Size of the database connection pool.
+    #[arg(long, global = true, env = "CRM_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
+    /// Milliseconds a call waits for a pooled connection before failing UNAVAILABLE.
+    #[arg(long, global = true, env = "CRM_DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub database_acquire_timeout_ms: u64,
+    /// HS256 secret (at least 32 bytes) for development tokens.
+    #[arg(long, global = true, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// File holding the HS256 secret.
+    #[arg(long, global = true, env = "CRM_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// PEM public key (RSA for RS256, EC P-256 for ES256) that verifies production tokens.
+    #[arg(long, global = true, env = "CRM_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` of tokens, if set.
+    #[arg(long, global = true, env = "CRM_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of tokens, if set.
+    #[arg(long, global = true, env = "CRM_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, global = true, env = "CRM_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Tenant the token is scoped to.
+    #[arg(long)]
+    pub tenant: String,
+    /// User or service id (`sub`).
+    #[arg(long)]
+    pub user: String,
+    /// Role: sales_rep, supervisor, admin or service (repeat for several).
+    #[arg(long = "role", required = true)]
+    pub roles: Vec<String>,
+    /// Lifetime, e.g. 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Tenant to fill.
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
+    /// Number of customers.
+    #[arg(long, default_value_t = 100)]
+    pub customers: u64,
+    /// Related records per customer (spread over the six kinds).
+    #[arg(long, default_value_t = 6)]
+    pub records_per_customer: u64,
+    /// Also make one customer with this many related records (for deletion benchmarks).
+    #[arg(long, default_value_t = 0)]
+    pub big_customer_records: u64,
+    /// Rows per INSERT statement.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30m, 1h or 7d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+impl CommonArgs {
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            url: self.database_url.clone(),
+            schema: self.database_schema.clone(),
+            max_connections: self.database_max_connections.max(1),
+            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
+        }
+    }
+
+    pub fn jwt(&self) -> JwtSettings {
+        JwtSettings {
+            secret: self.jwt_secret.clone(),
+            secret_file: self.jwt_secret_file.clone(),
+            public_key_file: self.jwt_public_key_file.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            listen: self.listen,
+            database: self.store_config(),
+            jwt: self.jwt(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}
