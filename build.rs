@@ -17,7 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(&files)?;
     // Encoded by protox itself: prost_types' re-encoding would drop custom options.
-    fs::write(out_dir.join("crm_descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    fs::write(
+        out_dir.join("crm_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
 
     tonic_prost_build::configure()
         .build_client(true)
@@ -35,7 +38,9 @@ fn proto_files(dir: &PathBuf) -> std::io::Result<Vec<String>> {
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "proto") {
-            let relative = path.strip_prefix(PROTO_ROOT).expect("listed under the proto root");
+            let relative = path
+                .strip_prefix(PROTO_ROOT)
+                .expect("listed under the proto root");
             files.push(relative.to_string_lossy().into_owned());
         }
     }

@@ -54,7 +54,11 @@ pub struct Settings {
 /// database file (created on first use, so `serve` and `token` agree without set-up).
 pub enum ResolvedKey {
     Configured(KeySource),
-    Development { secret: Vec<u8>, path: PathBuf, created: bool },
+    Development {
+        secret: Vec<u8>,
+        path: PathBuf,
+        created: bool,
+    },
 }
 
 impl ResolvedKey {
@@ -68,32 +72,46 @@ impl ResolvedKey {
 
 /// The SQLite file a `sqlite:` URL names, if it names one.
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 pub fn resolve_key(jwt: &JwtSettings, database_url: &str) -> Result<ResolvedKey, String> {
     if let Some(secret) = jwt.secret.as_ref().filter(|s| !s.is_empty()) {
-        return Ok(ResolvedKey::Configured(KeySource::Secret(secret.as_bytes().to_vec())));
+        return Ok(ResolvedKey::Configured(KeySource::Secret(
+            secret.as_bytes().to_vec(),
+        )));
     }
     if let Some(path) = &jwt.secret_file {
-        let secret = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        return Ok(ResolvedKey::Configured(KeySource::Secret(secret.trim().as_bytes().to_vec())));
+        let secret = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return Ok(ResolvedKey::Configured(KeySource::Secret(
+            secret.trim().as_bytes().to_vec(),
+        )));
     }
     if let Some(path) = &jwt.public_key_file {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         return Ok(ResolvedKey::Configured(KeySource::PublicKeyPem(pem)));
     }
     let Some(file) = sqlite_file(database_url) else {
-        return Err("no JWT key configured: set CRM_JWT_PUBLIC_KEY_FILE (RS256/ES256) or CRM_JWT_SECRET \
+        return Err(
+            "no JWT key configured: set CRM_JWT_PUBLIC_KEY_FILE (RS256/ES256) or CRM_JWT_SECRET \
                     (HS256); only a SQLite database gets a development secret"
-            .into());
+                .into(),
+        );
     };
     let path = crate::auth::dev_secret_path(&file);
     let (secret, created) = crate::auth::load_or_create_dev_secret(&path)
         .map_err(|e| format!("cannot use the development secret {}: {e}", path.display()))?;
-    Ok(ResolvedKey::Development { secret, path, created })
+    Ok(ResolvedKey::Development {
+        secret,
+        path,
+        created,
+    })
 }
 
 pub struct Application {
@@ -124,11 +142,18 @@ impl Application {
 
         let health = HealthReporter::new();
         for name in SERVICE_NAMES {
-            health.set_service_status(name, ServingStatus::NotServing).await;
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
         }
 
-        let store = Store::connect(&settings.database).await.map_err(|e| format!("cannot open the database: {e}"))?;
-        store.migrate().await.map_err(|e| format!("cannot migrate the database: {e}"))?;
+        let store = Store::connect(&settings.database)
+            .await
+            .map_err(|e| format!("cannot open the database: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| format!("cannot migrate the database: {e}"))?;
         let page_key = secrets::get_or_create(store.conn(), "page_token_key")
             .await
             .map_err(|e| format!("cannot read the page-token key: {e}"))?;
@@ -140,7 +165,15 @@ impl Application {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
-        Ok(Self { listener, local_addr, store, health, customers, records, authenticator })
+        Ok(Self {
+            listener,
+            local_addr,
+            store,
+            health,
+            customers,
+            records,
+            authenticator,
+        })
     }
 
     /// The address actually bound (the port is the real one when 0 was asked for).
@@ -155,18 +188,22 @@ impl Application {
 
         let auth = self.authenticator.clone();
         let customers = InterceptedService::new(
-            CustomerServiceServer::new(CustomerApi::new(self.customers)).max_decoding_message_size(MAX_REQUEST_BYTES),
+            CustomerServiceServer::new(CustomerApi::new(self.customers))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
             move |req| auth.intercept(req),
         );
         let auth = self.authenticator.clone();
         let records = InterceptedService::new(
-            RecordServiceServer::new(RecordApi::new(self.records)).max_decoding_message_size(MAX_REQUEST_BYTES),
+            RecordServiceServer::new(RecordApi::new(self.records))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
             move |req| auth.intercept(req),
         );
 
         let watchdog = tokio::spawn(watch_database(self.store.clone(), self.health.clone()));
         let result = Server::builder()
-            .add_service(HealthServer::new(HealthService::from_health_reporter(self.health.clone())))
+            .add_service(HealthServer::new(HealthService::from_health_reporter(
+                self.health.clone(),
+            )))
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(customers)
@@ -193,7 +230,11 @@ async fn watch_database(store: Store, health: HealthReporter) {
     loop {
         let ok = store.ping().await.is_ok();
         if serving != Some(ok) {
-            let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
             for name in SERVICE_NAMES {
                 health.set_service_status(name, status).await;
             }

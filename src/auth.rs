@@ -71,8 +71,9 @@ impl Authenticator {
             KeySource::PublicKeyPem(pem) => match DecodingKey::from_rsa_pem(pem) {
                 Ok(key) => (key, Algorithm::RS256),
                 Err(_) => (
-                    DecodingKey::from_ec_pem(pem)
-                        .map_err(|e| format!("the JWT public key is neither an RSA nor an EC PEM key: {e}"))?,
+                    DecodingKey::from_ec_pem(pem).map_err(|e| {
+                        format!("the JWT public key is neither an RSA nor an EC PEM key: {e}")
+                    })?,
                     Algorithm::ES256,
                 ),
             },
@@ -94,7 +95,9 @@ impl Authenticator {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        Ok(Self { inner: Arc::new((key, validation)) })
+        Ok(Self {
+            inner: Arc::new((key, validation)),
+        })
     }
 
     /// The caller a bearer token stands for, or why it is refused.
@@ -106,7 +109,9 @@ impl Authenticator {
                 K::ExpiredSignature => "the token has expired",
                 K::ImmatureSignature => "the token is not valid yet (nbf)",
                 K::InvalidSignature => "the token's signature is invalid",
-                K::InvalidAlgorithm | K::InvalidAlgorithmName => "the token's algorithm is not accepted",
+                K::InvalidAlgorithm | K::InvalidAlgorithmName => {
+                    "the token's algorithm is not accepted"
+                }
                 K::InvalidIssuer => "the token's issuer is not accepted",
                 K::InvalidAudience => "the token's audience is not accepted",
                 K::MissingRequiredClaim(_) => "the token lacks a required claim",
@@ -115,8 +120,14 @@ impl Authenticator {
             unauthenticated("INVALID_TOKEN", why)
         })?;
         let claims = data.claims;
-        if claims.sub.is_empty() || claims.sub.len() > 128 || claims.sub.chars().any(char::is_control) {
-            return Err(unauthenticated("INVALID_TOKEN", "the token's sub claim is empty or malformed"));
+        if claims.sub.is_empty()
+            || claims.sub.len() > 128
+            || claims.sub.chars().any(char::is_control)
+        {
+            return Err(unauthenticated(
+                "INVALID_TOKEN",
+                "the token's sub claim is empty or malformed",
+            ));
         }
         if !valid_tenant(&claims.tenant) {
             return Err(unauthenticated(
@@ -124,21 +135,37 @@ impl Authenticator {
                 "the token's tenant claim must be 1 to 64 letters, digits, '.', '_' or '-'",
             ));
         }
-        let roles = claims.roles.iter().filter_map(|name| Role::parse(name)).collect();
-        Ok(Caller { tenant: claims.tenant, subject: claims.sub, roles })
+        let roles = claims
+            .roles
+            .iter()
+            .filter_map(|name| Role::parse(name))
+            .collect();
+        Ok(Caller {
+            tenant: claims.tenant,
+            subject: claims.sub,
+            roles,
+        })
     }
 
     /// The tonic interceptor: puts the verified `Caller` in the request's extensions.
     pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| unauthenticated("MISSING_TOKEN", "send authorization: Bearer <token>"))?;
+        let header = request.metadata().get("authorization").ok_or_else(|| {
+            unauthenticated("MISSING_TOKEN", "send authorization: Bearer <token>")
+        })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-            .ok_or_else(|| unauthenticated("MISSING_TOKEN", "the authorization header must be 'Bearer <token>'"))?;
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                unauthenticated(
+                    "MISSING_TOKEN",
+                    "the authorization header must be 'Bearer <token>'",
+                )
+            })?;
         let caller = self.verify(token.trim())?;
         request.extensions_mut().insert(caller);
         Ok(request)
@@ -148,7 +175,9 @@ impl Authenticator {
 pub fn valid_tenant(tenant: &str) -> bool {
     !tenant.is_empty()
         && tenant.len() <= TENANT_MAX
-        && tenant.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn unauthenticated(reason: &'static str, message: &str) -> Error {
@@ -168,7 +197,10 @@ pub struct TokenRequest {
 
 /// Signs an HS256 development token.
 pub fn mint(secret: &[u8], request: &TokenRequest) -> Result<String, String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
     let claims = Claims {
         sub: request.subject.clone(),
         tenant: request.tenant.clone(),
@@ -178,13 +210,20 @@ pub fn mint(secret: &[u8], request: &TokenRequest) -> Result<String, String> {
         iss: request.issuer.clone(),
         aud: request.audience.clone(),
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
-        .map_err(|e| e.to_string())
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Where the development secret of a SQLite database lives: beside its file.
 pub fn dev_secret_path(sqlite_file: &Path) -> PathBuf {
-    let mut name = sqlite_file.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "crm.db".into());
+    let mut name = sqlite_file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "crm.db".into());
     name.push(".dev-secret");
     sqlite_file.with_file_name(name)
 }
@@ -211,7 +250,11 @@ pub fn load_or_create_dev_secret(path: &Path) -> std::io::Result<(Vec<u8>, bool)
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(text.as_bytes())
 }
 
@@ -264,13 +307,25 @@ mod tests {
         with.issuer = Some("idp".into());
         with.audience = Some("crm".into());
         let token = mint(SECRET, &with).unwrap();
-        assert!(authenticator(Some("idp"), Some("crm")).verify(&token).is_ok());
-        assert!(authenticator(Some("other"), Some("crm")).verify(&token).is_err());
+        assert!(
+            authenticator(Some("idp"), Some("crm"))
+                .verify(&token)
+                .is_ok()
+        );
+        assert!(
+            authenticator(Some("other"), Some("crm"))
+                .verify(&token)
+                .is_err()
+        );
     }
 
     #[test]
     fn short_secrets_are_refused() {
-        let config = AuthConfig { key: KeySource::Secret(b"short".to_vec()), issuer: None, audience: None };
+        let config = AuthConfig {
+            key: KeySource::Secret(b"short".to_vec()),
+            issuer: None,
+            audience: None,
+        };
         assert!(Authenticator::new(&config).is_err());
     }
 

@@ -11,7 +11,11 @@ use crate::app::{JwtSettings, Settings};
 use crate::store::StoreConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "crm-service", version, about = "A CRM's customers, with safe, approved, reversible deletion")]
+#[command(
+    name = "crm-service",
+    version,
+    about = "A CRM's customers, with safe, approved, reversible deletion"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -34,19 +38,39 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Address `serve` listens on; port 0 picks a free port (the bound address is printed).
-    #[arg(long, global = true, env = "CRM_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_LISTEN",
+        default_value = "127.0.0.1:50051"
+    )]
     pub listen: SocketAddr,
     /// Database URL: `sqlite://FILE` (created on first start) or `postgres://USER@HOST/DB`.
-    #[arg(long, global = true, env = "CRM_DATABASE_URL", default_value = "sqlite://crm.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_DATABASE_URL",
+        default_value = "sqlite://crm.db"
+    )]
     pub database_url: String,
     /// PostgreSQL schema to use (created if missing); the server's default if unset.
     #[arg(long, global = true, env = "CRM_DATABASE_SCHEMA")]
     pub database_schema: Option<String>,
     /// Size of the database connection pool.
-    #[arg(long, global = true, env = "CRM_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 8
+    )]
     pub database_max_connections: u32,
     /// Milliseconds a call waits for a pooled connection before failing UNAVAILABLE.
-    #[arg(long, global = true, env = "CRM_DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_DATABASE_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
     pub database_acquire_timeout_ms: u64,
     /// HS256 secret (at least 32 bytes) for development tokens.
     #[arg(long, global = true, env = "CRM_JWT_SECRET", hide_env_values = true)]
@@ -104,8 +128,13 @@ pub struct SeedArgs {
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30m, 1h or 7d"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30m, 1h or 7d"))?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n * 60,

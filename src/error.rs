@@ -45,7 +45,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into(), metadata: Vec::new() }
+        Self {
+            reason,
+            message: message.into(),
+            metadata: Vec::new(),
+        }
     }
 
     pub fn with(mut self, key: &'static str, value: impl ToString) -> Self {
@@ -60,7 +64,10 @@ pub enum Error {
     /// unknown enum value, an undecodable message, a page token that is not ours). Retrying the same
     /// request can never succeed.
     #[error("{}", .problem.message)]
-    InvalidArgument { problem: Problem, violations: Vec<FieldViolation> },
+    InvalidArgument {
+        problem: Problem,
+        violations: Vec<FieldViolation>,
+    },
     /// `UNAUTHENTICATED`: no valid bearer token. Says why (expired, bad signature…) but never
     /// echoes the token.
     #[error("{}", .0.message)]
@@ -80,7 +87,10 @@ pub enum Error {
     /// `FAILED_PRECONDITION`: the resource's state forbids the call (deleted customer, forbidden
     /// status transition…); the message says what to do first.
     #[error("{}", .problem.message)]
-    FailedPrecondition { problem: Problem, violations: Vec<PreconditionViolation> },
+    FailedPrecondition {
+        problem: Problem,
+        violations: Vec<PreconditionViolation>,
+    },
     /// `ABORTED`: a read-modify-write conflict (etag mismatch, AIP-154) or a transaction the database
     /// aborted to break a conflict; re-read and retry.
     #[error("{}", .0.message)]
@@ -97,7 +107,10 @@ pub enum Error {
 
 impl Error {
     pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self::invalid_fields(vec![FieldViolation { field: field.into(), description: description.into() }])
+        Self::invalid_fields(vec![FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }])
     }
 
     pub fn invalid_fields(violations: Vec<FieldViolation>) -> Self {
@@ -105,19 +118,31 @@ impl Error {
             [only] => format!("invalid {}: {}", only.field, only.description),
             many => format!(
                 "invalid fields: {}",
-                many.iter().map(|v| v.field.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|v| v.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         let problem = Problem::new("INVALID_FIELD", message);
-        Self::InvalidArgument { problem, violations }
+        Self::InvalidArgument {
+            problem,
+            violations,
+        }
     }
 
     pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
-        Self::NotFound { resource, id: id.to_string() }
+        Self::NotFound {
+            resource,
+            id: id.to_string(),
+        }
     }
 
     pub fn failed_precondition(problem: Problem) -> Self {
-        Self::FailedPrecondition { problem, violations: Vec::new() }
+        Self::FailedPrecondition {
+            problem,
+            violations: Vec::new(),
+        }
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -136,7 +161,8 @@ impl From<DbErr> for Error {
                 "DATABASE_UNAVAILABLE",
                 "the database is unavailable; retry with backoff",
             )),
-            DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => {
+            DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+            | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => {
                 use sea_orm::sqlx::Error as SqlxError;
                 match &**sqlx {
                     SqlxError::Database(db) => match db.code().as_deref() {
@@ -173,9 +199,10 @@ impl From<DbErr> for Error {
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         let (code, problem, violations, preconditions) = match err {
-            Error::InvalidArgument { problem, violations } => {
-                (Code::InvalidArgument, problem, violations, Vec::new())
-            }
+            Error::InvalidArgument {
+                problem,
+                violations,
+            } => (Code::InvalidArgument, problem, violations, Vec::new()),
             Error::Unauthenticated(p) => (Code::Unauthenticated, p, Vec::new(), Vec::new()),
             Error::PermissionDenied(p) => (Code::PermissionDenied, p, Vec::new(), Vec::new()),
             Error::NotFound { resource, id } => {
@@ -185,9 +212,10 @@ impl From<Error> for Status {
                 (Code::NotFound, problem, Vec::new(), Vec::new())
             }
             Error::AlreadyExists(p) => (Code::AlreadyExists, p, Vec::new(), Vec::new()),
-            Error::FailedPrecondition { problem, violations } => {
-                (Code::FailedPrecondition, problem, Vec::new(), violations)
-            }
+            Error::FailedPrecondition {
+                problem,
+                violations,
+            } => (Code::FailedPrecondition, problem, Vec::new(), violations),
             Error::Aborted(p) => (Code::Aborted, p, Vec::new(), Vec::new()),
             Error::Unavailable(p) => {
                 tracing::warn!(reason = p.reason, "request failed on a transient outage");
@@ -199,8 +227,11 @@ impl From<Error> for Status {
                 (Code::Internal, problem, Vec::new(), Vec::new())
             }
         };
-        let metadata: HashMap<String, String> =
-            problem.metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let metadata: HashMap<String, String> = problem
+            .metadata
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         let mut details = ErrorDetails::new();
         details.set_error_info(problem.reason, ERROR_DOMAIN, metadata);
         for v in violations {

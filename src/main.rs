@@ -11,7 +11,9 @@ use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().with_current_span(true).init();
     } else {
@@ -27,7 +29,9 @@ async fn main() -> ExitCode {
         None | Some(Command::Serve) => serve(&cli.common).await,
         Some(Command::Migrate) => migrate(&cli.common).await,
         Some(Command::Token(args)) => token(&cli.common, &args),
-        Some(Command::Seed(args)) => crm_service::seed::run(&cli.common.store_config(), &args).await,
+        Some(Command::Seed(args)) => {
+            crm_service::seed::run(&cli.common.store_config(), &args).await
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,18 +53,29 @@ async fn serve(common: &crm_service::config::CommonArgs) -> Result<(), String> {
 }
 
 async fn migrate(common: &crm_service::config::CommonArgs) -> Result<(), String> {
-    let store = Store::connect(&common.store_config()).await.map_err(|e| format!("cannot open the database: {e}"))?;
-    store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    let store = Store::connect(&common.store_config())
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migration failed: {e}"))?;
     println!("migrations applied to {}", redact(&common.database_url));
     Ok(())
 }
 
-fn token(common: &crm_service::config::CommonArgs, args: &crm_service::config::TokenArgs) -> Result<(), String> {
+fn token(
+    common: &crm_service::config::CommonArgs,
+    args: &crm_service::config::TokenArgs,
+) -> Result<(), String> {
     let secret = match resolve_key(&common.jwt(), &common.database_url)? {
         ResolvedKey::Development { secret, .. } => secret,
         ResolvedKey::Configured(crm_service::auth::KeySource::Secret(secret)) => secret,
         ResolvedKey::Configured(_) => {
-            return Err("tokens for a public-key setup come from your identity provider, not from here".into());
+            return Err(
+                "tokens for a public-key setup come from your identity provider, not from here"
+                    .into(),
+            );
         }
     };
     let request = TokenRequest {

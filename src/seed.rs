@@ -1,1 +1,3 @@
-pub async fn run(_: &crate::store::StoreConfig, _: &crate::config::SeedArgs) -> Result<(), String> { Err("todo".into()) }
+pub async fn run(_: &crate::store::StoreConfig, _: &crate::config::SeedArgs) -> Result<(), String> {
+    Err("todo".into())
+}

@@ -18,7 +18,9 @@ pub struct StrictCodec<T, U> {
 
 impl<T, U> Default for StrictCodec<T, U> {
     fn default() -> Self {
-        Self { _types: PhantomData }
+        Self {
+            _types: PhantomData,
+        }
     }
 }
 
@@ -54,8 +56,14 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
         U::decode(buf).map(Some).map_err(|err| {
             // prost's text names generated types and offsets: useful to a developer, harmless.
             Error::InvalidArgument {
-                problem: Problem::new("MALFORMED_REQUEST", "the request is not a valid protobuf message"),
-                violations: vec![FieldViolation { field: String::new(), description: err.to_string() }],
+                problem: Problem::new(
+                    "MALFORMED_REQUEST",
+                    "the request is not a valid protobuf message",
+                ),
+                violations: vec![FieldViolation {
+                    field: String::new(),
+                    description: err.to_string(),
+                }],
             }
             .into()
         })

@@ -12,13 +12,24 @@ use crate::error::{Error, Problem, Result};
 
 /// The caller the auth interceptor verified. Absent only if a service was mounted without it.
 pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    request.extensions().get::<Caller>().cloned().ok_or_else(|| {
-        Error::Unauthenticated(Problem::new("MISSING_TOKEN", "send authorization: Bearer <token>")).into()
-    })
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| {
+            Error::Unauthenticated(Problem::new(
+                "MISSING_TOKEN",
+                "send authorization: Bearer <token>",
+            ))
+            .into()
+        })
 }
 
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
+    }
 }
 
 pub fn optional_timestamp(time: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
@@ -28,7 +39,10 @@ pub fn optional_timestamp(time: Option<DateTime<Utc>>) -> Option<prost_types::Ti
 /// A client timestamp, truncated to microseconds (what the databases keep).
 pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>> {
     if !(0..1_000_000_000).contains(&ts.nanos) {
-        return Err(Error::invalid_field(field, "nanos must be between 0 and 999,999,999"));
+        return Err(Error::invalid_field(
+            field,
+            "nanos must be between 0 and 999,999,999",
+        ));
     }
     let micros_as_nanos = (ts.nanos / 1000) * 1000;
     DateTime::from_timestamp(ts.seconds, micros_as_nanos as u32)
@@ -42,13 +56,19 @@ pub fn enum_field<E: TryFrom<i32>>(field: &str, value: i32) -> Result<Option<E>>
     if value == 0 {
         return Ok(None);
     }
-    E::try_from(value).map(Some).map_err(|_| Error::invalid_field(field, format!("{value} is not a defined value")))
+    E::try_from(value)
+        .map(Some)
+        .map_err(|_| Error::invalid_field(field, format!("{value} is not a defined value")))
 }
 
 /// The idempotency key of a mutation: its `request_id` (a UUID, or empty for none) and a digest of
 /// the operation and its arguments. `arguments` is the request with `request_id` cleared, encoded
 /// by us, so that the digest does not depend on how the client encoded it.
-pub fn idempotency_key(request_id: &str, operation: &str, arguments: &impl Message) -> Result<Option<Idempotency>> {
+pub fn idempotency_key(
+    request_id: &str,
+    operation: &str,
+    arguments: &impl Message,
+) -> Result<Option<Idempotency>> {
     if request_id.is_empty() {
         return Ok(None);
     }
@@ -58,7 +78,10 @@ pub fn idempotency_key(request_id: &str, operation: &str, arguments: &impl Messa
     hasher.update(operation.as_bytes());
     hasher.update([0]);
     hasher.update(arguments.encode_to_vec());
-    Ok(Some(Idempotency { request_id, fingerprint: hasher.finalize().into() }))
+    Ok(Some(Idempotency {
+        request_id,
+        fingerprint: hasher.finalize().into(),
+    }))
 }
 
 /// Runs a mutation to its end even if the client goes away: dropping a request's future mid-
@@ -69,5 +92,7 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::spawn(work).await.map_err(|e| Error::internal(format!("mutation task failed: {e}")))?
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Error::internal(format!("mutation task failed: {e}")))?
 }

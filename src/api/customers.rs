@@ -2,8 +2,12 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp};
-use crate::domain::customers::{self as domain, CustomerField, CustomerInput, CustomerQuery, Customers};
+use super::convert::{
+    caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp,
+};
+use crate::domain::customers::{
+    self as domain, CustomerField, CustomerInput, CustomerQuery, Customers,
+};
 use crate::domain::validate::parse_id;
 use crate::error::{Error, FieldViolation, Result};
 use crate::proto::crm::v1 as pb;
@@ -30,7 +34,9 @@ fn stage_from(stage: pb::LifecycleStage) -> domain::LifecycleStage {
 fn status_from(status: pb::CustomerStatus) -> domain::CustomerStatus {
     match status {
         pb::CustomerStatus::Inactive => domain::CustomerStatus::Inactive,
-        pb::CustomerStatus::Active | pb::CustomerStatus::Unspecified => domain::CustomerStatus::Active,
+        pb::CustomerStatus::Active | pb::CustomerStatus::Unspecified => {
+            domain::CustomerStatus::Active
+        }
     }
 }
 
@@ -61,7 +67,10 @@ fn reject_output_only(customer: &pb::Customer) -> Result<()> {
     let mut set = Vec::new();
     let mut check = |is_set: bool, field: &str| {
         if is_set {
-            set.push(FieldViolation { field: format!("customer.{field}"), description: "is output only".into() });
+            set.push(FieldViolation {
+                field: format!("customer.{field}"),
+                description: "is output only".into(),
+            });
         }
     };
     check(!customer.id.is_empty(), "id");
@@ -71,7 +80,11 @@ fn reject_output_only(customer: &pb::Customer) -> Result<()> {
     check(customer.delete_time.is_some(), "delete_time");
     check(customer.purge_time.is_some(), "purge_time");
     check(!customer.etag.is_empty(), "etag");
-    if set.is_empty() { Ok(()) } else { Err(Error::invalid_fields(set)) }
+    if set.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid_fields(set))
+    }
 }
 
 pub fn to_proto(c: domain::Customer) -> pb::Customer {
@@ -104,7 +117,9 @@ pub fn to_proto(c: domain::Customer) -> pb::Customer {
 }
 
 fn required<'a, T>(field: &str, value: &'a Option<T>) -> Result<&'a T> {
-    value.as_ref().ok_or_else(|| Error::invalid_field(field, "is required"))
+    value
+        .as_ref()
+        .ok_or_else(|| Error::invalid_field(field, "is required"))
 }
 
 #[tonic::async_trait]
@@ -121,11 +136,16 @@ impl CustomerService for CustomerApi {
         let key = idempotency_key(
             &req.request_id,
             "CreateCustomer",
-            &pb::CreateCustomerRequest { request_id: String::new(), ..req.clone() },
+            &pb::CreateCustomerRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
         )?;
         let customers = self.customers.clone();
         let created = detached(async move { customers.create(&caller, input, key).await }).await?;
-        Ok(Response::new(pb::CreateCustomerResponse { customer: Some(to_proto(created)) }))
+        Ok(Response::new(pb::CreateCustomerResponse {
+            customer: Some(to_proto(created)),
+        }))
     }
 
     async fn get_customer(
@@ -135,7 +155,9 @@ impl CustomerService for CustomerApi {
         let caller = caller(&request)?;
         let id = parse_id("customer_id", &request.get_ref().customer_id)?;
         let customer = self.customers.get(&caller, id).await?;
-        Ok(Response::new(pb::GetCustomerResponse { customer: Some(to_proto(customer)) }))
+        Ok(Response::new(pb::GetCustomerResponse {
+            customer: Some(to_proto(customer)),
+        }))
     }
 
     async fn list_customers(
@@ -152,7 +174,10 @@ impl CustomerService for CustomerApi {
             lifecycle_stage: lifecycle_stage("lifecycle_stage", req.lifecycle_stage)?,
             status: customer_status("status", req.status)?,
         };
-        let page = self.customers.list(&caller, query, req.page_size, &req.page_token).await?;
+        let page = self
+            .customers
+            .list(&caller, query, req.page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListCustomersResponse {
             customers: page.items.into_iter().map(to_proto).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
@@ -167,13 +192,20 @@ impl CustomerService for CustomerApi {
         let req = request.into_inner();
         let customer = required("customer", &req.customer)?;
         let id = parse_id("customer.id", &customer.id)?;
-        let paths = req.update_mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default();
+        let paths = req
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.clone())
+            .unwrap_or_default();
         let mut fields = Vec::with_capacity(paths.len());
         let mut bad = Vec::new();
         for path in &paths {
             match CustomerField::parse_path(path) {
                 Ok(field) => fields.push(field),
-                Err(why) => bad.push(FieldViolation { field: "update_mask".into(), description: why }),
+                Err(why) => bad.push(FieldViolation {
+                    field: "update_mask".into(),
+                    description: why,
+                }),
             }
         }
         if !bad.is_empty() {
@@ -183,11 +215,21 @@ impl CustomerService for CustomerApi {
         let key = idempotency_key(
             &req.request_id,
             "UpdateCustomer",
-            &pb::UpdateCustomerRequest { request_id: String::new(), ..req.clone() },
+            &pb::UpdateCustomerRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
         )?;
         let etag = req.etag;
         let customers = self.customers.clone();
-        let updated = detached(async move { customers.update(&caller, id, fields, input, etag, key).await }).await?;
-        Ok(Response::new(pb::UpdateCustomerResponse { customer: Some(to_proto(updated)) }))
+        let updated = detached(async move {
+            customers
+                .update(&caller, id, fields, input, etag, key)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::UpdateCustomerResponse {
+            customer: Some(to_proto(updated)),
+        }))
     }
 }

@@ -3,7 +3,9 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{caller, detached, enum_field, from_timestamp, idempotency_key, optional_timestamp, timestamp};
+use super::convert::{
+    caller, detached, enum_field, from_timestamp, idempotency_key, optional_timestamp, timestamp,
+};
 use crate::domain::records::*;
 use crate::domain::validate::parse_id;
 use crate::error::{Error, FieldViolation, Result};
@@ -72,8 +74,16 @@ impl RecordMessage for pb::Contact {
         }))
     }
     fn with_data(data: RecordData) -> Self {
-        let RecordData::Contact(d) = data else { return Self::default() };
-        Self { full_name: d.full_name, email: d.email, phone: d.phone, job_title: d.job_title, ..Self::default() }
+        let RecordData::Contact(d) = data else {
+            return Self::default();
+        };
+        Self {
+            full_name: d.full_name,
+            email: d.email,
+            phone: d.phone,
+            job_title: d.job_title,
+            ..Self::default()
+        }
     }
 }
 
@@ -87,7 +97,9 @@ impl RecordMessage for pb::Deal {
         }))
     }
     fn with_data(data: RecordData) -> Self {
-        let RecordData::Deal(d) = data else { return Self::default() };
+        let RecordData::Deal(d) = data else {
+            return Self::default();
+        };
         Self {
             title: d.title,
             amount_minor: d.amount_minor,
@@ -108,7 +120,9 @@ impl RecordMessage for pb::Order {
         }))
     }
     fn with_data(data: RecordData) -> Self {
-        let RecordData::Order(d) = data else { return Self::default() };
+        let RecordData::Order(d) = data else {
+            return Self::default();
+        };
         Self {
             number: d.number,
             amount_minor: d.amount_minor,
@@ -123,12 +137,17 @@ impl RecordMessage for pb::Contract {
     fn data(&self) -> Result<RecordData> {
         Ok(RecordData::Contract(ContractData {
             number: self.number.clone(),
-            status: decode_enum::<pb::ContractStatus, ContractStatus>("contract.status", self.status)?,
+            status: decode_enum::<pb::ContractStatus, ContractStatus>(
+                "contract.status",
+                self.status,
+            )?,
             end_date: self.end_date.clone(),
         }))
     }
     fn with_data(data: RecordData) -> Self {
-        let RecordData::Contract(d) = data else { return Self::default() };
+        let RecordData::Contract(d) = data else {
+            return Self::default();
+        };
         Self {
             number: d.number,
             status: encode_enum::<pb::ContractStatus, _>(d.status),
@@ -146,8 +165,14 @@ impl RecordMessage for pb::Project {
         }))
     }
     fn with_data(data: RecordData) -> Self {
-        let RecordData::Project(d) = data else { return Self::default() };
-        Self { name: d.name, status: encode_enum::<pb::ProjectStatus, _>(d.status), ..Self::default() }
+        let RecordData::Project(d) = data else {
+            return Self::default();
+        };
+        Self {
+            name: d.name,
+            status: encode_enum::<pb::ProjectStatus, _>(d.status),
+            ..Self::default()
+        }
     }
 }
 
@@ -156,11 +181,17 @@ impl RecordMessage for pb::Activity {
         Ok(RecordData::Activity(ActivityData {
             kind: decode_enum::<pb::ActivityKind, ActivityKind>("activity.kind", self.kind)?,
             subject: self.subject.clone(),
-            occur_time: self.occur_time.as_ref().map(|t| from_timestamp("activity.occur_time", t)).transpose()?,
+            occur_time: self
+                .occur_time
+                .as_ref()
+                .map(|t| from_timestamp("activity.occur_time", t))
+                .transpose()?,
         }))
     }
     fn with_data(data: RecordData) -> Self {
-        let RecordData::Activity(d) = data else { return Self::default() };
+        let RecordData::Activity(d) = data else {
+            return Self::default();
+        };
         Self {
             kind: encode_enum::<pb::ActivityKind, _>(d.kind),
             subject: d.subject,
@@ -199,7 +230,10 @@ macro_rules! reject_output_only {
             (!m.etag.is_empty(), "etag"),
         ] {
             if is_set {
-                set.push(FieldViolation { field: format!("{}.{name}", $field), description: "is output only".into() });
+                set.push(FieldViolation {
+                    field: format!("{}.{name}", $field),
+                    description: "is output only".into(),
+                });
             }
         }
         if !set.is_empty() {

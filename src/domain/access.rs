@@ -64,13 +64,26 @@ impl Action {
 
 /// DESIGN §2 as one table: the roles allowed each action. Anything not listed is denied.
 const PERMISSIONS: &[(Action, &[Role])] = &[
-    (Action::Read, &[Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service]),
-    (Action::Write, &[Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service]),
-    (Action::AssignOwner, &[Role::Supervisor, Role::Admin, Role::Service]),
+    (
+        Action::Read,
+        &[Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service],
+    ),
+    (
+        Action::Write,
+        &[Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service],
+    ),
+    (
+        Action::AssignOwner,
+        &[Role::Supervisor, Role::Admin, Role::Service],
+    ),
 ];
 
 pub fn allowed_roles(action: Action) -> &'static [Role] {
-    PERMISSIONS.iter().find(|(a, _)| *a == action).map(|(_, roles)| *roles).unwrap_or(&[])
+    PERMISSIONS
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, roles)| *roles)
+        .unwrap_or(&[])
 }
 
 impl Caller {
@@ -88,7 +101,11 @@ impl Caller {
         Err(Error::PermissionDenied(
             Problem::new(
                 "ROLE_NOT_ALLOWED",
-                format!("your roles do not allow you to {}; needs one of: {}", action.name(), needed.join(", ")),
+                format!(
+                    "your roles do not allow you to {}; needs one of: {}",
+                    action.name(),
+                    needed.join(", ")
+                ),
             )
             .with("requiredRoles", needed.join(",")),
         ))
@@ -100,7 +117,11 @@ mod tests {
     use super::*;
 
     fn caller(roles: &[Role]) -> Caller {
-        Caller { tenant: "t".into(), subject: "u".into(), roles: roles.to_vec() }
+        Caller {
+            tenant: "t".into(),
+            subject: "u".into(),
+            roles: roles.to_vec(),
+        }
     }
 
     #[test]
@@ -123,7 +144,10 @@ mod tests {
     fn a_caller_without_known_roles_may_do_nothing() {
         let nobody = caller(&[]);
         for action in [Action::Read, Action::Write, Action::AssignOwner] {
-            assert!(matches!(nobody.require(action), Err(Error::PermissionDenied(_))));
+            assert!(matches!(
+                nobody.require(action),
+                Err(Error::PermissionDenied(_))
+            ));
         }
     }
 }

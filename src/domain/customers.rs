@@ -87,8 +87,15 @@ pub enum CustomerField {
 }
 
 /// Fields a client can read but never write; naming one in an update mask is an error.
-const OUTPUT_ONLY: &[&str] =
-    &["id", "legal_hold", "create_time", "update_time", "delete_time", "purge_time", "etag"];
+const OUTPUT_ONLY: &[&str] = &[
+    "id",
+    "legal_hold",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "purge_time",
+    "etag",
+];
 
 impl CustomerField {
     /// Parses an `update_mask` path.
@@ -102,7 +109,9 @@ impl CustomerField {
             "lifecycle_stage" => Self::LifecycleStage,
             "status" => Self::Status,
             "external_ref" => Self::ExternalRef,
-            p if OUTPUT_ONLY.contains(&p) => return Err(format!("{p} is output only and cannot be updated")),
+            p if OUTPUT_ONLY.contains(&p) => {
+                return Err(format!("{p} is output only and cannot be updated"));
+            }
             p => return Err(format!("{p} is not a field of Customer")),
         })
     }
@@ -140,7 +149,12 @@ impl CustomerQuery {
 /// PostgreSQL (whose LIKE differ in case handling) give the same answers. The separator is a
 /// control character, which validation keeps out of every field and every query.
 pub fn search_text(name: &str, email: &str, phone: &str) -> String {
-    format!("{}\u{1}{}\u{1}{}", name.to_lowercase(), email.to_lowercase(), phone.to_lowercase())
+    format!(
+        "{}\u{1}{}\u{1}{}",
+        name.to_lowercase(),
+        email.to_lowercase(),
+        phone.to_lowercase()
+    )
 }
 
 fn validate_input(input: &CustomerInput, only: Option<&[CustomerField]>) -> Result<()> {
@@ -162,10 +176,17 @@ fn validate_input(input: &CustomerInput, only: Option<&[CustomerField]>) -> Resu
         v.text("customer.owner_id", &input.owner_id, validate::OWNER_ID_MAX);
     }
     if checks(CustomerField::ExternalRef) {
-        v.text("customer.external_ref", &input.external_ref, validate::EXTERNAL_REF_MAX);
+        v.text(
+            "customer.external_ref",
+            &input.external_ref,
+            validate::EXTERNAL_REF_MAX,
+        );
     }
     if checks(CustomerField::LifecycleStage) && input.lifecycle_stage.is_none() {
-        v.add("customer.lifecycle_stage", "is required: LEAD, PROSPECT or CUSTOMER");
+        v.add(
+            "customer.lifecycle_stage",
+            "is required: LEAD, PROSPECT or CUSTOMER",
+        );
     }
     if only.is_some() && checks(CustomerField::Status) && input.status.is_none() {
         v.add("customer.status", "is required: ACTIVE or INACTIVE");
@@ -199,7 +220,11 @@ pub struct Customers {
 
 impl Customers {
     pub fn new(store: Store, page_key: PageTokenKey, clock: Clock) -> Self {
-        Self { store, page_key, clock }
+        Self {
+            store,
+            page_key,
+            clock,
+        }
     }
 
     pub async fn create(
@@ -231,7 +256,11 @@ impl Customers {
             phone: input.phone.clone(),
             email: input.email.clone(),
             industry: input.industry.clone(),
-            owner_id: if input.owner_id.is_empty() { caller.subject.clone() } else { input.owner_id.clone() },
+            owner_id: if input.owner_id.is_empty() {
+                caller.subject.clone()
+            } else {
+                input.owner_id.clone()
+            },
             lifecycle_stage: input.lifecycle_stage.unwrap_or(LifecycleStage::Lead),
             status: input.status.unwrap_or(CustomerStatus::Active),
             external_ref: input.external_ref.clone(),
@@ -274,18 +303,28 @@ impl Customers {
         let after = if page_token.is_empty() {
             None
         } else {
-            Some(self.page_key.open("page_token", page_token, &caller.tenant, fingerprint, now)?)
+            Some(
+                self.page_key
+                    .open("page_token", page_token, &caller.tenant, fingerprint, now)?,
+            )
         };
         // One row more than asked tells whether another page follows, without counting.
         let mut items =
-            store::customers::list(self.store.conn(), &caller.tenant, &query, after, limit + 1).await?;
+            store::customers::list(self.store.conn(), &caller.tenant, &query, after, limit + 1)
+                .await?;
         let next_page_token = if items.len() as u64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|last| self.page_key.seal(&caller.tenant, fingerprint, last.id, now))
+            items.last().map(|last| {
+                self.page_key
+                    .seal(&caller.tenant, fingerprint, last.id, now)
+            })
         } else {
             None
         };
-        Ok(Page { items, next_page_token })
+        Ok(Page {
+            items,
+            next_page_token,
+        })
     }
 
     pub async fn update(
@@ -299,7 +338,10 @@ impl Customers {
     ) -> Result<Customer> {
         caller.require(Action::Write)?;
         if fields.is_empty() {
-            return Err(Error::invalid_field("update_mask", "must name at least one field to change"));
+            return Err(Error::invalid_field(
+                "update_mask",
+                "must name at least one field to change",
+            ));
         }
         validate_input(&input, Some(&fields))?;
         if fields.contains(&CustomerField::OwnerId) {
@@ -313,8 +355,10 @@ impl Customers {
                 )
             })?;
         }
-        idempotency::retry_in_flight(|| self.update_once(caller, id, &fields, &input, &etag, key.as_ref()))
-            .await
+        idempotency::retry_in_flight(|| {
+            self.update_once(caller, id, &fields, &input, &etag, key.as_ref())
+        })
+        .await
     }
 
     async fn update_once(
@@ -373,26 +417,41 @@ mod tests {
             let err = CustomerField::parse_path(path).unwrap_err();
             assert!(err.contains("output only"), "{err}");
         }
-        assert!(CustomerField::parse_path("tenant").unwrap_err().contains("not a field"));
-        assert_eq!(CustomerField::parse_path("owner_id"), Ok(CustomerField::OwnerId));
+        assert!(
+            CustomerField::parse_path("tenant")
+                .unwrap_err()
+                .contains("not a field")
+        );
+        assert_eq!(
+            CustomerField::parse_path("owner_id"),
+            Ok(CustomerField::OwnerId)
+        );
     }
 
     #[test]
     fn a_new_customer_needs_a_name_and_a_stage() {
         let err = validate_input(&CustomerInput::default(), None).unwrap_err();
-        let Error::InvalidArgument { violations, .. } = err else { panic!("{err:?}") };
+        let Error::InvalidArgument { violations, .. } = err else {
+            panic!("{err:?}")
+        };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["customer.name", "customer.lifecycle_stage"]);
     }
 
     #[test]
     fn an_update_checks_only_the_masked_fields() {
-        let input = CustomerInput { phone: "+1 555".into(), ..Default::default() };
+        let input = CustomerInput {
+            phone: "+1 555".into(),
+            ..Default::default()
+        };
         assert!(validate_input(&input, Some(&[CustomerField::Phone])).is_ok());
     }
 
     #[test]
     fn search_text_is_lower_case() {
-        assert_eq!(search_text("ÄBC Corp", "X@Y.io", "+1"), "äbc corp\u{1}x@y.io\u{1}+1");
+        assert_eq!(
+            search_text("ÄBC Corp", "X@Y.io", "+1"),
+            "äbc corp\u{1}x@y.io\u{1}+1"
+        );
     }
 }

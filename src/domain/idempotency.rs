@@ -38,10 +38,14 @@ pub async fn replay<T: DeserializeOwned>(
     operation: &str,
 ) -> Result<Option<T>> {
     let Some(key) = key else { return Ok(None) };
-    let Some(stored) = store::idempotency::find(tx.conn(), &caller.tenant, key.request_id).await? else {
+    let Some(stored) = store::idempotency::find(tx.conn(), &caller.tenant, key.request_id).await?
+    else {
         return Ok(None);
     };
-    if stored.subject != caller.subject || stored.operation != operation || stored.fingerprint != key.fingerprint {
+    if stored.subject != caller.subject
+        || stored.operation != operation
+        || stored.fingerprint != key.fingerprint
+    {
         return Err(reused(key));
     }
     serde_json::from_str(&stored.response)
@@ -86,7 +90,11 @@ where
     const ATTEMPTS: usize = 3;
     for _ in 1..ATTEMPTS {
         match attempt().await {
-            Err(Error::Aborted(p)) if p.reason == IN_FLIGHT || p.reason == "TRANSACTION_CONFLICT" => continue,
+            Err(Error::Aborted(p))
+                if p.reason == IN_FLIGHT || p.reason == "TRANSACTION_CONFLICT" =>
+            {
+                continue;
+            }
             other => return other,
         }
     }

@@ -78,7 +78,13 @@ impl PageTokenKey {
     }
 
     /// Seals the position after `last_id` for `tenant` and `query`.
-    pub fn seal(&self, tenant: &str, query: QueryFingerprint, last_id: Uuid, now_secs: i64) -> String {
+    pub fn seal(
+        &self,
+        tenant: &str,
+        query: QueryFingerprint,
+        last_id: Uuid,
+        now_secs: i64,
+    ) -> String {
         let mut payload = Vec::with_capacity(64 + tenant.len());
         payload.push(TOKEN_VERSION);
         payload.extend_from_slice(&now_secs.to_be_bytes());
@@ -119,10 +125,15 @@ impl PageTokenKey {
         let mut payload = body.to_vec();
         payload.extend_from_slice(&query.0);
         payload.extend_from_slice(tenant.as_bytes());
-        self.mac(&payload).verify_truncated_left(tag).map_err(|_| invalid())?;
+        self.mac(&payload)
+            .verify_truncated_left(tag)
+            .map_err(|_| invalid())?;
         let issued = i64::from_be_bytes(body[1..9].try_into().map_err(|_| invalid())?);
         if now_secs - issued > TOKEN_LIFETIME_SECS {
-            return Err(Error::invalid_field(field, "has expired: start again from the first page"));
+            return Err(Error::invalid_field(
+                field,
+                "has expired: start again from the first page",
+            ));
         }
         Uuid::from_slice(&body[9..25]).map_err(|_| invalid())
     }
@@ -155,8 +166,16 @@ mod tests {
         assert_eq!(key().open("t", &token, "acme", q, 1000).unwrap(), id);
         assert!(key().open("t", &token, "globex", q, 1000).is_err());
         assert!(key().open("t", &token, "acme", other, 1000).is_err());
-        assert!(PageTokenKey::new([8; 32]).open("t", &token, "acme", q, 1000).is_err());
-        assert!(key().open("t", &token, "acme", q, 1000 + TOKEN_LIFETIME_SECS + 1).is_err());
+        assert!(
+            PageTokenKey::new([8; 32])
+                .open("t", &token, "acme", q, 1000)
+                .is_err()
+        );
+        assert!(
+            key()
+                .open("t", &token, "acme", q, 1000 + TOKEN_LIFETIME_SECS + 1)
+                .is_err()
+        );
     }
 
     #[test]
@@ -179,6 +198,9 @@ mod tests {
 
     #[test]
     fn fingerprints_do_not_collide_on_concatenation() {
-        assert_ne!(QueryFingerprint::of(&["ab", "c"]), QueryFingerprint::of(&["a", "bc"]));
+        assert_ne!(
+            QueryFingerprint::of(&["ab", "c"]),
+            QueryFingerprint::of(&["a", "bc"])
+        );
     }
 }

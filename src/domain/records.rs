@@ -222,11 +222,15 @@ impl RecordData {
                     v.required_text(&f("number"), &c.number, validate::NUMBER_MAX);
                 }
                 if checks("status") && c.status.is_none() {
-                    v.add(f("status"), "is required: DRAFT, ACTIVE, EXPIRED or TERMINATED");
+                    v.add(
+                        f("status"),
+                        "is required: DRAFT, ACTIVE, EXPIRED or TERMINATED",
+                    );
                 }
                 if checks("end_date")
                     && !c.end_date.is_empty()
-                    && (c.end_date.len() != 10 || NaiveDate::parse_from_str(&c.end_date, "%Y-%m-%d").is_err())
+                    && (c.end_date.len() != 10
+                        || NaiveDate::parse_from_str(&c.end_date, "%Y-%m-%d").is_err())
                 {
                     v.add(f("end_date"), "must be a date of the form YYYY-MM-DD");
                 }
@@ -308,7 +312,9 @@ pub fn transition_allowed(from: &RecordData, to: &RecordData) -> bool {
     match (from, to) {
         (RecordData::Deal(a), RecordData::Deal(b)) => match (a.stage, b.stage) {
             (x, y) if x == y => true,
-            (Some(D::Open), Some(D::Won | D::Lost)) | (Some(D::Won | D::Lost), Some(D::Open)) => true,
+            (Some(D::Open), Some(D::Won | D::Lost)) | (Some(D::Won | D::Lost), Some(D::Open)) => {
+                true
+            }
             _ => false,
         },
         (RecordData::Order(a), RecordData::Order(b)) => match (a.status, b.status) {
@@ -401,7 +407,11 @@ fn require_live_customer(bump: GraphBump, customer_id: Uuid) -> Result<()> {
 
 impl Records {
     pub fn new(store: Store, page_key: PageTokenKey, clock: Clock) -> Self {
-        Self { store, page_key, clock }
+        Self {
+            store,
+            page_key,
+            clock,
+        }
     }
 
     pub async fn create(
@@ -420,7 +430,8 @@ impl Records {
                 return Ok(first);
             }
             let now = self.clock.now();
-            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, customer_id, now).await?;
+            let bump =
+                store::customers::bump_graph(tx.conn(), &caller.tenant, customer_id, now).await?;
             require_live_customer(bump, customer_id)?;
             let record = Record {
                 id: Uuid::now_v7(),
@@ -468,22 +479,41 @@ impl Records {
         let after = if page_token.is_empty() {
             None
         } else {
-            Some(self.page_key.open("page_token", page_token, &caller.tenant, fingerprint, now)?)
+            Some(
+                self.page_key
+                    .open("page_token", page_token, &caller.tenant, fingerprint, now)?,
+            )
         };
         let conn = self.store.conn();
-        if store::customers::find(conn, &caller.tenant, customer_id).await?.is_none() {
+        if store::customers::find(conn, &caller.tenant, customer_id)
+            .await?
+            .is_none()
+        {
             return Err(Error::not_found("customer", customer_id));
         }
-        let mut items =
-            store::records::list(conn, &caller.tenant, kind, customer_id, show_deleted, after, limit + 1)
-                .await?;
+        let mut items = store::records::list(
+            conn,
+            &caller.tenant,
+            kind,
+            customer_id,
+            show_deleted,
+            after,
+            limit + 1,
+        )
+        .await?;
         let next_page_token = if items.len() as u64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|last| self.page_key.seal(&caller.tenant, fingerprint, last.id, now))
+            items.last().map(|last| {
+                self.page_key
+                    .seal(&caller.tenant, fingerprint, last.id, now)
+            })
         } else {
             None
         };
-        Ok(Page { items, next_page_token })
+        Ok(Page {
+            items,
+            next_page_token,
+        })
     }
 
     pub async fn update(
@@ -590,8 +620,11 @@ impl Records {
             .ok_or_else(|| Error::not_found(kind.name(), id))?;
         if current.delete_time.is_some() {
             return Err(Error::failed_precondition(
-                Problem::new("RECORD_DELETED", format!("the {} is deleted and cannot be changed", kind.name()))
-                    .with("id", id),
+                Problem::new(
+                    "RECORD_DELETED",
+                    format!("the {} is deleted and cannot be changed", kind.name()),
+                )
+                .with("id", id),
             ));
         }
         if !etag_matches(etag, current.version) {
@@ -640,11 +673,17 @@ mod tests {
     use super::*;
 
     fn order(status: OrderStatus) -> RecordData {
-        RecordData::Order(OrderData { status: Some(status), ..Default::default() })
+        RecordData::Order(OrderData {
+            status: Some(status),
+            ..Default::default()
+        })
     }
 
     fn contract(status: ContractStatus) -> RecordData {
-        RecordData::Contract(ContractData { status: Some(status), ..Default::default() })
+        RecordData::Contract(ContractData {
+            status: Some(status),
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -670,14 +709,19 @@ mod tests {
         assert!(deletable_alone(&contract(ContractStatus::Draft)));
         assert!(!deletable_alone(&contract(ContractStatus::Active)));
         assert!(!deletable_alone(&order(OrderStatus::Paid)));
-        assert!(deletable_alone(&RecordData::Contact(ContactData::default())));
+        assert!(deletable_alone(
+            &RecordData::Contact(ContactData::default())
+        ));
     }
 
     #[test]
     fn masks_name_output_only_and_immutable_fields() {
         assert!(parse_mask(RecordKind::Deal, &["stage".into()]).is_ok());
         for bad in ["etag", "customer_id", "nope"] {
-            assert!(parse_mask(RecordKind::Deal, &[bad.into()]).is_err(), "{bad}");
+            assert!(
+                parse_mask(RecordKind::Deal, &[bad.into()]).is_err(),
+                "{bad}"
+            );
         }
         assert!(parse_mask(RecordKind::Deal, &[]).is_err());
     }

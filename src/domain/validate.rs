@@ -16,7 +16,10 @@ impl Violations {
     }
 
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation { field: field.into(), description: description.into() });
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -25,7 +28,11 @@ impl Violations {
 
     /// `Ok(())` if nothing was found, `INVALID_ARGUMENT` naming every field otherwise.
     pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(Error::invalid_fields(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid_fields(self.0))
+        }
     }
 
     /// Checks a required single-line text field.
@@ -55,7 +62,9 @@ fn is_bidi_control(c: char) -> bool {
 pub fn text_problem(value: &str, max_chars: usize) -> Option<String> {
     let chars = value.chars().count();
     if chars > max_chars {
-        return Some(format!("must be at most {max_chars} characters, got {chars}"));
+        return Some(format!(
+            "must be at most {max_chars} characters, got {chars}"
+        ));
     }
     if value.contains('\0') {
         return Some("must not contain NUL characters".into());
@@ -110,13 +119,19 @@ impl Violations {
         }
         let allowed = |c: char| c.is_ascii_digit() || " +()-./".contains(c);
         if !value.chars().all(allowed) || !value.chars().any(|c| c.is_ascii_digit()) {
-            self.add(field, "must be a phone number: digits, spaces and + ( ) - . / only");
+            self.add(
+                field,
+                "must be a phone number: digits, spaces and + ( ) - . / only",
+            );
         }
     }
 
     pub fn currency(&mut self, field: &str, value: &str) {
         if value.len() != 3 || !value.chars().all(|c| c.is_ascii_uppercase()) {
-            self.add(field, "must be an ISO 4217 code of three upper-case letters, e.g. EUR");
+            self.add(
+                field,
+                "must be an ISO 4217 code of three upper-case letters, e.g. EUR",
+            );
         }
     }
 
@@ -150,7 +165,14 @@ mod tests {
 
     #[test]
     fn nul_control_and_bidi_characters_are_rejected() {
-        for bad in ["a\0b", "a\u{7}b", "line\nbreak", "a\u{202E}b", "a\u{2066}b", "a\u{85}b"] {
+        for bad in [
+            "a\0b",
+            "a\u{7}b",
+            "line\nbreak",
+            "a\u{202E}b",
+            "a\u{2066}b",
+            "a\u{85}b",
+        ] {
             assert!(text_problem(bad, 100).is_some(), "{bad:?} accepted");
         }
     }

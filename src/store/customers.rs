@@ -4,12 +4,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LikeExpr};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqlErr,
 };
 use uuid::Uuid;
 
 use super::entity::customer::{self, Column, Entity};
-use crate::domain::customers::{Customer, CustomerQuery, CustomerStatus, LifecycleStage, search_text};
+use crate::domain::customers::{
+    Customer, CustomerQuery, CustomerStatus, LifecycleStage, search_text,
+};
 use crate::error::{Error, Problem, Result};
 
 fn stage_str(stage: LifecycleStage) -> &'static str {
@@ -36,12 +39,22 @@ fn into_domain(row: customer::Model) -> Result<Customer> {
         "LEAD" => LifecycleStage::Lead,
         "PROSPECT" => LifecycleStage::Prospect,
         "CUSTOMER" => LifecycleStage::Customer,
-        other => return Err(Error::internal(format!("unknown lifecycle stage {other:?} in customer {}", row.id))),
+        other => {
+            return Err(Error::internal(format!(
+                "unknown lifecycle stage {other:?} in customer {}",
+                row.id
+            )));
+        }
     };
     let status = match row.status.as_str() {
         "ACTIVE" => CustomerStatus::Active,
         "INACTIVE" => CustomerStatus::Inactive,
-        other => return Err(Error::internal(format!("unknown status {other:?} in customer {}", row.id))),
+        other => {
+            return Err(Error::internal(format!(
+                "unknown status {other:?} in customer {}",
+                row.id
+            )));
+        }
     };
     Ok(Customer {
         id: row.id,
@@ -112,24 +125,45 @@ pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, c: &Customer) -> 
     row.delete_time = Set(c.delete_time);
     row.purge_time = Set(c.purge_time);
     row.deletion_id = Set(None);
-    Entity::insert(row).exec_without_returning(conn).await.map_err(|e| map_unique(e, c))?;
+    Entity::insert(row)
+        .exec_without_returning(conn)
+        .await
+        .map_err(|e| map_unique(e, c))?;
     Ok(())
 }
 
 /// A customer, live or deleted.
 pub async fn find(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
-    Entity::find_by_id((tenant.to_owned(), id)).one(conn).await?.map(into_domain).transpose()
+    Entity::find_by_id((tenant.to_owned(), id))
+        .one(conn)
+        .await?
+        .map(into_domain)
+        .transpose()
 }
 
 /// A customer, locked for the rest of the transaction on PostgreSQL (SQLite's write transaction
 /// already excludes every other writer).
-pub async fn find_for_update(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
-    Entity::find_by_id((tenant.to_owned(), id)).lock_exclusive().one(conn).await?.map(into_domain).transpose()
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<Customer>> {
+    Entity::find_by_id((tenant.to_owned(), id))
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .map(into_domain)
+        .transpose()
 }
 
 /// Writes `c` over the stored row if the row is still at `expected_version`; `ABORTED` if another
 /// write got there first.
-pub async fn update(conn: &impl ConnectionTrait, tenant: &str, c: &Customer, expected_version: i64) -> Result<()> {
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    c: &Customer,
+    expected_version: i64,
+) -> Result<()> {
     let result = Entity::update_many()
         .set(writable_columns(c))
         .filter(Column::TenantId.eq(tenant))
@@ -160,7 +194,12 @@ pub enum GraphBump {
 /// record write's transaction. The UPDATE takes the customer's row lock, so it waits for (and is
 /// then refused by) a concurrent deletion instead of slipping a live record under a deleted
 /// customer, which a foreign key alone allows (RELIABILITY M8).
-pub async fn bump_graph(conn: &impl ConnectionTrait, tenant: &str, id: Uuid, _now: DateTime<Utc>) -> Result<GraphBump> {
+pub async fn bump_graph(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+    _now: DateTime<Utc>,
+) -> Result<GraphBump> {
     let result = Entity::update_many()
         .col_expr(Column::Version, Expr::col(Column::Version).add(1))
         .filter(Column::TenantId.eq(tenant))
@@ -220,7 +259,11 @@ pub async fn list(
     if let Some(after) = after {
         select = select.filter(Column::Id.gt(after));
     }
-    let rows = select.order_by_asc(Column::Id).limit(limit).all(conn).await?;
+    let rows = select
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?;
     rows.into_iter().map(into_domain).collect()
 }
 

@@ -15,13 +15,25 @@ pub struct StoredAnswer {
     pub response: String,
 }
 
-pub async fn find(conn: &impl ConnectionTrait, tenant: &str, request_id: Uuid) -> Result<Option<StoredAnswer>> {
-    let Some(row) = Entity::find_by_id((tenant.to_owned(), request_id)).one(conn).await? else {
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    request_id: Uuid,
+) -> Result<Option<StoredAnswer>> {
+    let Some(row) = Entity::find_by_id((tenant.to_owned(), request_id))
+        .one(conn)
+        .await?
+    else {
         return Ok(None);
     };
     let mut fingerprint = [0u8; 32];
     hex_decode(&row.fingerprint, &mut fingerprint)?;
-    Ok(Some(StoredAnswer { subject: row.subject, operation: row.operation, fingerprint, response: row.response }))
+    Ok(Some(StoredAnswer {
+        subject: row.subject,
+        operation: row.operation,
+        fingerprint,
+        response: row.response,
+    }))
 }
 
 pub async fn insert(
@@ -46,7 +58,10 @@ pub async fn insert(
         Ok(_) => Ok(()),
         // A duplicate committed first while this request ran: the caller retries and replays it.
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(Error::Aborted(Problem::new(IN_FLIGHT, "a request with this request_id is in flight; retry")))
+            Err(Error::Aborted(Problem::new(
+                IN_FLIGHT,
+                "a request with this request_id is in flight; retry",
+            )))
         }
         Err(e) => Err(e.into()),
     }

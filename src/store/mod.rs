@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -116,8 +116,10 @@ impl Store {
         // The lock must be held by one session for the whole run: use a dedicated transaction's
         // connection, whose advisory lock is released at its end (pg_advisory_xact_lock).
         let tx = self.db.begin().await?;
-        tx.execute_unprepared("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.crm-service.migrate'))")
-            .await?;
+        tx.execute_unprepared(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.crm-service.migrate'))",
+        )
+        .await?;
         let outcome = migration::Migrator::up(&tx, None).await;
         match outcome {
             Ok(()) => tx.commit().await,
@@ -131,10 +133,17 @@ impl Store {
 
 /// Creates a PostgreSQL schema before the pool points its search path at it.
 async fn create_schema(url: &str, schema: &str) -> std::result::Result<(), DbErr> {
-    if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
-        return Err(DbErr::Custom(format!("schema name {schema:?} must be letters, digits and _")));
+    if !schema
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || schema.is_empty()
+    {
+        return Err(DbErr::Custom(format!(
+            "schema name {schema:?} must be letters, digits and _"
+        )));
     }
     let db = Database::connect(url).await?;
-    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await?;
+    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await?;
     db.close().await
 }

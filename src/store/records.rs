@@ -84,7 +84,9 @@ stored_names!(ActivityKind { Call => "CALL", Email => "EMAIL", Meeting => "MEETI
 
 /// Stored records always have their enums; a missing one is a bug upstream.
 fn stored<E: StoredName>(value: Option<E>) -> Result<String> {
-    value.map(|v| v.stored().to_owned()).ok_or_else(|| Error::internal("record enum left unset"))
+    value
+        .map(|v| v.stored().to_owned())
+        .ok_or_else(|| Error::internal("record enum left unset"))
 }
 
 fn opt(value: &str) -> Option<String> {
@@ -135,7 +137,9 @@ impl RecordRow for contact::Model {
         record_from_row!(row, data)
     }
     fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
-        let RecordData::Contact(d) = &r.data else { return None };
+        let RecordData::Contact(d) = &r.data else {
+            return None;
+        };
         Some(shared_columns!(contact, tenant, r, {
             full_name: d.full_name.clone(), email: opt(&d.email), phone: opt(&d.phone), job_title: opt(&d.job_title),
         }))
@@ -155,7 +159,9 @@ impl RecordRow for deal::Model {
         record_from_row!(row, data)
     }
     fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
-        let RecordData::Deal(d) = &r.data else { return None };
+        let RecordData::Deal(d) = &r.data else {
+            return None;
+        };
         let stage = stored(d.stage).ok()?;
         Some(shared_columns!(deal, tenant, r, {
             title: d.title.clone(), amount_minor: d.amount_minor, currency: d.currency.clone(), stage: stage,
@@ -176,7 +182,9 @@ impl RecordRow for sales_order::Model {
         record_from_row!(row, data)
     }
     fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
-        let RecordData::Order(d) = &r.data else { return None };
+        let RecordData::Order(d) = &r.data else {
+            return None;
+        };
         let status = stored(d.status).ok()?;
         Some(shared_columns!(sales_order, tenant, r, {
             number: d.number.clone(), amount_minor: d.amount_minor, currency: d.currency.clone(), status: status,
@@ -196,7 +204,9 @@ impl RecordRow for contract::Model {
         record_from_row!(row, data)
     }
     fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
-        let RecordData::Contract(d) = &r.data else { return None };
+        let RecordData::Contract(d) = &r.data else {
+            return None;
+        };
         let status = stored(d.status).ok()?;
         Some(shared_columns!(contract, tenant, r, {
             number: d.number.clone(), status: status, end_date: opt(&d.end_date),
@@ -215,7 +225,9 @@ impl RecordRow for project::Model {
         record_from_row!(row, data)
     }
     fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
-        let RecordData::Project(d) = &r.data else { return None };
+        let RecordData::Project(d) = &r.data else {
+            return None;
+        };
         let status = stored(d.status).ok()?;
         Some(shared_columns!(project, tenant, r, { name: d.name.clone(), status: status }))
     }
@@ -233,7 +245,9 @@ impl RecordRow for activity::Model {
         record_from_row!(row, data)
     }
     fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
-        let RecordData::Activity(d) = &r.data else { return None };
+        let RecordData::Activity(d) = &r.data else {
+            return None;
+        };
         let kind = stored(d.kind).ok()?;
         let occur_time = d.occur_time?;
         Some(shared_columns!(activity, tenant, r, {
@@ -243,7 +257,10 @@ impl RecordRow for activity::Model {
 }
 
 fn unwritable(r: &Record) -> Error {
-    Error::internal(format!("record {} is incomplete and cannot be stored", r.id))
+    Error::internal(format!(
+        "record {} is incomplete and cannot be stored",
+        r.id
+    ))
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, r: &Record) -> Result<()> {
@@ -255,7 +272,12 @@ pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, r: &Record) -> Re
 }
 
 /// A record, live or deleted.
-pub async fn find(conn: &impl ConnectionTrait, tenant: &str, kind: RecordKind, id: Uuid) -> Result<Option<Record>> {
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    kind: RecordKind,
+    id: Uuid,
+) -> Result<Option<Record>> {
     with_table!(kind, t => {
         t::Entity::find_by_id((tenant.to_owned(), id)).one(conn).await?.map(|row| row.into_record()).transpose()
     })
@@ -263,7 +285,12 @@ pub async fn find(conn: &impl ConnectionTrait, tenant: &str, kind: RecordKind, i
 
 /// Writes `r` over the stored row if the row is still at `expected_version`; `ABORTED` if another
 /// write got there first.
-pub async fn update(conn: &impl ConnectionTrait, tenant: &str, r: &Record, expected_version: i64) -> Result<()> {
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    r: &Record,
+    expected_version: i64,
+) -> Result<()> {
     let kind = r.data.kind();
     let rows = with_table!(kind, t => {
         let mut row = t::Model::from_record(tenant, r).ok_or_else(|| unwritable(r))?;

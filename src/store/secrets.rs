@@ -11,9 +11,16 @@ use crate::error::{Error, Result};
 pub async fn get_or_create(conn: &impl ConnectionTrait, name: &str) -> Result<[u8; 32]> {
     let mut fresh = [0u8; 32];
     getrandom::fill(&mut fresh).map_err(Error::internal)?;
-    let row = service_secret::ActiveModel { name: Set(name.to_owned()), secret: Set(hex_encode(&fresh)) };
+    let row = service_secret::ActiveModel {
+        name: Set(name.to_owned()),
+        secret: Set(hex_encode(&fresh)),
+    };
     Entity::insert(row)
-        .on_conflict(OnConflict::column(service_secret::Column::Name).do_nothing().to_owned())
+        .on_conflict(
+            OnConflict::column(service_secret::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
         .exec_without_returning(conn)
         .await?;
     let stored = Entity::find_by_id(name.to_owned())

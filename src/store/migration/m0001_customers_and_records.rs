@@ -17,12 +17,46 @@ impl MigrationName for Migration {
 /// The record tables and their kind-specific columns.
 fn record_tables() -> Vec<(&'static str, Vec<ColumnDef>)> {
     vec![
-        ("contact", vec![text("full_name"), text_null("email"), text_null("phone"), text_null("job_title")]),
-        ("deal", vec![text("title"), big_integer("amount_minor"), text("currency"), text("stage")]),
-        ("sales_order", vec![text("number"), big_integer("amount_minor"), text("currency"), text("status")]),
-        ("contract", vec![text("number"), text("status"), text_null("end_date")]),
+        (
+            "contact",
+            vec![
+                text("full_name"),
+                text_null("email"),
+                text_null("phone"),
+                text_null("job_title"),
+            ],
+        ),
+        (
+            "deal",
+            vec![
+                text("title"),
+                big_integer("amount_minor"),
+                text("currency"),
+                text("stage"),
+            ],
+        ),
+        (
+            "sales_order",
+            vec![
+                text("number"),
+                big_integer("amount_minor"),
+                text("currency"),
+                text("status"),
+            ],
+        ),
+        (
+            "contract",
+            vec![text("number"), text("status"), text_null("end_date")],
+        ),
         ("project", vec![text("name"), text("status")]),
-        ("activity", vec![text("kind"), text("subject"), timestamp_with_time_zone("occur_time")]),
+        (
+            "activity",
+            vec![
+                text("kind"),
+                text("subject"),
+                timestamp_with_time_zone("occur_time"),
+            ],
+        ),
     ]
 }
 
@@ -96,7 +130,11 @@ impl MigrationTrait for Migration {
 
         for (table, columns) in record_tables() {
             let mut create = Table::create();
-            create.table(table).col(text("tenant_id")).col(uuid("id")).col(uuid("customer_id"));
+            create
+                .table(table)
+                .col(text("tenant_id"))
+                .col(uuid("id"))
+                .col(uuid("customer_id"));
             for column in columns {
                 create.col(column);
             }
@@ -156,7 +194,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // Expired keys are swept by age.
-        db.execute_unprepared("CREATE INDEX ix_idempotency_key_age ON idempotency_key (create_time)").await?;
+        db.execute_unprepared(
+            "CREATE INDEX ix_idempotency_key_age ON idempotency_key (create_time)",
+        )
+        .await?;
 
         manager
             .create_table(

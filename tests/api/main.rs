@@ -1,0 +1,5 @@
+//! Black-box tests of the gRPC API: the real server on an ephemeral port, the generated clients,
+//! on SQLite and on PostgreSQL (each test as `<suite>::sqlite::<name>` and `<suite>::postgres::<name>`).
+
+mod common;
+mod customers;
