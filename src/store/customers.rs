@@ -276,3 +276,20 @@ mod tests {
         assert_eq!(like_literal(r"100%_a\b"), r"100\%\_a\\b");
     }
 }
+
+/// Inserts many customers at once (seeding), one multi-row INSERT per batch.
+pub async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, customers: &[Customer], batch: usize) -> Result<()> {
+    for chunk in customers.chunks(batch.max(1)) {
+        let rows = chunk.iter().map(|c| {
+            let mut row = writable_columns(c);
+            row.tenant_id = Set(tenant.to_owned());
+            row.id = Set(c.id);
+            row.delete_time = Set(None);
+            row.purge_time = Set(None);
+            row.deletion_id = Set(None);
+            row
+        });
+        Entity::insert_many(rows).exec_without_returning(conn).await?;
+    }
+    Ok(())
+}

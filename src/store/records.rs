@@ -337,3 +337,20 @@ pub async fn list(
         rows.into_iter().map(|row| row.into_record()).collect()
     })
 }
+
+/// Inserts many records at once (seeding), one multi-row INSERT per kind and batch.
+pub async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, records: &[Record], batch: usize) -> Result<()> {
+    for kind in RecordKind::ALL {
+        let of_kind: Vec<&Record> = records.iter().filter(|r| r.data.kind() == kind).collect();
+        for chunk in of_kind.chunks(batch.max(1)) {
+            with_table!(kind, t => {
+                let rows = chunk
+                    .iter()
+                    .map(|r| t::Model::from_record(tenant, r).ok_or_else(|| unwritable(r)))
+                    .collect::<Result<Vec<_>>>()?;
+                t::Entity::insert_many(rows).exec_without_returning(conn).await?;
+            });
+        }
+    }
+    Ok(())
+}
