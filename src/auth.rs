@@ -121,7 +121,7 @@ impl Authenticator {
         })?;
         let claims = data.claims;
         if claims.sub.is_empty()
-            || claims.sub.len() > 128
+            || claims.sub.chars().count() > 128
             || claims.sub.chars().any(char::is_control)
         {
             return Err(unauthenticated(

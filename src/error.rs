@@ -124,7 +124,11 @@ impl Error {
                     .join(", ")
             ),
         };
-        let fields = violations.iter().map(|v| v.field.as_str()).collect::<Vec<_>>().join(",");
+        let fields = violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         let problem = Problem::new("INVALID_FIELD", message).with("fields", fields);
         Self::InvalidArgument {
             problem,

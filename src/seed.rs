@@ -19,18 +19,32 @@ use crate::store::{self, Store, StoreConfig};
 const CUSTOMERS_PER_TRANSACTION: usize = 2_000;
 
 const PREFIXES: &[&str] = &[
-    "North", "Blue", "Silver", "Green", "Red", "Bright", "Iron", "Oak", "Summit", "Harbor", "Pine", "Stone",
-    "Golden", "Cedar", "River", "Falcon", "Maple", "Atlas", "Nova", "Orbit",
+    "North", "Blue", "Silver", "Green", "Red", "Bright", "Iron", "Oak", "Summit", "Harbor", "Pine",
+    "Stone", "Golden", "Cedar", "River", "Falcon", "Maple", "Atlas", "Nova", "Orbit",
 ];
 const CORES: &[&str] = &[
-    "wind", "field", "bridge", "gate", "point", "wave", "works", "line", "peak", "light", "stream", "forge",
-    "crest", "vale", "ridge", "port",
+    "wind", "field", "bridge", "gate", "point", "wave", "works", "line", "peak", "light", "stream",
+    "forge", "crest", "vale", "ridge", "port",
 ];
-const SUFFIXES: &[&str] = &["Ltd", "GmbH", "Inc", "LLC", "SA", "BV", "AB", "Oy", "plc", "& Co"];
-const INDUSTRIES: &[&str] =
-    &["retail", "energy", "logistics", "healthcare", "software", "manufacturing", "finance", "education"];
-const FIRST_NAMES: &[&str] = &["Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "José"];
-const LAST_NAMES: &[&str] = &["Smith", "Müller", "García", "Kowalski", "Nakamura", "Okafor", "Rossi", "Dubois"];
+const SUFFIXES: &[&str] = &[
+    "Ltd", "GmbH", "Inc", "LLC", "SA", "BV", "AB", "Oy", "plc", "& Co",
+];
+const INDUSTRIES: &[&str] = &[
+    "retail",
+    "energy",
+    "logistics",
+    "healthcare",
+    "software",
+    "manufacturing",
+    "finance",
+    "education",
+];
+const FIRST_NAMES: &[&str] = &[
+    "Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "José",
+];
+const LAST_NAMES: &[&str] = &[
+    "Smith", "Müller", "García", "Kowalski", "Nakamura", "Okafor", "Rossi", "Dubois",
+];
 const CURRENCIES: &[&str] = &["EUR", "USD", "GBP"];
 
 /// A small deterministic generator (SplitMix64): fast, and reproducible without a dependency.
@@ -55,8 +69,17 @@ impl Rng {
 }
 
 fn customer(rng: &mut Rng, n: u64, now: chrono::DateTime<Utc>) -> Customer {
-    let name = format!("{}{} {} #{n}", rng.pick(PREFIXES), rng.pick(CORES), rng.pick(SUFFIXES));
-    let slug: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
+    let name = format!(
+        "{}{} {} #{n}",
+        rng.pick(PREFIXES),
+        rng.pick(CORES),
+        rng.pick(SUFFIXES)
+    );
+    let slug: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
     let lifecycle_stage = match rng.below(10) {
         0..=2 => LifecycleStage::Lead,
         3..=5 => LifecycleStage::Prospect,
@@ -69,7 +92,11 @@ fn customer(rng: &mut Rng, n: u64, now: chrono::DateTime<Utc>) -> Customer {
         industry: rng.pick(INDUSTRIES).to_owned(),
         owner_id: format!("rep-{}", rng.below(20) + 1),
         lifecycle_stage,
-        status: if rng.below(10) == 0 { CustomerStatus::Inactive } else { CustomerStatus::Active },
+        status: if rng.below(10) == 0 {
+            CustomerStatus::Inactive
+        } else {
+            CustomerStatus::Active
+        },
         external_ref: format!("ERP-{n:08}"),
         name,
         legal_hold: false,
@@ -83,7 +110,13 @@ fn customer(rng: &mut Rng, n: u64, now: chrono::DateTime<Utc>) -> Customer {
 
 /// One related record of kind number `i % 6`. `deletable` keeps to states that never block a
 /// deletion (for the big benchmark customer).
-fn record(rng: &mut Rng, customer_id: Uuid, i: u64, deletable: bool, now: chrono::DateTime<Utc>) -> Record {
+fn record(
+    rng: &mut Rng,
+    customer_id: Uuid,
+    i: u64,
+    deletable: bool,
+    now: chrono::DateTime<Utc>,
+) -> Record {
     let data = match i % 6 {
         0 => RecordData::Contact(ContactData {
             full_name: format!("{} {}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES)),
@@ -92,8 +125,14 @@ fn record(rng: &mut Rng, customer_id: Uuid, i: u64, deletable: bool, now: chrono
             job_title: "Purchasing".into(),
         }),
         1 => RecordData::Activity(ActivityData {
-            kind: Some([ActivityKind::Call, ActivityKind::Email, ActivityKind::Meeting, ActivityKind::Note]
-                [rng.below(4) as usize]),
+            kind: Some(
+                [
+                    ActivityKind::Call,
+                    ActivityKind::Email,
+                    ActivityKind::Meeting,
+                    ActivityKind::Note,
+                ][rng.below(4) as usize],
+            ),
             subject: format!("Follow-up {i}"),
             occur_time: Some(now - chrono::Duration::days(rng.below(365) as i64)),
         }),
@@ -107,23 +146,43 @@ fn record(rng: &mut Rng, customer_id: Uuid, i: u64, deletable: bool, now: chrono
             number: format!("SO-{i:09}"),
             amount_minor: (rng.below(10_000) as i64 + 1) * 100,
             currency: rng.pick(CURRENCIES).to_owned(),
-            status: Some(if deletable || rng.below(10) > 0 { OrderStatus::Paid } else { OrderStatus::Open }),
+            status: Some(if deletable || rng.below(10) > 0 {
+                OrderStatus::Paid
+            } else {
+                OrderStatus::Open
+            }),
         }),
         4 => RecordData::Contract(ContractData {
             number: format!("CT-{i:09}"),
             status: Some(if deletable {
                 ContractStatus::Draft
             } else {
-                [ContractStatus::Draft, ContractStatus::Active, ContractStatus::Expired][rng.below(3) as usize]
+                [
+                    ContractStatus::Draft,
+                    ContractStatus::Active,
+                    ContractStatus::Expired,
+                ][rng.below(3) as usize]
             }),
             end_date: "2027-12-31".into(),
         }),
         _ => RecordData::Project(ProjectData {
             name: format!("Rollout {i}"),
-            status: Some(if deletable || rng.below(2) == 0 { ProjectStatus::Done } else { ProjectStatus::Active }),
+            status: Some(if deletable || rng.below(2) == 0 {
+                ProjectStatus::Done
+            } else {
+                ProjectStatus::Active
+            }),
         }),
     };
-    Record { id: Uuid::now_v7(), customer_id, data, create_time: now, update_time: now, delete_time: None, version: 1 }
+    Record {
+        id: Uuid::now_v7(),
+        customer_id,
+        data,
+        create_time: now,
+        update_time: now,
+        delete_time: None,
+        version: 1,
+    }
 }
 
 fn progress(total: u64, what: &str) -> ProgressBar {
@@ -140,8 +199,13 @@ pub async fn run(config: &StoreConfig, args: &SeedArgs) -> Result<(), String> {
     if !crate::auth::valid_tenant(&args.tenant) {
         return Err(format!("{:?} is not a valid tenant id", args.tenant));
     }
-    let store = Store::connect(config).await.map_err(|e| format!("cannot open the database: {e}"))?;
-    store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    let store = Store::connect(config)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migration failed: {e}"))?;
     let started = Instant::now();
     let mut rng = Rng(0x5EED_0000 ^ args.customers);
     let now = Clock.now();
@@ -157,13 +221,23 @@ pub async fn run(config: &StoreConfig, args: &SeedArgs) -> Result<(), String> {
         for n in next..next + block {
             let c = customer(&mut rng, n, now);
             for i in 0..args.records_per_customer {
-                records.push(record(&mut rng, c.id, n * args.records_per_customer + i, false, now));
+                records.push(record(
+                    &mut rng,
+                    c.id,
+                    n * args.records_per_customer + i,
+                    false,
+                    now,
+                ));
             }
             customers.push(c);
         }
         let tx = store.begin_write().await.map_err(|e| e.to_string())?;
-        store::customers::insert_many(tx.conn(), tenant, &customers, args.batch).await.map_err(|e| e.to_string())?;
-        store::records::insert_many(tx.conn(), tenant, &records, args.batch).await.map_err(|e| e.to_string())?;
+        store::customers::insert_many(tx.conn(), tenant, &customers, args.batch)
+            .await
+            .map_err(|e| e.to_string())?;
+        store::records::insert_many(tx.conn(), tenant, &records, args.batch)
+            .await
+            .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
         customers_written += block;
         records_written += records.len() as u64;
@@ -187,9 +261,13 @@ pub async fn run(config: &StoreConfig, args: &SeedArgs) -> Result<(), String> {
         let mut i = 0;
         while i < args.big_customer_records {
             let block = (args.big_customer_records - i).min(20_000);
-            let records: Vec<Record> = (i..i + block).map(|k| record(&mut rng, c.id, k, true, now)).collect();
+            let records: Vec<Record> = (i..i + block)
+                .map(|k| record(&mut rng, c.id, k, true, now))
+                .collect();
             let tx = store.begin_write().await.map_err(|e| e.to_string())?;
-            store::records::insert_many(tx.conn(), tenant, &records, args.batch).await.map_err(|e| e.to_string())?;
+            store::records::insert_many(tx.conn(), tenant, &records, args.batch)
+                .await
+                .map_err(|e| e.to_string())?;
             tx.commit().await.map_err(|e| e.to_string())?;
             records_written += block;
             i += block;
@@ -206,7 +284,10 @@ pub async fn run(config: &StoreConfig, args: &SeedArgs) -> Result<(), String> {
         (customers_written + records_written) as f64 / elapsed.as_secs_f64().max(1e-9)
     );
     if let Some(id) = big_customer {
-        println!("benchmark customer with {} records: {id}", args.big_customer_records);
+        println!(
+            "benchmark customer with {} records: {id}",
+            args.big_customer_records
+        );
     }
     if let Some(file) = crate::app::sqlite_file(&config.url) {
         let size: u64 = ["", "-wal"]
@@ -214,12 +295,20 @@ pub async fn run(config: &StoreConfig, args: &SeedArgs) -> Result<(), String> {
             .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", file.display())).ok())
             .map(|m| m.len())
             .sum();
-        println!("SQLite file {}: {:.1} MiB", file.display(), size as f64 / (1024.0 * 1024.0));
+        println!(
+            "SQLite file {}: {:.1} MiB",
+            file.display(),
+            size as f64 / (1024.0 * 1024.0)
+        );
     }
     Ok(())
 }
 
 fn human(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs >= 60 { format!("{}m{:02}s", secs / 60, secs % 60) } else { format!("{:.1}s", d.as_secs_f64()) }
+    if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }

@@ -38,6 +38,8 @@ pub async fn replay<T: DeserializeOwned>(
     operation: &str,
 ) -> Result<Option<T>> {
     let Some(key) = key else { return Ok(None) };
+    // Wait for a duplicate in flight, so that what follows sees its committed answer.
+    store::idempotency::lock(tx.conn(), &caller.tenant, key.request_id).await?;
     let Some(stored) = store::idempotency::find(tx.conn(), &caller.tenant, key.request_id).await?
     else {
         return Ok(None);

@@ -615,6 +615,14 @@ impl Records {
         id: Uuid,
         etag: &str,
     ) -> Result<Record> {
+        let found = store::records::find(tx.conn(), &caller.tenant, kind, id)
+            .await?
+            .ok_or_else(|| Error::not_found(kind.name(), id))?;
+        // Writers of one customer's graph take turns on the customer's row (the lock bump_graph
+        // takes anyway), and only then read the record's state: a concurrent write to it has
+        // committed by then and is seen, rather than failing this one as if its etag were stale,
+        // and the status transition is checked against the latest status.
+        store::customers::find_for_update(tx.conn(), &caller.tenant, found.customer_id).await?;
         let current = store::records::find(tx.conn(), &caller.tenant, kind, id)
             .await?
             .ok_or_else(|| Error::not_found(kind.name(), id))?;

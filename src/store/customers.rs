@@ -267,18 +267,13 @@ pub async fn list(
     rows.into_iter().map(into_domain).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_metacharacters_match_themselves() {
-        assert_eq!(like_literal(r"100%_a\b"), r"100\%\_a\\b");
-    }
-}
-
 /// Inserts many customers at once (seeding), one multi-row INSERT per batch.
-pub async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, customers: &[Customer], batch: usize) -> Result<()> {
+pub async fn insert_many(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customers: &[Customer],
+    batch: usize,
+) -> Result<()> {
     for chunk in customers.chunks(batch.max(1)) {
         let rows = chunk.iter().map(|c| {
             let mut row = writable_columns(c);
@@ -289,7 +284,19 @@ pub async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, customers: &
             row.deletion_id = Set(None);
             row
         });
-        Entity::insert_many(rows).exec_without_returning(conn).await?;
+        Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_metacharacters_match_themselves() {
+        assert_eq!(like_literal(r"100%_a\b"), r"100\%\_a\\b");
+    }
 }

@@ -1,7 +1,7 @@
 //! Idempotency keys: the first answer of each `request_id`, per tenant.
 
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, SqlErr};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, SqlErr, Statement};
 use uuid::Uuid;
 
 use super::entity::idempotency_key::{self, Entity};
@@ -13,6 +13,24 @@ pub struct StoredAnswer {
     pub operation: String,
     pub fingerprint: [u8; 32],
     pub response: String,
+}
+
+/// Makes duplicates of one request wait for each other: on PostgreSQL, a transaction-scoped
+/// advisory lock on the key, taken before anything else in the transaction, so a duplicate that
+/// arrives while the first is in flight waits for it to commit and then replays its answer (rather
+/// than redoing the work and failing on the first's effects: a stale etag, a taken external_ref).
+/// SQLite needs nothing: `BEGIN IMMEDIATE` already makes writers take turns.
+pub async fn lock(conn: &impl ConnectionTrait, tenant: &str, request_id: Uuid) -> Result<()> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        [format!("crm-service.idempotency:{tenant}:{request_id}").into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 pub async fn find(

@@ -72,11 +72,13 @@ impl Store {
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true)
             });
-        if let Some(schema) = &config.schema {
-            if config.url.starts_with("postgres") {
-                create_schema(&config.url, schema).await?;
-                options.set_schema_search_path(schema.clone());
-            }
+        if let Some(schema) = config
+            .schema
+            .as_ref()
+            .filter(|_| config.url.starts_with("postgres"))
+        {
+            create_schema(&config.url, schema).await?;
+            options.set_schema_search_path(schema.clone());
         }
         let db = Database::connect(options).await?;
         Ok(Self { db })

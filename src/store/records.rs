@@ -339,7 +339,12 @@ pub async fn list(
 }
 
 /// Inserts many records at once (seeding), one multi-row INSERT per kind and batch.
-pub async fn insert_many(conn: &impl ConnectionTrait, tenant: &str, records: &[Record], batch: usize) -> Result<()> {
+pub async fn insert_many(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    records: &[Record],
+    batch: usize,
+) -> Result<()> {
     for kind in RecordKind::ALL {
         let of_kind: Vec<&Record> = records.iter().filter(|r| r.data.kind() == kind).collect();
         for chunk in of_kind.chunks(batch.max(1)) {

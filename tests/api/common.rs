@@ -17,7 +17,7 @@ use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
 use crm_service::proto::crm::v1::record_service_client::RecordServiceClient;
 use crm_service::store::StoreConfig;
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -95,6 +95,28 @@ impl tonic::service::Interceptor for Bearer {
 impl TestApp {
     /// A fresh server on a fresh database, or `None` when PostgreSQL is out of reach outside CI.
     pub async fn spawn(db: Db) -> Option<TestApp> {
+        Self::start(db, None, Self::test_jwt()).await
+    }
+
+    /// Like `spawn`, with other JWT settings (e.g. a public key).
+    pub async fn spawn_with(db: Db, jwt: JwtSettings) -> Option<TestApp> {
+        Self::start(db, None, jwt).await
+    }
+
+    /// Like `spawn`, on PostgreSQL schema `schema` (another replica of an existing test app when
+    /// it names that app's schema).
+    pub async fn spawn_on(db: Db, schema: Option<String>) -> Option<TestApp> {
+        Self::start(db, schema, Self::test_jwt()).await
+    }
+
+    fn test_jwt() -> JwtSettings {
+        JwtSettings {
+            secret: Some(SECRET.into()),
+            ..Default::default()
+        }
+    }
+
+    async fn start(db: Db, schema: Option<String>, jwt: JwtSettings) -> Option<TestApp> {
         let (database_url, schema, dir) = match db {
             Db::Sqlite => {
                 let dir =
@@ -112,12 +134,17 @@ impl TestApp {
                     if std::env::var("CI").as_deref() == Ok("true") {
                         panic!("PostgreSQL at {url} is unreachable under CI=true: {why}");
                     }
-                    eprintln!(
+                    // Straight to stderr: libtest captures eprintln! of passing tests, and a
+                    // skip must show.
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "SKIPPED: PostgreSQL at {url} is unreachable ({why}); set CRM_TEST_DATABASE_URL"
                     );
                     return None;
                 }
-                (url, Some(format!("t_{}", Uuid::now_v7().simple())), None)
+                let schema = schema.unwrap_or_else(|| format!("t_{}", Uuid::now_v7().simple()));
+                (url, Some(schema), None)
             }
         };
         let settings = Settings {
@@ -128,10 +155,7 @@ impl TestApp {
                 max_connections: 4,
                 acquire_timeout: Duration::from_secs(5),
             },
-            jwt: JwtSettings {
-                secret: Some(SECRET.into()),
-                ..Default::default()
-            },
+            jwt,
         };
         let app = Application::build(settings).await.expect("server starts");
         let addr = app.local_addr();
@@ -203,6 +227,18 @@ impl TestApp {
         CustomerServiceClient::with_interceptor(self.channel(), Self::bearer(token))
     }
 
+    /// CustomerService sending `header` verbatim as `authorization` (or no header at all).
+    pub fn customers_with_header(&self, header: Option<&str>) -> Customers {
+        let value = header.map(|h| h.parse().expect("ascii header"));
+        CustomerServiceClient::with_interceptor(self.channel(), Bearer(value))
+    }
+
+    /// RecordService sending `header` verbatim as `authorization` (or no header at all).
+    pub fn records_with_header(&self, header: Option<&str>) -> Records {
+        let value = header.map(|h| h.parse().expect("ascii header"));
+        RecordServiceClient::with_interceptor(self.channel(), Bearer(value))
+    }
+
     pub fn records_as(
         &self,
         tenant: &str,
@@ -233,12 +269,15 @@ impl TestApp {
         let db = Database::connect(&self.database_url)
             .await
             .expect("connect");
+        // One transaction, so the search path and the statement use the same pooled connection.
+        let tx = db.begin().await.expect("begin");
         if let Some(schema) = &self.schema {
-            db.execute_unprepared(&format!("SET search_path TO \"{schema}\""))
+            tx.execute_unprepared(&format!("SET LOCAL search_path TO \"{schema}\""))
                 .await
                 .unwrap();
         }
-        db.execute_unprepared(statement).await.expect("sql");
+        tx.execute_unprepared(statement).await.expect("sql");
+        tx.commit().await.expect("commit");
         db.close().await.ok();
     }
 }
@@ -328,4 +367,594 @@ pub fn bad_fields(status: &Status) -> Vec<String> {
         .bad_request()
         .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
         .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builders and one helper per RPC shape, shared by the suites.
+
+pub type Customers = CustomerServiceClient<AuthedChannel>;
+pub type Records = RecordServiceClient<AuthedChannel>;
+
+/// A fresh idempotency key (AIP-155: a UUID).
+pub fn request_id() -> String {
+    Uuid::now_v7().to_string()
+}
+
+/// A UUID that names nothing in any tenant.
+pub fn random_id() -> String {
+    Uuid::now_v7().to_string()
+}
+
+pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+/// A CreateCustomer request with only a name and a stage: no e-mail or phone to match queries.
+pub fn bare_customer(name: &str) -> pb::CreateCustomerRequest {
+    pb::CreateCustomerRequest {
+        customer: Some(pb::Customer {
+            name: name.into(),
+            lifecycle_stage: pb::LifecycleStage::Lead as i32,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+pub async fn get_customer(client: &mut Customers, id: &str) -> pb::Customer {
+    client
+        .get_customer(pb::GetCustomerRequest {
+            customer_id: id.into(),
+        })
+        .await
+        .expect("get customer")
+        .into_inner()
+        .customer
+        .unwrap()
+}
+
+/// Every customer `request` matches, walking all pages of `page_size`.
+pub async fn list_all_customers(
+    client: &mut Customers,
+    request: pb::ListCustomersRequest,
+) -> Vec<pb::Customer> {
+    let mut out = Vec::new();
+    let mut request = request;
+    loop {
+        let page = client
+            .list_customers(request.clone())
+            .await
+            .expect("list customers")
+            .into_inner();
+        out.extend(page.customers);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+/// Names of every live customer of the caller's tenant, in listing order.
+pub async fn customer_names(client: &mut Customers) -> Vec<String> {
+    list_all_customers(client, pb::ListCustomersRequest::default())
+        .await
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+impl TestApp {
+    /// Copies every row of `table` `copies` times under fresh random ids, in one statement: a cheap
+    /// way to get past page-size limits. `columns` are the columns other than `id`; the template
+    /// rows must not hold unique values (e.g. external_ref).
+    pub async fn clone_rows(&self, table: &str, columns: &[&str], copies: u32) {
+        let new_id = match self.db {
+            Db::Sqlite => "randomblob(16)",
+            Db::Postgres => "gen_random_uuid()",
+        };
+        let cols = columns.join(", ");
+        let picked = columns
+            .iter()
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.sql(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {copies}) \
+             INSERT INTO {table} (id, {cols}) SELECT {new_id}, {picked} FROM {table} t CROSS JOIN n"
+        ))
+        .await;
+    }
+}
+
+pub const CUSTOMER_COLUMNS: &[&str] = &[
+    "tenant_id",
+    "name",
+    "phone",
+    "email",
+    "industry",
+    "owner_id",
+    "lifecycle_stage",
+    "status",
+    "external_ref",
+    "legal_hold",
+    "search_text",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "purge_time",
+    "deletion_id",
+    "version",
+];
+
+pub const CONTACT_COLUMNS: &[&str] = &[
+    "tenant_id",
+    "customer_id",
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "create_time",
+    "update_time",
+    "delete_time",
+    "deletion_id",
+    "version",
+];
+
+// ----- records -------------------------------------------------------------------------------
+
+/// The six record kinds, for tests that do the same thing to each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Contact,
+    Deal,
+    Order,
+    Contract,
+    Project,
+    Activity,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Contact,
+        Kind::Deal,
+        Kind::Order,
+        Kind::Contract,
+        Kind::Project,
+        Kind::Activity,
+    ];
+
+    /// The resource name used in messages and request field paths.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Contact => "contact",
+            Kind::Deal => "deal",
+            Kind::Order => "order",
+            Kind::Contract => "contract",
+            Kind::Project => "project",
+            Kind::Activity => "activity",
+        }
+    }
+}
+
+/// The fields every record kind shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordView {
+    pub id: String,
+    pub customer_id: String,
+    pub etag: String,
+    pub deleted: bool,
+}
+
+macro_rules! view {
+    ($m:expr) => {{
+        let m = $m;
+        RecordView {
+            id: m.id,
+            customer_id: m.customer_id,
+            etag: m.etag,
+            deleted: m.delete_time.is_some(),
+        }
+    }};
+}
+
+pub fn new_contact(customer_id: &str) -> pb::Contact {
+    pb::Contact {
+        customer_id: customer_id.into(),
+        full_name: "Ana Lima".into(),
+        email: "ana@example.com".into(),
+        phone: "+55 11 5555 0101".into(),
+        job_title: "Buyer".into(),
+        ..Default::default()
+    }
+}
+
+pub fn new_deal(customer_id: &str, stage: pb::DealStage) -> pb::Deal {
+    pb::Deal {
+        customer_id: customer_id.into(),
+        title: "Fleet renewal".into(),
+        amount_minor: 125_000,
+        currency: "EUR".into(),
+        stage: stage as i32,
+        ..Default::default()
+    }
+}
+
+pub fn new_order(customer_id: &str, status: pb::OrderStatus) -> pb::Order {
+    pb::Order {
+        customer_id: customer_id.into(),
+        number: "SO-1001".into(),
+        amount_minor: 9_900,
+        currency: "USD".into(),
+        status: status as i32,
+        ..Default::default()
+    }
+}
+
+pub fn new_contract(customer_id: &str, status: pb::ContractStatus) -> pb::Contract {
+    pb::Contract {
+        customer_id: customer_id.into(),
+        number: "C-2027-01".into(),
+        status: status as i32,
+        end_date: "2027-12-31".into(),
+        ..Default::default()
+    }
+}
+
+pub fn new_project(customer_id: &str, status: pb::ProjectStatus) -> pb::Project {
+    pb::Project {
+        customer_id: customer_id.into(),
+        name: "Warehouse roll-out".into(),
+        status: status as i32,
+        ..Default::default()
+    }
+}
+
+pub fn new_activity(customer_id: &str) -> pb::Activity {
+    pb::Activity {
+        customer_id: customer_id.into(),
+        kind: pb::ActivityKind::Call as i32,
+        subject: "Kick-off call".into(),
+        occur_time: Some(prost_types::Timestamp {
+            seconds: 1_767_225_600,
+            nanos: 123_456_000,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Creates a record of `kind` (in its initial status) for `customer_id`.
+pub async fn create_record(
+    records: &mut Records,
+    kind: Kind,
+    customer_id: &str,
+) -> Result<RecordView, Status> {
+    let c = customer_id;
+    Ok(match kind {
+        Kind::Contact => view!(
+            records
+                .create_contact(pb::CreateContactRequest {
+                    contact: Some(new_contact(c)),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .contact
+                .unwrap()
+        ),
+        Kind::Deal => view!(
+            records
+                .create_deal(pb::CreateDealRequest {
+                    deal: Some(new_deal(c, pb::DealStage::Open)),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .deal
+                .unwrap()
+        ),
+        Kind::Order => view!(
+            records
+                .create_order(pb::CreateOrderRequest {
+                    order: Some(new_order(c, pb::OrderStatus::Open)),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .order
+                .unwrap()
+        ),
+        Kind::Contract => view!(
+            records
+                .create_contract(pb::CreateContractRequest {
+                    contract: Some(new_contract(c, pb::ContractStatus::Draft)),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .contract
+                .unwrap()
+        ),
+        Kind::Project => view!(
+            records
+                .create_project(pb::CreateProjectRequest {
+                    project: Some(new_project(c, pb::ProjectStatus::Active)),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .project
+                .unwrap()
+        ),
+        Kind::Activity => view!(
+            records
+                .create_activity(pb::CreateActivityRequest {
+                    activity: Some(new_activity(c)),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .activity
+                .unwrap()
+        ),
+    })
+}
+
+pub async fn get_record(records: &mut Records, kind: Kind, id: &str) -> Result<RecordView, Status> {
+    let id = id.to_owned();
+    Ok(match kind {
+        Kind::Contact => view!(
+            records
+                .get_contact(pb::GetContactRequest { contact_id: id })
+                .await?
+                .into_inner()
+                .contact
+                .unwrap()
+        ),
+        Kind::Deal => view!(
+            records
+                .get_deal(pb::GetDealRequest { deal_id: id })
+                .await?
+                .into_inner()
+                .deal
+                .unwrap()
+        ),
+        Kind::Order => view!(
+            records
+                .get_order(pb::GetOrderRequest { order_id: id })
+                .await?
+                .into_inner()
+                .order
+                .unwrap()
+        ),
+        Kind::Contract => view!(
+            records
+                .get_contract(pb::GetContractRequest { contract_id: id })
+                .await?
+                .into_inner()
+                .contract
+                .unwrap()
+        ),
+        Kind::Project => view!(
+            records
+                .get_project(pb::GetProjectRequest { project_id: id })
+                .await?
+                .into_inner()
+                .project
+                .unwrap()
+        ),
+        Kind::Activity => view!(
+            records
+                .get_activity(pb::GetActivityRequest { activity_id: id })
+                .await?
+                .into_inner()
+                .activity
+                .unwrap()
+        ),
+    })
+}
+
+/// One page of a customer's records of `kind`, and the next page's token.
+pub async fn list_records(
+    records: &mut Records,
+    kind: Kind,
+    customer_id: &str,
+    page_size: i32,
+    page_token: &str,
+    show_deleted: bool,
+) -> Result<(Vec<RecordView>, String), Status> {
+    macro_rules! list {
+        ($method:ident, $Req:ident, $field:ident) => {{
+            let page = records
+                .$method(pb::$Req {
+                    customer_id: customer_id.into(),
+                    page_size,
+                    page_token: page_token.into(),
+                    show_deleted,
+                })
+                .await?
+                .into_inner();
+            (
+                page.$field.into_iter().map(|m| view!(m)).collect(),
+                page.next_page_token,
+            )
+        }};
+    }
+    Ok(match kind {
+        Kind::Contact => list!(list_contacts, ListContactsRequest, contacts),
+        Kind::Deal => list!(list_deals, ListDealsRequest, deals),
+        Kind::Order => list!(list_orders, ListOrdersRequest, orders),
+        Kind::Contract => list!(list_contracts, ListContractsRequest, contracts),
+        Kind::Project => list!(list_projects, ListProjectsRequest, projects),
+        Kind::Activity => list!(list_activities, ListActivitiesRequest, activities),
+    })
+}
+
+/// Changes a plain text field of a record (never its status), unconditionally.
+pub async fn touch_record(
+    records: &mut Records,
+    kind: Kind,
+    id: &str,
+) -> Result<RecordView, Status> {
+    let id = id.to_owned();
+    Ok(match kind {
+        Kind::Contact => view!(
+            records
+                .update_contact(pb::UpdateContactRequest {
+                    contact: Some(pb::Contact {
+                        id,
+                        job_title: "Head of Buying".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["job_title"]),
+                    etag: String::new(),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .contact
+                .unwrap()
+        ),
+        Kind::Deal => view!(
+            records
+                .update_deal(pb::UpdateDealRequest {
+                    deal: Some(pb::Deal {
+                        id,
+                        title: "Fleet renewal, phase 2".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["title"]),
+                    etag: String::new(),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .deal
+                .unwrap()
+        ),
+        Kind::Order => view!(
+            records
+                .update_order(pb::UpdateOrderRequest {
+                    order: Some(pb::Order {
+                        id,
+                        number: "SO-1001-B".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["number"]),
+                    etag: String::new(),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .order
+                .unwrap()
+        ),
+        Kind::Contract => view!(
+            records
+                .update_contract(pb::UpdateContractRequest {
+                    contract: Some(pb::Contract {
+                        id,
+                        number: "C-2027-01-B".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["number"]),
+                    etag: String::new(),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .contract
+                .unwrap()
+        ),
+        Kind::Project => view!(
+            records
+                .update_project(pb::UpdateProjectRequest {
+                    project: Some(pb::Project {
+                        id,
+                        name: "Warehouse roll-out, wave 2".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["name"]),
+                    etag: String::new(),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .project
+                .unwrap()
+        ),
+        Kind::Activity => view!(
+            records
+                .update_activity(pb::UpdateActivityRequest {
+                    activity: Some(pb::Activity {
+                        id,
+                        subject: "Kick-off call (moved)".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["subject"]),
+                    etag: String::new(),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .activity
+                .unwrap()
+        ),
+    })
+}
+
+/// Deletes a record; `None` for orders, which have no delete.
+pub async fn delete_record(
+    records: &mut Records,
+    kind: Kind,
+    id: &str,
+) -> Option<Result<RecordView, Status>> {
+    let id = id.to_owned();
+    let etag = String::new();
+    let request_id = String::new();
+    let result = match kind {
+        Kind::Order => return None,
+        Kind::Contact => records
+            .delete_contact(pb::DeleteContactRequest {
+                contact_id: id,
+                etag,
+                request_id,
+            })
+            .await
+            .map(|r| view!(r.into_inner().contact.unwrap())),
+        Kind::Deal => records
+            .delete_deal(pb::DeleteDealRequest {
+                deal_id: id,
+                etag,
+                request_id,
+            })
+            .await
+            .map(|r| view!(r.into_inner().deal.unwrap())),
+        Kind::Contract => records
+            .delete_contract(pb::DeleteContractRequest {
+                contract_id: id,
+                etag,
+                request_id,
+            })
+            .await
+            .map(|r| view!(r.into_inner().contract.unwrap())),
+        Kind::Project => records
+            .delete_project(pb::DeleteProjectRequest {
+                project_id: id,
+                etag,
+                request_id,
+            })
+            .await
+            .map(|r| view!(r.into_inner().project.unwrap())),
+        Kind::Activity => records
+            .delete_activity(pb::DeleteActivityRequest {
+                activity_id: id,
+                etag,
+                request_id,
+            })
+            .await
+            .map(|r| view!(r.into_inner().activity.unwrap())),
+    };
+    Some(result)
 }
