@@ -13,14 +13,20 @@ use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
+use crate::api::audit::AuditApi;
 use crate::api::customers::CustomerApi;
+use crate::api::deletion::DeletionApi;
 use crate::api::records::RecordApi;
 use crate::auth::{AuthConfig, Authenticator, KeySource};
 use crate::domain::Clock;
+use crate::domain::audit::AuditLog;
 use crate::domain::customers::Customers;
+use crate::domain::deletion::{Deletions, LifecycleSettings};
 use crate::domain::paging::PageTokenKey;
 use crate::domain::records::Records;
+use crate::proto::crm::v1::audit_service_server::AuditServiceServer;
 use crate::proto::crm::v1::customer_service_server::CustomerServiceServer;
+use crate::proto::crm::v1::deletion_approval_service_server::DeletionApprovalServiceServer;
 use crate::proto::crm::v1::record_service_server::RecordServiceServer;
 use crate::store::{Store, StoreConfig, secrets};
 
@@ -28,7 +34,12 @@ use crate::store::{Store, StoreConfig, secrets};
 /// needs more.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// The named services readiness probes ask about.
-pub const SERVICE_NAMES: [&str; 2] = ["crm.v1.CustomerService", "crm.v1.RecordService"];
+pub const SERVICE_NAMES: [&str; 4] = [
+    "crm.v1.CustomerService",
+    "crm.v1.RecordService",
+    "crm.v1.DeletionApprovalService",
+    "crm.v1.AuditService",
+];
 
 /// Where the JWT verification key comes from, as configured.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +59,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database: StoreConfig,
     pub jwt: JwtSettings,
+    pub lifecycle: LifecycleSettings,
 }
 
 /// A configured key, or for a SQLite database without one, the development secret kept beside the
@@ -121,6 +133,8 @@ pub struct Application {
     health: HealthReporter,
     customers: Customers,
     records: Records,
+    deletions: Deletions,
+    audit: AuditLog,
     authenticator: Authenticator,
 }
 
@@ -159,7 +173,9 @@ impl Application {
             .map_err(|e| format!("cannot read the page-token key: {e}"))?;
         let page_key = PageTokenKey::new(page_key);
         let customers = Customers::new(store.clone(), page_key.clone(), Clock);
-        let records = Records::new(store.clone(), page_key, Clock);
+        let records = Records::new(store.clone(), page_key.clone(), Clock);
+        let deletions = Deletions::new(store.clone(), page_key.clone(), Clock, settings.lifecycle);
+        let audit = AuditLog::new(store.clone(), page_key, Clock);
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -172,6 +188,8 @@ impl Application {
             health,
             customers,
             records,
+            deletions,
+            audit,
             authenticator,
         })
     }
@@ -188,13 +206,26 @@ impl Application {
 
         let auth = self.authenticator.clone();
         let customers = InterceptedService::new(
-            CustomerServiceServer::new(CustomerApi::new(self.customers))
+            CustomerServiceServer::new(CustomerApi::new(self.customers, self.deletions.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             move |req| auth.intercept(req),
         );
         let auth = self.authenticator.clone();
         let records = InterceptedService::new(
             RecordServiceServer::new(RecordApi::new(self.records))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            move |req| auth.intercept(req),
+        );
+
+        let auth = self.authenticator.clone();
+        let deletions = InterceptedService::new(
+            DeletionApprovalServiceServer::new(DeletionApi::new(self.deletions))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            move |req| auth.intercept(req),
+        );
+        let auth = self.authenticator.clone();
+        let audit = InterceptedService::new(
+            AuditServiceServer::new(AuditApi::new(self.audit))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             move |req| auth.intercept(req),
         );
@@ -208,6 +239,8 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(customers)
             .add_service(records)
+            .add_service(deletions)
+            .add_service(audit)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await
             .map_err(|e| e.to_string());

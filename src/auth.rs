@@ -144,6 +144,7 @@ impl Authenticator {
             tenant: claims.tenant,
             subject: claims.sub,
             roles,
+            trace_id: String::new(),
         })
     }
 
@@ -166,10 +167,27 @@ impl Authenticator {
                     "the authorization header must be 'Bearer <token>'",
                 )
             })?;
-        let caller = self.verify(token.trim())?;
+        let mut caller = self.verify(token.trim())?;
+        caller.trace_id = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(trace_id)
+            .unwrap_or_default();
         request.extensions_mut().insert(caller);
         Ok(request)
     }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
+fn trace_id(traceparent: &str) -> Option<String> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace, _parent, _flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let valid = trace.len() == 32
+        && trace.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace != "0".repeat(32);
+    valid.then(|| trace.to_ascii_lowercase())
 }
 
 pub fn valid_tenant(tenant: &str) -> bool {

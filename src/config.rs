@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{JwtSettings, Settings};
+use crate::domain::deletion::LifecycleSettings;
 use crate::store::StoreConfig;
 
 #[derive(Debug, Parser)]
@@ -87,6 +88,12 @@ pub struct CommonArgs {
     /// Required `aud` of tokens, if set.
     #[arg(long, global = true, env = "CRM_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// How long a deletion request waits for approval, then for execution, before it lapses.
+    #[arg(long, global = true, env = "CRM_DELETION_REQUEST_TTL", default_value = "72h", value_parser = parse_duration)]
+    pub deletion_request_ttl: Duration,
+    /// How long a deleted customer can be restored before it is erased.
+    #[arg(long, global = true, env = "CRM_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub retention: Duration,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "CRM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -170,6 +177,10 @@ impl CommonArgs {
             listen: self.listen,
             database: self.store_config(),
             jwt: self.jwt(),
+            lifecycle: LifecycleSettings {
+                request_ttl: self.deletion_request_ttl,
+                retention: self.retention,
+            },
         }
     }
 }

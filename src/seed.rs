@@ -105,6 +105,7 @@ fn customer(rng: &mut Rng, n: u64, now: chrono::DateTime<Utc>) -> Customer {
         delete_time: None,
         purge_time: None,
         version: 1,
+        deletion_id: None,
     }
 }
 

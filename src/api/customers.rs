@@ -5,9 +5,11 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp,
 };
+use super::deletion::preview_to_proto;
 use crate::domain::customers::{
     self as domain, CustomerField, CustomerInput, CustomerQuery, Customers,
 };
+use crate::domain::deletion::Deletions;
 use crate::domain::validate::parse_id;
 use crate::error::{Error, FieldViolation, Result};
 use crate::proto::crm::v1 as pb;
@@ -15,11 +17,15 @@ use crate::proto::crm::v1::customer_service_server::CustomerService;
 
 pub struct CustomerApi {
     customers: Customers,
+    deletions: Deletions,
 }
 
 impl CustomerApi {
-    pub fn new(customers: Customers) -> Self {
-        Self { customers }
+    pub fn new(customers: Customers, deletions: Deletions) -> Self {
+        Self {
+            customers,
+            deletions,
+        }
     }
 }
 
@@ -80,6 +86,7 @@ fn reject_output_only(customer: &pb::Customer) -> Result<()> {
     check(customer.delete_time.is_some(), "delete_time");
     check(customer.purge_time.is_some(), "purge_time");
     check(!customer.etag.is_empty(), "etag");
+    check(!customer.deletion_id.is_empty(), "deletion_id");
     if set.is_empty() {
         Ok(())
     } else {
@@ -113,6 +120,7 @@ pub fn to_proto(c: domain::Customer) -> pb::Customer {
         update_time: Some(timestamp(c.update_time)),
         delete_time: optional_timestamp(c.delete_time),
         purge_time: optional_timestamp(c.purge_time),
+        deletion_id: c.deletion_id.map(|d| d.to_string()).unwrap_or_default(),
     }
 }
 
@@ -230,6 +238,77 @@ impl CustomerService for CustomerApi {
         .await?;
         Ok(Response::new(pb::UpdateCustomerResponse {
             customer: Some(to_proto(updated)),
+        }))
+    }
+
+    async fn preview_delete_customer(
+        &self,
+        request: Request<pb::PreviewDeleteCustomerRequest>,
+    ) -> Result<Response<pb::PreviewDeleteCustomerResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("customer_id", &request.get_ref().customer_id)?;
+        let preview = self.deletions.preview(&caller, id).await?;
+        Ok(Response::new(pb::PreviewDeleteCustomerResponse {
+            preview: Some(preview_to_proto(preview)),
+        }))
+    }
+
+    async fn delete_customer(
+        &self,
+        request: Request<pb::DeleteCustomerRequest>,
+    ) -> Result<Response<pb::DeleteCustomerResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let customer_id = parse_id("customer_id", &req.customer_id)?;
+        let request_id = parse_id("deletion_request_id", &req.deletion_request_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "DeleteCustomer",
+            &pb::DeleteCustomerRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let etag = req.etag;
+        let deleted = detached(async move {
+            deletions
+                .delete(&caller, customer_id, request_id, etag, key)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::DeleteCustomerResponse {
+            customer: Some(to_proto(deleted.customer)),
+            deleted_records: deleted.deleted_records as i64,
+        }))
+    }
+
+    async fn restore_customer(
+        &self,
+        request: Request<pb::RestoreCustomerRequest>,
+    ) -> Result<Response<pb::RestoreCustomerResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let customer_id = parse_id("customer_id", &req.customer_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "RestoreCustomer",
+            &pb::RestoreCustomerRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let validate_only = req.validate_only;
+        let restored = detached(async move {
+            deletions
+                .restore(&caller, customer_id, validate_only, key)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::RestoreCustomerResponse {
+            customer: Some(to_proto(restored.customer)),
+            restored_records: restored.restored_records as i64,
         }))
     }
 }

@@ -39,6 +39,8 @@ pub struct Caller {
     /// The user or service id (`sub`).
     pub subject: String,
     pub roles: Vec<Role>,
+    /// W3C trace id of the call (from `traceparent`), empty if it carried none; audit events keep it.
+    pub trace_id: String,
 }
 
 /// Something a caller may be allowed to do.
@@ -50,6 +52,18 @@ pub enum Action {
     Write,
     /// Make someone other than yourself the owner of a customer.
     AssignOwner,
+    /// Ask for a customer's deletion.
+    SubmitDeletion,
+    /// Approve or reject someone else's deletion request.
+    DecideDeletion,
+    /// Cancel or execute a deletion request you made yourself.
+    ActOnOwnDeletion,
+    /// Cancel or execute anyone's deletion request.
+    ActOnAnyDeletion,
+    /// Restore a deleted customer.
+    Restore,
+    /// Read the audit trail.
+    ReadAudit,
 }
 
 impl Action {
@@ -58,24 +72,34 @@ impl Action {
             Action::Read => "read customers",
             Action::Write => "write customers",
             Action::AssignOwner => "assign a customer to another owner",
+            Action::SubmitDeletion => "request a customer's deletion",
+            Action::DecideDeletion => "approve or reject deletion requests",
+            Action::ActOnOwnDeletion => "cancel or execute your deletion requests",
+            Action::ActOnAnyDeletion => "cancel or execute other people's deletion requests",
+            Action::Restore => "restore deleted customers",
+            Action::ReadAudit => "read the audit trail",
         }
     }
 }
 
 /// DESIGN §2 as one table: the roles allowed each action. Anything not listed is denied.
 const PERMISSIONS: &[(Action, &[Role])] = &[
-    (
-        Action::Read,
-        &[Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service],
-    ),
-    (
-        Action::Write,
-        &[Role::SalesRep, Role::Supervisor, Role::Admin, Role::Service],
-    ),
+    (Action::Read, &Role::ALL),
+    (Action::Write, &Role::ALL),
     (
         Action::AssignOwner,
         &[Role::Supervisor, Role::Admin, Role::Service],
     ),
+    (Action::SubmitDeletion, &Role::ALL),
+    // Never their own request: that separation of duties is checked on the request itself.
+    (Action::DecideDeletion, &[Role::Supervisor, Role::Admin]),
+    (
+        Action::ActOnOwnDeletion,
+        &[Role::SalesRep, Role::Supervisor, Role::Admin],
+    ),
+    (Action::ActOnAnyDeletion, &[Role::Supervisor, Role::Admin]),
+    (Action::Restore, &[Role::Supervisor, Role::Admin]),
+    (Action::ReadAudit, &[Role::Supervisor, Role::Admin]),
 ];
 
 pub fn allowed_roles(action: Action) -> &'static [Role] {
@@ -121,6 +145,7 @@ mod tests {
             tenant: "t".into(),
             subject: "u".into(),
             roles: roles.to_vec(),
+            trace_id: String::new(),
         }
     }
 
@@ -138,6 +163,28 @@ mod tests {
         for role in [Role::Supervisor, Role::Admin, Role::Service] {
             assert!(caller(&[role]).may(Action::AssignOwner));
         }
+    }
+
+    #[test]
+    fn deletion_roles_follow_design_section_2() {
+        let only = |action: Action, roles: &[Role]| {
+            for role in Role::ALL {
+                assert_eq!(
+                    caller(&[role]).may(action),
+                    roles.contains(&role),
+                    "{action:?} {role:?}"
+                );
+            }
+        };
+        only(Action::DecideDeletion, &[Role::Supervisor, Role::Admin]);
+        only(
+            Action::ActOnOwnDeletion,
+            &[Role::SalesRep, Role::Supervisor, Role::Admin],
+        );
+        only(Action::ActOnAnyDeletion, &[Role::Supervisor, Role::Admin]);
+        only(Action::Restore, &[Role::Supervisor, Role::Admin]);
+        only(Action::ReadAudit, &[Role::Supervisor, Role::Admin]);
+        only(Action::SubmitDeletion, &Role::ALL);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::access::{Action, Caller};
+use super::audit::{self, Entry};
 use super::idempotency::{self, Idempotency};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
@@ -47,6 +48,8 @@ pub struct Customer {
     pub purge_time: Option<DateTime<Utc>>,
     /// Version of the customer's graph; its etag.
     pub version: i64,
+    /// The deletion that removed it, while it is deleted.
+    pub deletion_id: Option<Uuid>,
 }
 
 impl Customer {
@@ -95,6 +98,7 @@ const OUTPUT_ONLY: &[&str] = &[
     "delete_time",
     "purge_time",
     "etag",
+    "deletion_id",
 ];
 
 impl CustomerField {
@@ -115,6 +119,21 @@ impl CustomerField {
             p => return Err(format!("{p} is not a field of Customer")),
         })
     }
+}
+
+/// The update mask as field names, for the audit summary (names only, never values).
+fn field_names(fields: &[CustomerField]) -> String {
+    let name = |f: &CustomerField| match f {
+        CustomerField::Name => "name",
+        CustomerField::Phone => "phone",
+        CustomerField::Email => "email",
+        CustomerField::Industry => "industry",
+        CustomerField::OwnerId => "owner_id",
+        CustomerField::LifecycleStage => "lifecycle_stage",
+        CustomerField::Status => "status",
+        CustomerField::ExternalRef => "external_ref",
+    };
+    fields.iter().map(name).collect::<Vec<_>>().join(",")
 }
 
 /// Filters of ListCustomers; every one that is set must match.
@@ -270,8 +289,23 @@ impl Customers {
             delete_time: None,
             purge_time: None,
             version: 1,
+            deletion_id: None,
         };
         store::customers::insert(tx.conn(), &caller.tenant, &customer).await?;
+        audit::record(
+            &tx,
+            caller,
+            key.map(|k| k.request_id),
+            now,
+            Entry {
+                action: "customer.create",
+                target_type: "customer",
+                target_id: customer.id,
+                customer_id: Some(customer.id),
+                summary: "created".into(),
+            },
+        )
+        .await?;
         idempotency::remember(&tx, caller, key, "CreateCustomer", &customer).await?;
         tx.commit().await?;
         Ok(customer)
@@ -401,6 +435,20 @@ impl Customers {
         next.update_time = self.clock.now();
         next.version = current.version + 1;
         store::customers::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+        audit::record(
+            &tx,
+            caller,
+            key.map(|k| k.request_id),
+            next.update_time,
+            Entry {
+                action: "customer.update",
+                target_type: "customer",
+                target_id: id,
+                customer_id: Some(id),
+                summary: format!("fields={}", field_names(fields)),
+            },
+        )
+        .await?;
         idempotency::remember(&tx, caller, key, "UpdateCustomer", &next).await?;
         tx.commit().await?;
         Ok(next)

@@ -2,9 +2,12 @@
 //! Knows nothing of gRPC; talks to the database only through `crate::store`.
 
 pub mod access;
+pub mod audit;
 pub mod customers;
+pub mod deletion;
 pub mod idempotency;
 pub mod paging;
+pub mod policy;
 pub mod records;
 pub mod validate;
 

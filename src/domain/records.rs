@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::access::{Action, Caller};
+use super::audit::{self, Entry};
 use super::idempotency::{self, Idempotency};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
@@ -443,6 +444,20 @@ impl Records {
                 version: 1,
             };
             store::records::insert(tx.conn(), &caller.tenant, &record).await?;
+            audit::record(
+                &tx,
+                caller,
+                key.as_ref().map(|k| k.request_id),
+                now,
+                Entry {
+                    action: audit_action(record.data.kind(), "create"),
+                    target_type: record.data.kind().name(),
+                    target_id: record.id,
+                    customer_id: Some(customer_id),
+                    summary: "created".into(),
+                },
+            )
+            .await?;
             idempotency::remember(&tx, caller, key.as_ref(), operation, &record).await?;
             tx.commit().await?;
             Ok(record)
@@ -554,6 +569,14 @@ impl Records {
             require_live_customer(bump, current.customer_id)?;
             let next = Record { data: next_data, update_time: now, version: current.version + 1, ..current.clone() };
             store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+            audit::record(&tx, caller, key.as_ref().map(|k| k.request_id), now, Entry {
+                action: audit_action(kind, "update"),
+                target_type: kind.name(),
+                target_id: id,
+                customer_id: Some(next.customer_id),
+                summary: format!("fields={}", paths.join(",")),
+            })
+            .await?;
             idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
             tx.commit().await?;
             Ok(next)
@@ -599,6 +622,14 @@ impl Records {
                 ..current.clone()
             };
             store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+            audit::record(&tx, caller, key.as_ref().map(|k| k.request_id), now, Entry {
+                action: audit_action(kind, "delete"),
+                target_type: kind.name(),
+                target_id: id,
+                customer_id: Some(next.customer_id),
+                summary: "deleted".into(),
+            })
+            .await?;
             idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
             tx.commit().await?;
             Ok(next)
@@ -640,6 +671,25 @@ impl Records {
         }
         Ok(current)
     }
+}
+
+/// The audit action of a record write, e.g. `contact.update`.
+fn audit_action(kind: RecordKind, verb: &str) -> &'static str {
+    const ACTIONS: [[&str; 3]; 6] = [
+        ["contact.create", "contact.update", "contact.delete"],
+        ["deal.create", "deal.update", "deal.delete"],
+        ["order.create", "order.update", "order.delete"],
+        ["contract.create", "contract.update", "contract.delete"],
+        ["project.create", "project.update", "project.delete"],
+        ["activity.create", "activity.update", "activity.delete"],
+    ];
+    let row = RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    let column = match verb {
+        "create" => 0,
+        "update" => 1,
+        _ => 2,
+    };
+    ACTIONS[row][column]
 }
 
 /// Operation names under which idempotent answers are stored: one per RPC.

@@ -72,6 +72,7 @@ fn into_domain(row: customer::Model) -> Result<Customer> {
         delete_time: row.delete_time,
         purge_time: row.purge_time,
         version: row.version,
+        deletion_id: row.deletion_id,
     })
 }
 

@@ -5,7 +5,9 @@
 //! write transaction so contended writers queue instead of failing with "database is locked");
 //! PostgreSQL is the production database.
 
+pub mod audit;
 pub mod customers;
+pub mod deletion;
 pub mod entity;
 pub mod idempotency;
 pub mod migration;

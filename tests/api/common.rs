@@ -81,6 +81,15 @@ pub type AuthedChannel = InterceptedService<Channel, Bearer>;
 #[derive(Clone)]
 pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
 
+impl Bearer {
+    /// `authorization: Bearer <token>` on every call.
+    pub fn new(token: &str) -> Self {
+        Bearer(Some(
+            format!("Bearer {token}").parse().expect("ascii token"),
+        ))
+    }
+}
+
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(value) = &self.0 {
@@ -156,6 +165,7 @@ impl TestApp {
                 acquire_timeout: Duration::from_secs(5),
             },
             jwt,
+            lifecycle: Default::default(),
         };
         let app = Application::build(settings).await.expect("server starts");
         let addr = app.local_addr();

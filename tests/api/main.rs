@@ -6,6 +6,7 @@ mod common;
 mod concurrency;
 mod customers;
 mod keys;
+mod lifecycle;
 mod malformed;
 mod pagination;
 mod records;

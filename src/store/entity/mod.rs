@@ -2,10 +2,13 @@
 //! domain types. Every table's key starts with `tenant_id`.
 
 pub mod activity;
+pub mod audit_event;
+pub mod audit_head;
 pub mod contact;
 pub mod contract;
 pub mod customer;
 pub mod deal;
+pub mod deletion_request;
 pub mod idempotency_key;
 pub mod project;
 pub mod sales_order;

@@ -4,12 +4,16 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_customers_and_records;
+mod m0002_deletion_and_audit;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_customers_and_records::Migration)]
+        vec![
+            Box::new(m0001_customers_and_records::Migration),
+            Box::new(m0002_deletion_and_audit::Migration),
+        ]
     }
 }

@@ -1,0 +1,257 @@
+//! `crm.v1.DeletionApprovalService`, and the preview's proto form (shared with CustomerService).
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp,
+};
+use crate::domain::deletion::{DeletionPreview, DeletionRequest, Deletions, RequestState};
+use crate::domain::policy::Policy;
+use crate::domain::validate::parse_id;
+use crate::error::Result;
+use crate::proto::crm::v1 as pb;
+use crate::proto::crm::v1::deletion_approval_service_server::DeletionApprovalService;
+
+pub struct DeletionApi {
+    deletions: Deletions,
+}
+
+impl DeletionApi {
+    pub fn new(deletions: Deletions) -> Self {
+        Self { deletions }
+    }
+}
+
+pub fn preview_to_proto(p: DeletionPreview) -> pb::DeletionPreview {
+    let policy = |p: Policy| match p {
+        Policy::Cascade => pb::DeletionPolicy::Cascade,
+        Policy::Block => pb::DeletionPolicy::Block,
+        Policy::Keep => pb::DeletionPolicy::Keep,
+    } as i32;
+    pb::DeletionPreview {
+        customer_id: p.customer_id.to_string(),
+        etag: p.version.to_string(),
+        impacts: p
+            .impacts
+            .into_iter()
+            .map(|i| pb::RelationImpact {
+                relation: i.relation.name().to_owned(),
+                state: i.state.unwrap_or_default(),
+                policy: policy(i.policy),
+                count: i.count,
+                sample_ids: i.sample_ids.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        blockers: p
+            .blockers
+            .into_iter()
+            .map(|b| pb::DeletionBlocker {
+                reason: b.reason,
+                relation: b.relation.map(|k| k.name().to_owned()).unwrap_or_default(),
+                count: b.count,
+                sample_ids: b.sample_ids.iter().map(ToString::to_string).collect(),
+                resolution: b.resolution,
+            })
+            .collect(),
+        warnings: p
+            .warnings
+            .into_iter()
+            .map(|w| pb::PipelineWarning {
+                currency: w.currency,
+                open_amount_minor: w.open_amount_minor,
+                open_deals: w.open_deals,
+            })
+            .collect(),
+        approval_required: p.approval_required,
+        cascade_count: p.cascade_count,
+        keep_count: p.keep_count,
+    }
+}
+
+fn state_to_proto(state: RequestState) -> pb::DeletionRequestState {
+    match state {
+        RequestState::Pending => pb::DeletionRequestState::Pending,
+        RequestState::Approved => pb::DeletionRequestState::Approved,
+        RequestState::Rejected => pb::DeletionRequestState::Rejected,
+        RequestState::Cancelled => pb::DeletionRequestState::Cancelled,
+        RequestState::Expired => pb::DeletionRequestState::Expired,
+        RequestState::Stale => pb::DeletionRequestState::Stale,
+        RequestState::Executed => pb::DeletionRequestState::Executed,
+    }
+}
+
+fn state_from_proto(state: pb::DeletionRequestState) -> Option<RequestState> {
+    Some(match state {
+        pb::DeletionRequestState::Unspecified => return None,
+        pb::DeletionRequestState::Pending => RequestState::Pending,
+        pb::DeletionRequestState::Approved => RequestState::Approved,
+        pb::DeletionRequestState::Rejected => RequestState::Rejected,
+        pb::DeletionRequestState::Cancelled => RequestState::Cancelled,
+        pb::DeletionRequestState::Expired => RequestState::Expired,
+        pb::DeletionRequestState::Stale => RequestState::Stale,
+        pb::DeletionRequestState::Executed => RequestState::Executed,
+    })
+}
+
+pub fn request_to_proto(r: DeletionRequest) -> pb::DeletionRequest {
+    pb::DeletionRequest {
+        id: r.id.to_string(),
+        customer_id: r.customer_id.to_string(),
+        etag: r.etag(),
+        requester_id: r.requester_id,
+        reason: r.reason,
+        preview: Some(preview_to_proto(r.preview)),
+        state: state_to_proto(r.state) as i32,
+        decided_by: r.decided_by,
+        decision_comment: r.decision_comment,
+        decide_time: optional_timestamp(r.decide_time),
+        expire_time: Some(timestamp(r.expire_time)),
+        create_time: Some(timestamp(r.create_time)),
+        execute_time: optional_timestamp(r.execute_time),
+    }
+}
+
+fn optional_id(field: &str, value: &str) -> Result<Option<uuid::Uuid>> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        parse_id(field, value).map(Some)
+    }
+}
+
+#[tonic::async_trait]
+impl DeletionApprovalService for DeletionApi {
+    async fn submit_deletion_request(
+        &self,
+        request: Request<pb::SubmitDeletionRequestRequest>,
+    ) -> Result<Response<pb::SubmitDeletionRequestResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let customer_id = parse_id("customer_id", &req.customer_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "SubmitDeletionRequest",
+            &pb::SubmitDeletionRequestRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let (etag, reason) = (req.preview_etag, req.reason);
+        let submitted = detached(async move {
+            deletions
+                .submit(&caller, customer_id, etag, reason, key)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::SubmitDeletionRequestResponse {
+            deletion_request: Some(request_to_proto(submitted)),
+        }))
+    }
+
+    async fn get_deletion_request(
+        &self,
+        request: Request<pb::GetDeletionRequestRequest>,
+    ) -> Result<Response<pb::GetDeletionRequestResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id(
+            "deletion_request_id",
+            &request.get_ref().deletion_request_id,
+        )?;
+        let found = self.deletions.get(&caller, id).await?;
+        Ok(Response::new(pb::GetDeletionRequestResponse {
+            deletion_request: Some(request_to_proto(found)),
+        }))
+    }
+
+    async fn list_deletion_requests(
+        &self,
+        request: Request<pb::ListDeletionRequestsRequest>,
+    ) -> Result<Response<pb::ListDeletionRequestsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let state =
+            enum_field::<pb::DeletionRequestState>("state", req.state)?.and_then(state_from_proto);
+        let customer_id = optional_id("customer_id", &req.customer_id)?;
+        let page = self
+            .deletions
+            .list(&caller, state, customer_id, req.page_size, &req.page_token)
+            .await?;
+        Ok(Response::new(pb::ListDeletionRequestsResponse {
+            deletion_requests: page.items.into_iter().map(request_to_proto).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn approve_deletion_request(
+        &self,
+        request: Request<pb::ApproveDeletionRequestRequest>,
+    ) -> Result<Response<pb::ApproveDeletionRequestResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let id = parse_id("deletion_request_id", &req.deletion_request_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "ApproveDeletionRequest",
+            &pb::ApproveDeletionRequestRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let comment = req.comment;
+        let approved =
+            detached(async move { deletions.approve(&caller, id, comment, key).await }).await?;
+        Ok(Response::new(pb::ApproveDeletionRequestResponse {
+            deletion_request: Some(request_to_proto(approved)),
+        }))
+    }
+
+    async fn reject_deletion_request(
+        &self,
+        request: Request<pb::RejectDeletionRequestRequest>,
+    ) -> Result<Response<pb::RejectDeletionRequestResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let id = parse_id("deletion_request_id", &req.deletion_request_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "RejectDeletionRequest",
+            &pb::RejectDeletionRequestRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let comment = req.comment;
+        let rejected =
+            detached(async move { deletions.reject(&caller, id, comment, key).await }).await?;
+        Ok(Response::new(pb::RejectDeletionRequestResponse {
+            deletion_request: Some(request_to_proto(rejected)),
+        }))
+    }
+
+    async fn cancel_deletion_request(
+        &self,
+        request: Request<pb::CancelDeletionRequestRequest>,
+    ) -> Result<Response<pb::CancelDeletionRequestResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let id = parse_id("deletion_request_id", &req.deletion_request_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "CancelDeletionRequest",
+            &pb::CancelDeletionRequestRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let comment = req.comment;
+        let cancelled =
+            detached(async move { deletions.cancel(&caller, id, comment, key).await }).await?;
+        Ok(Response::new(pb::CancelDeletionRequestResponse {
+            deletion_request: Some(request_to_proto(cancelled)),
+        }))
+    }
+}

@@ -1,0 +1,535 @@
+//! Deletion: per-state counts of a customer's live records (from the `ix_*_live` indexes, never by
+//! loading rows), samples, the set-based cascade and restore (O(tables) statements whatever the
+//! number of rows), and the deletion requests.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr,
+};
+use uuid::Uuid;
+
+use super::entity::{self, deletion_request};
+use crate::domain::deletion::{DeletionPreview, DeletionRequest, RequestState};
+use crate::domain::policy;
+use crate::domain::records::RecordKind;
+use crate::error::{Error, Problem, Result};
+
+/// Live records of one kind and state (`None`: a kind without states).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCount {
+    pub kind: RecordKind,
+    pub state: Option<String>,
+    pub count: i64,
+}
+
+/// Runs `$stateless!(table)` or `$stateful!(table, StateColumn)` for the table of `$kind`.
+macro_rules! per_table {
+    ($kind:expr, $stateless:ident, $stateful:ident) => {
+        match $kind {
+            RecordKind::Contact => $stateless!(contact),
+            RecordKind::Activity => $stateless!(activity),
+            RecordKind::Deal => $stateful!(deal, Stage),
+            RecordKind::Order => $stateful!(sales_order, Status),
+            RecordKind::Contract => $stateful!(contract, Status),
+            RecordKind::Project => $stateful!(project, Status),
+        }
+    };
+}
+
+/// Per kind and state, how many live records the customer has.
+pub async fn state_counts(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+) -> Result<Vec<StateCount>> {
+    let mut out = Vec::new();
+    for kind in RecordKind::ALL {
+        macro_rules! all {
+            ($t:ident) => {{
+                use entity::$t as t;
+                let count = t::Entity::find()
+                    .filter(t::Column::TenantId.eq(tenant))
+                    .filter(t::Column::CustomerId.eq(customer_id))
+                    .filter(t::Column::DeleteTime.is_null())
+                    .count(conn)
+                    .await?;
+                if count > 0 {
+                    out.push(StateCount {
+                        kind,
+                        state: None,
+                        count: count as i64,
+                    });
+                }
+            }};
+        }
+        macro_rules! by_state {
+            ($t:ident, $col:ident) => {{
+                use entity::$t as t;
+                let rows: Vec<(String, i64)> = t::Entity::find()
+                    .select_only()
+                    .column(t::Column::$col)
+                    .column_as(t::Column::Id.count(), "n")
+                    .filter(t::Column::TenantId.eq(tenant))
+                    .filter(t::Column::CustomerId.eq(customer_id))
+                    .filter(t::Column::DeleteTime.is_null())
+                    .group_by(t::Column::$col)
+                    .into_tuple()
+                    .all(conn)
+                    .await?;
+                out.extend(rows.into_iter().map(|(state, count)| StateCount {
+                    kind,
+                    state: Some(state),
+                    count,
+                }));
+            }};
+        }
+        per_table!(kind, all, by_state);
+    }
+    Ok(out)
+}
+
+/// Up to `limit` ids of the customer's live records of `kind` in `state`, oldest first.
+pub async fn sample_ids(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+    kind: RecordKind,
+    state: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Uuid>> {
+    macro_rules! all {
+        ($t:ident) => {{
+            use entity::$t as t;
+            t::Entity::find()
+                .select_only()
+                .column(t::Column::Id)
+                .filter(t::Column::TenantId.eq(tenant))
+                .filter(t::Column::CustomerId.eq(customer_id))
+                .filter(t::Column::DeleteTime.is_null())
+                .order_by_asc(t::Column::Id)
+                .limit(limit)
+                .into_tuple::<Uuid>()
+                .all(conn)
+                .await?
+        }};
+    }
+    macro_rules! by_state {
+        ($t:ident, $col:ident) => {{
+            use entity::$t as t;
+            t::Entity::find()
+                .select_only()
+                .column(t::Column::Id)
+                .filter(t::Column::TenantId.eq(tenant))
+                .filter(t::Column::CustomerId.eq(customer_id))
+                .filter(t::Column::DeleteTime.is_null())
+                .filter(t::Column::$col.eq(state.unwrap_or_default()))
+                .order_by_asc(t::Column::Id)
+                .limit(limit)
+                .into_tuple::<Uuid>()
+                .all(conn)
+                .await?
+        }};
+    }
+    Ok(per_table!(kind, all, by_state))
+}
+
+/// Open pipeline value per currency: (currency, sum of amounts, number of open deals).
+pub async fn open_pipeline(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+) -> Result<Vec<(String, i64, i64)>> {
+    use entity::deal::{Column as C, Entity};
+    let rows: Vec<(String, Option<i64>, i64)> = Entity::find()
+        .select_only()
+        .column(C::Currency)
+        .column_as(Expr::col(C::AmountMinor).sum().cast_as("BIGINT"), "total")
+        .column_as(C::Id.count(), "n")
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::CustomerId.eq(customer_id))
+        .filter(C::DeleteTime.is_null())
+        .filter(C::Stage.eq("OPEN"))
+        .group_by(C::Currency)
+        .order_by_asc(C::Currency)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(currency, total, n)| (currency, total.unwrap_or(0), n))
+        .collect())
+}
+
+/// Soft-deletes the customer's live CASCADE records with `deletion_id`: one UPDATE per table.
+/// Returns how many records it deleted. The records keep their own version and update_time, so a
+/// restore gives them back exactly as they were.
+pub async fn cascade(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+    deletion_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut deleted = 0;
+    for kind in RecordKind::ALL {
+        let states: Vec<&str> = policy::cascading_states(kind)
+            .into_iter()
+            .flatten()
+            .collect();
+        macro_rules! all {
+            ($t:ident) => {{
+                use entity::$t as t;
+                t::Entity::update_many()
+                    .col_expr(t::Column::DeleteTime, Expr::value(now))
+                    .col_expr(t::Column::DeletionId, Expr::value(deletion_id))
+                    .filter(t::Column::TenantId.eq(tenant))
+                    .filter(t::Column::CustomerId.eq(customer_id))
+                    .filter(t::Column::DeleteTime.is_null())
+                    .exec(conn)
+                    .await?
+                    .rows_affected
+            }};
+        }
+        macro_rules! by_state {
+            ($t:ident, $col:ident) => {{
+                use entity::$t as t;
+                t::Entity::update_many()
+                    .col_expr(t::Column::DeleteTime, Expr::value(now))
+                    .col_expr(t::Column::DeletionId, Expr::value(deletion_id))
+                    .filter(t::Column::TenantId.eq(tenant))
+                    .filter(t::Column::CustomerId.eq(customer_id))
+                    .filter(t::Column::DeleteTime.is_null())
+                    .filter(t::Column::$col.is_in(states.clone()))
+                    .exec(conn)
+                    .await?
+                    .rows_affected
+            }};
+        }
+        deleted += per_table!(kind, all, by_state);
+    }
+    Ok(deleted)
+}
+
+/// Brings back exactly the records that carry `deletion_id`; returns how many. With `dry_run`,
+/// only counts them.
+pub async fn restore_records(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    deletion_id: Uuid,
+    dry_run: bool,
+) -> Result<u64> {
+    let mut restored = 0;
+    for kind in RecordKind::ALL {
+        macro_rules! restore {
+            ($t:ident) => {{
+                use entity::$t as t;
+                if dry_run {
+                    t::Entity::find()
+                        .filter(t::Column::TenantId.eq(tenant))
+                        .filter(t::Column::DeletionId.eq(deletion_id))
+                        .count(conn)
+                        .await?
+                } else {
+                    t::Entity::update_many()
+                        .col_expr(
+                            t::Column::DeleteTime,
+                            Expr::value(Option::<DateTime<Utc>>::None),
+                        )
+                        .col_expr(t::Column::DeletionId, Expr::value(Option::<Uuid>::None))
+                        .filter(t::Column::TenantId.eq(tenant))
+                        .filter(t::Column::DeletionId.eq(deletion_id))
+                        .exec(conn)
+                        .await?
+                        .rows_affected
+                }
+            }};
+        }
+        macro_rules! by_state {
+            ($t:ident, $col:ident) => {
+                restore!($t)
+            };
+        }
+        restored += per_table!(kind, restore, by_state);
+    }
+    Ok(restored)
+}
+
+/// Marks the customer deleted by `deletion_id` (and moves its graph version on).
+pub async fn mark_customer_deleted(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+    deletion_id: Uuid,
+    now: DateTime<Utc>,
+    purge_time: DateTime<Utc>,
+) -> Result<()> {
+    use entity::customer::{Column as C, Entity};
+    let result = Entity::update_many()
+        .col_expr(C::DeleteTime, Expr::value(now))
+        .col_expr(C::PurgeTime, Expr::value(purge_time))
+        .col_expr(C::DeletionId, Expr::value(deletion_id))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::Id.eq(customer_id))
+        .filter(C::DeleteTime.is_null())
+        .exec(conn)
+        .await?;
+    if result.rows_affected != 1 {
+        return Err(Error::internal("customer changed under its row lock"));
+    }
+    Ok(())
+}
+
+/// Makes a deleted customer live again. Its external_ref may collide with a live customer's:
+/// the partial unique index refuses it, and that becomes a precondition failure naming it.
+pub async fn mark_customer_restored(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+) -> Result<()> {
+    use entity::customer::{Column as C, Entity};
+    let result = Entity::update_many()
+        .col_expr(C::DeleteTime, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(C::PurgeTime, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(C::DeletionId, Expr::value(Option::<Uuid>::None))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::Id.eq(customer_id))
+        .filter(C::DeleteTime.is_not_null())
+        .exec(conn)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                crate::domain::deletion::restore_conflict(customer_id)
+            }
+            _ => e.into(),
+        })?;
+    if result.rows_affected != 1 {
+        return Err(Error::internal("customer changed under its row lock"));
+    }
+    Ok(())
+}
+
+/// The deletion id of a deleted customer.
+pub async fn deletion_id_of(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+) -> Result<Option<Uuid>> {
+    use entity::customer::{Column as C, Entity};
+    let row: Option<Option<Uuid>> = Entity::find()
+        .select_only()
+        .column(C::DeletionId)
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::Id.eq(customer_id))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(row.flatten())
+}
+
+/// Whether another live customer of the tenant holds `external_ref`.
+pub async fn external_ref_in_use(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    external_ref: &str,
+    except: Uuid,
+) -> Result<bool> {
+    use entity::customer::{Column as C, Entity};
+    let n = Entity::find()
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::ExternalRef.eq(external_ref))
+        .filter(C::DeleteTime.is_null())
+        .filter(C::Id.ne(except))
+        .count(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+// ---- deletion requests ------------------------------------------------------------------------
+
+fn state_str(state: RequestState) -> &'static str {
+    match state {
+        RequestState::Pending => "PENDING",
+        RequestState::Approved => "APPROVED",
+        RequestState::Rejected => "REJECTED",
+        RequestState::Cancelled => "CANCELLED",
+        RequestState::Expired => "EXPIRED",
+        RequestState::Stale => "STALE",
+        RequestState::Executed => "EXECUTED",
+    }
+}
+
+fn parse_state(text: &str) -> Result<RequestState> {
+    Ok(match text {
+        "PENDING" => RequestState::Pending,
+        "APPROVED" => RequestState::Approved,
+        "REJECTED" => RequestState::Rejected,
+        "CANCELLED" => RequestState::Cancelled,
+        "EXPIRED" => RequestState::Expired,
+        "STALE" => RequestState::Stale,
+        "EXECUTED" => RequestState::Executed,
+        other => {
+            return Err(Error::internal(format!(
+                "unknown deletion request state {other:?}"
+            )));
+        }
+    })
+}
+
+fn into_domain(row: deletion_request::Model) -> Result<DeletionRequest> {
+    let preview: DeletionPreview = serde_json::from_str(&row.preview)
+        .map_err(|e| Error::internal(format!("stored preview unreadable: {e}")))?;
+    Ok(DeletionRequest {
+        id: row.id,
+        customer_id: row.customer_id,
+        requester_id: row.requester_id,
+        reason: row.reason,
+        preview,
+        state: parse_state(&row.state)?,
+        decided_by: row.decided_by.unwrap_or_default(),
+        decision_comment: row.decision_comment.unwrap_or_default(),
+        decide_time: row.decide_time,
+        expire_time: row.expire_time,
+        create_time: row.create_time,
+        update_time: row.update_time,
+        execute_time: row.execute_time,
+        deletion_id: row.deletion_id,
+        version: row.version,
+    })
+}
+
+fn to_row(tenant: &str, r: &DeletionRequest) -> Result<deletion_request::ActiveModel> {
+    Ok(deletion_request::ActiveModel {
+        tenant_id: Set(tenant.to_owned()),
+        id: Set(r.id),
+        customer_id: Set(r.customer_id),
+        requester_id: Set(r.requester_id.clone()),
+        reason: Set(r.reason.clone()),
+        preview_version: Set(r.preview.version),
+        preview: Set(serde_json::to_string(&r.preview).map_err(Error::internal)?),
+        state: Set(state_str(r.state).to_owned()),
+        decided_by: Set((!r.decided_by.is_empty()).then(|| r.decided_by.clone())),
+        decision_comment: Set((!r.decision_comment.is_empty()).then(|| r.decision_comment.clone())),
+        decide_time: Set(r.decide_time),
+        expire_time: Set(r.expire_time),
+        create_time: Set(r.create_time),
+        update_time: Set(r.update_time),
+        execute_time: Set(r.execute_time),
+        deletion_id: Set(r.deletion_id),
+        version: Set(r.version),
+    })
+}
+
+/// Stores a new PENDING request; a second open request for the customer is refused by the
+/// database (the partial unique index), which becomes DELETION_ALREADY_REQUESTED.
+pub async fn insert_request(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    r: &DeletionRequest,
+) -> Result<()> {
+    deletion_request::Entity::insert(to_row(tenant, r)?)
+        .exec_without_returning(conn)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Error::failed_precondition(
+                Problem::new(
+                    "DELETION_ALREADY_REQUESTED",
+                    "this customer already has an open deletion request: approve, reject or cancel it first",
+                )
+                .with("customerId", r.customer_id),
+            ),
+            _ => e.into(),
+        })?;
+    Ok(())
+}
+
+pub async fn find_request(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<DeletionRequest>> {
+    deletion_request::Entity::find_by_id((tenant.to_owned(), id))
+        .one(conn)
+        .await?
+        .map(into_domain)
+        .transpose()
+}
+
+/// A request, locked until the end of the transaction on PostgreSQL.
+pub async fn find_request_for_update(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<DeletionRequest>> {
+    deletion_request::Entity::find_by_id((tenant.to_owned(), id))
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .map(into_domain)
+        .transpose()
+}
+
+/// Writes `r` over the stored request if it is still at `expected_version`: every transition is
+/// one conditional update, so of concurrent transitions exactly one applies.
+pub async fn update_request(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    r: &DeletionRequest,
+    expected_version: i64,
+) -> Result<bool> {
+    use deletion_request::Column as C;
+    let mut row = to_row(tenant, r)?;
+    row.tenant_id = sea_orm::ActiveValue::NotSet;
+    row.id = sea_orm::ActiveValue::NotSet;
+    let result = deletion_request::Entity::update_many()
+        .set(row)
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::Id.eq(r.id))
+        .filter(C::Version.eq(expected_version))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The customer's open (PENDING or APPROVED) requests.
+pub async fn open_requests(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+) -> Result<Vec<DeletionRequest>> {
+    use deletion_request::Column as C;
+    let rows = deletion_request::Entity::find()
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::CustomerId.eq(customer_id))
+        .filter(C::State.is_in(["PENDING", "APPROVED"]))
+        .all(conn)
+        .await?;
+    rows.into_iter().map(into_domain).collect()
+}
+
+/// A page of requests, newest first, before `before` (ids are UUIDv7).
+pub async fn list_requests(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    state: Option<RequestState>,
+    customer_id: Option<Uuid>,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<DeletionRequest>> {
+    use deletion_request::Column as C;
+    let mut select = deletion_request::Entity::find().filter(C::TenantId.eq(tenant));
+    if let Some(state) = state {
+        select = select.filter(C::State.eq(state_str(state)));
+    }
+    if let Some(customer) = customer_id {
+        select = select.filter(C::CustomerId.eq(customer));
+    }
+    if let Some(before) = before {
+        select = select.filter(C::Id.lt(before));
+    }
+    let rows = select.order_by_desc(C::Id).limit(limit).all(conn).await?;
+    rows.into_iter().map(into_domain).collect()
+}
