@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -241,7 +241,12 @@ impl Application {
             .add_service(records)
             .add_service(deletions)
             .add_service(audit)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(
+                // Nagle off: a response's header, data and trailer frames would otherwise wait on
+                // the client's delayed ACK (a 40 ms stall per call, measured on PreviewDelete).
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await
             .map_err(|e| e.to_string());
         watchdog.abort();

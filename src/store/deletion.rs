@@ -49,17 +49,23 @@ pub async fn state_counts(
         macro_rules! all {
             ($t:ident) => {{
                 use entity::$t as t;
-                let count = t::Entity::find()
+                // COUNT over the partial index only: PaginatorTrait::count would wrap a select of
+                // every column in a subquery and read every row.
+                let count: Option<i64> = t::Entity::find()
+                    .select_only()
+                    .column_as(t::Column::Id.count(), "n")
                     .filter(t::Column::TenantId.eq(tenant))
                     .filter(t::Column::CustomerId.eq(customer_id))
                     .filter(t::Column::DeleteTime.is_null())
-                    .count(conn)
+                    .into_tuple()
+                    .one(conn)
                     .await?;
+                let count = count.unwrap_or(0);
                 if count > 0 {
                     out.push(StateCount {
                         kind,
                         state: None,
-                        count: count as i64,
+                        count,
                     });
                 }
             }};
@@ -150,7 +156,9 @@ pub async fn open_pipeline(
         .filter(C::TenantId.eq(tenant))
         .filter(C::CustomerId.eq(customer_id))
         .filter(C::DeleteTime.is_null())
-        .filter(C::Stage.eq("OPEN"))
+        // A literal, not a bound value: SQLite only uses a partial index (ix_deal_open_pipeline)
+        // when the query repeats its predicate's constant.
+        .filter(Expr::cust("stage = 'OPEN'"))
         .group_by(C::Currency)
         .order_by_asc(C::Currency)
         .into_tuple()
@@ -226,11 +234,15 @@ pub async fn restore_records(
             ($t:ident) => {{
                 use entity::$t as t;
                 if dry_run {
-                    t::Entity::find()
+                    let count: Option<i64> = t::Entity::find()
+                        .select_only()
+                        .column_as(t::Column::Id.count(), "n")
                         .filter(t::Column::TenantId.eq(tenant))
                         .filter(t::Column::DeletionId.eq(deletion_id))
-                        .count(conn)
-                        .await?
+                        .into_tuple()
+                        .one(conn)
+                        .await?;
+                    count.unwrap_or(0) as u64
                 } else {
                     t::Entity::update_many()
                         .col_expr(
