@@ -60,6 +60,8 @@ pub struct Settings {
     pub database: StoreConfig,
     pub jwt: JwtSettings,
     pub lifecycle: LifecycleSettings,
+    /// How long a `request_id` is remembered; a retry after that is a new request.
+    pub idempotency_key_ttl: Duration,
 }
 
 /// A configured key, or for a SQLite database without one, the development secret kept beside the
@@ -136,6 +138,7 @@ pub struct Application {
     deletions: Deletions,
     audit: AuditLog,
     authenticator: Authenticator,
+    idempotency_key_ttl: Duration,
 }
 
 impl Application {
@@ -191,6 +194,7 @@ impl Application {
             deletions,
             audit,
             authenticator,
+            idempotency_key_ttl: settings.idempotency_key_ttl,
         })
     }
 
@@ -231,6 +235,10 @@ impl Application {
         );
 
         let watchdog = tokio::spawn(watch_database(self.store.clone(), self.health.clone()));
+        let sweeper = tokio::spawn(sweep_idempotency_keys(
+            self.store.clone(),
+            self.idempotency_key_ttl,
+        ));
         let result = Server::builder()
             .add_service(HealthServer::new(HealthService::from_health_reporter(
                 self.health.clone(),
@@ -250,6 +258,7 @@ impl Application {
             .await
             .map_err(|e| e.to_string());
         watchdog.abort();
+        sweeper.abort();
         result
     }
 }
@@ -284,6 +293,24 @@ async fn watch_database(store: Store, health: HealthReporter) {
             serving = Some(ok);
         }
         tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })).await;
+    }
+}
+
+/// Forgets idempotency keys older than `ttl`, a sweep every tenth of it (at most every 10 minutes),
+/// so each sweep deletes a bounded slice. Every replica sweeps; the deletes are idempotent.
+async fn sweep_idempotency_keys(store: Store, ttl: Duration) {
+    let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        tokio::time::sleep(every).await;
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        match crate::store::idempotency::sweep(store.conn(), cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(forgotten = n, "expired idempotency keys swept"),
+            Err(e) => {
+                tracing::warn!(error = %e, "sweeping idempotency keys failed; retrying later")
+            }
+        }
     }
 }
 

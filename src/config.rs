@@ -94,6 +94,9 @@ pub struct CommonArgs {
     /// How long a deleted customer can be restored before it is erased.
     #[arg(long, global = true, env = "CRM_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub retention: Duration,
+    /// How long a mutation's request_id is remembered (AIP-155 retries within it get the first answer).
+    #[arg(long, global = true, env = "CRM_IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_key_ttl: Duration,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "CRM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -177,6 +180,7 @@ impl CommonArgs {
             listen: self.listen,
             database: self.store_config(),
             jwt: self.jwt(),
+            idempotency_key_ttl: self.idempotency_key_ttl,
             lifecycle: LifecycleSettings {
                 request_ttl: self.deletion_request_ttl,
                 retention: self.retention,

@@ -357,6 +357,24 @@ impl AuditLog {
                 problem: "the last event does not match the chain's recorded head".into(),
             });
         }
+        if first_break.is_none() {
+            // Events past the head read above were appended since (and their transactions moved
+            // the head with them) or were put there by hand: read how far the events go, then the
+            // head again. An event the head does not cover is not part of the chain, however
+            // well it links, and it is listed like any other, so it must not pass as valid.
+            let last = store::audit::last_sequence(conn, &caller.tenant).await?;
+            if last > head_sequence {
+                let (current_head, _) = store::audit::head(conn, &caller.tenant).await?;
+                if last > current_head {
+                    first_break = Some(Break {
+                        sequence: current_head + 1,
+                        problem: format!(
+                            "events up to {last} lie beyond the chain's recorded head ({current_head})"
+                        ),
+                    });
+                }
+            }
+        }
         Ok(Verification {
             events_checked: checked,
             first_break,

@@ -588,6 +588,7 @@ impl Deletions {
             customer_id,
             before,
             limit + 1,
+            now,
         )
         .await?;
         let next_page_token = if items.len() as u64 > limit {
@@ -769,6 +770,19 @@ impl Deletions {
                 ));
             }
             let now = self.clock.now();
+            // A lapsed request reads as EXPIRED, which is final: record the lapse, cancel nothing.
+            if request.expire_time <= now {
+                self.lapse(tx, caller, request.clone(), RequestState::Expired)
+                    .await?;
+                return Err(not_in_state(
+                    &DeletionRequest {
+                        state: RequestState::Expired,
+                        ..request
+                    },
+                    "DELETION_REQUEST_EXPIRED",
+                    "PENDING or APPROVED",
+                ));
+            }
             let expected = request.version;
             let next = DeletionRequest {
                 state: RequestState::Cancelled,

@@ -653,7 +653,13 @@ impl Records {
         // takes anyway), and only then read the record's state: a concurrent write to it has
         // committed by then and is seen, rather than failing this one as if its etag were stale,
         // and the status transition is checked against the latest status.
-        store::customers::find_for_update(tx.conn(), &caller.tenant, found.customer_id).await?;
+        let customer =
+            store::customers::find_for_update(tx.conn(), &caller.tenant, found.customer_id).await?;
+        // The customer's state first: a record its deletion took reads as "customer deleted"
+        // (restore the customer), not as a record deleted on its own.
+        if customer.as_ref().is_some_and(|c| c.is_deleted()) {
+            return Err(customer_deleted(found.customer_id));
+        }
         let current = store::records::find(tx.conn(), &caller.tenant, kind, id)
             .await?
             .ok_or_else(|| Error::not_found(kind.name(), id))?;

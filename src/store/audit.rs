@@ -2,8 +2,9 @@
 //! append one at a time and the chain stays linear (SQLite's single writer does the same).
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, OnConflict},
 };
 
 use super::entity::{audit_event, audit_head};
@@ -145,4 +146,17 @@ pub async fn head(conn: &impl ConnectionTrait, tenant: &str) -> Result<(i64, [u8
         }
         None => Ok((0, GENESIS)),
     }
+}
+
+/// The highest sequence among a tenant's stored events (0 if none), whatever the head says.
+pub async fn last_sequence(conn: &impl ConnectionTrait, tenant: &str) -> Result<i64> {
+    use audit_event::Column as C;
+    let last: Option<Option<i64>> = audit_event::Entity::find()
+        .select_only()
+        .column_as(Expr::col(C::Sequence).max(), "last")
+        .filter(C::TenantId.eq(tenant))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(last.flatten().unwrap_or(0))
 }

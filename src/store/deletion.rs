@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 use uuid::Uuid;
 
@@ -522,7 +522,9 @@ pub async fn open_requests(
     rows.into_iter().map(into_domain).collect()
 }
 
-/// A page of requests, newest first, before `before` (ids are UUIDv7).
+/// A page of requests, newest first, before `before` (ids are UUIDv7). `state` filters by the
+/// state a reader sees at `now` (`DeletionRequest::effective_state`): an open request past its
+/// expire_time is EXPIRED, not PENDING or APPROVED, even before a write records the lapse.
 pub async fn list_requests(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -530,11 +532,24 @@ pub async fn list_requests(
     customer_id: Option<Uuid>,
     before: Option<Uuid>,
     limit: u64,
+    now: DateTime<Utc>,
 ) -> Result<Vec<DeletionRequest>> {
     use deletion_request::Column as C;
     let mut select = deletion_request::Entity::find().filter(C::TenantId.eq(tenant));
     if let Some(state) = state {
-        select = select.filter(C::State.eq(state_str(state)));
+        select = match state {
+            RequestState::Pending | RequestState::Approved => select
+                .filter(C::State.eq(state_str(state)))
+                .filter(C::ExpireTime.gt(now)),
+            RequestState::Expired => select.filter(
+                Condition::any().add(C::State.eq(state_str(state))).add(
+                    Condition::all()
+                        .add(C::State.is_in(["PENDING", "APPROVED"]))
+                        .add(C::ExpireTime.lte(now)),
+                ),
+            ),
+            _ => select.filter(C::State.eq(state_str(state))),
+        };
     }
     if let Some(customer) = customer_id {
         select = select.filter(C::CustomerId.eq(customer));

@@ -98,3 +98,13 @@ pub(crate) fn hex_decode(text: &str, out: &mut [u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Forgets keys stored before `cutoff`; returns how many. A retry after that is a new request.
+pub async fn sweep(conn: &impl ConnectionTrait, cutoff: chrono::DateTime<Utc>) -> Result<u64> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let result = Entity::delete_many()
+        .filter(idempotency_key::Column::CreateTime.lt(cutoff))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}

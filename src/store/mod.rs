@@ -147,7 +147,20 @@ async fn create_schema(url: &str, schema: &str) -> std::result::Result<(), DbErr
         )));
     }
     let db = Database::connect(url).await?;
-    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-        .await?;
+    // IF NOT EXISTS is not atomic: two replicas creating the schema at once can both pass the
+    // check, and the loser fails on the catalog's unique index. Losing that race is fine.
+    let created = db
+        .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await;
+    match created {
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) => {}
+        other => {
+            other?;
+        }
+    }
     db.close().await
 }

@@ -1,15 +1,20 @@
 //! Black-box tests of the gRPC API: the real server on an ephemeral port, the generated clients,
 //! on SQLite and on PostgreSQL (each test as `<suite>::sqlite::<name>` and `<suite>::postgres::<name>`).
 
+mod audit;
 mod auth;
 mod common;
 mod concurrency;
 mod customers;
+mod deletion_races;
+mod deletion_rules;
+mod idempotency_window;
 mod keys;
 mod lifecycle;
 mod malformed;
 mod pagination;
 mod records;
 mod replicas;
+mod restore_property;
 mod tenancy;
 mod validation;
