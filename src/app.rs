@@ -23,6 +23,7 @@ use crate::domain::audit::AuditLog;
 use crate::domain::customers::Customers;
 use crate::domain::deletion::{Deletions, LifecycleSettings};
 use crate::domain::paging::PageTokenKey;
+use crate::domain::purge::Purges;
 use crate::domain::records::Records;
 use crate::proto::crm::v1::audit_service_server::AuditServiceServer;
 use crate::proto::crm::v1::customer_service_server::CustomerServiceServer;
@@ -62,6 +63,9 @@ pub struct Settings {
     pub lifecycle: LifecycleSettings,
     /// How long a `request_id` is remembered; a retry after that is a new request.
     pub idempotency_key_ttl: Duration,
+    /// How often the purger looks for deleted customers whose retention has passed (`None`: never,
+    /// e.g. when purging runs as a job with `crm-service purge`).
+    pub purge_interval: Option<Duration>,
 }
 
 /// A configured key, or for a SQLite database without one, the development secret kept beside the
@@ -139,6 +143,8 @@ pub struct Application {
     audit: AuditLog,
     authenticator: Authenticator,
     idempotency_key_ttl: Duration,
+    purges: Purges,
+    purge_interval: Option<Duration>,
 }
 
 impl Application {
@@ -179,6 +185,7 @@ impl Application {
         let records = Records::new(store.clone(), page_key.clone(), Clock);
         let deletions = Deletions::new(store.clone(), page_key.clone(), Clock, settings.lifecycle);
         let audit = AuditLog::new(store.clone(), page_key, Clock);
+        let store_for_purges = store.clone();
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -195,6 +202,8 @@ impl Application {
             audit,
             authenticator,
             idempotency_key_ttl: settings.idempotency_key_ttl,
+            purges: Purges::new(store_for_purges, Clock),
+            purge_interval: settings.purge_interval,
         })
     }
 
@@ -210,8 +219,12 @@ impl Application {
 
         let auth = self.authenticator.clone();
         let customers = InterceptedService::new(
-            CustomerServiceServer::new(CustomerApi::new(self.customers, self.deletions.clone()))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            CustomerServiceServer::new(CustomerApi::new(
+                self.customers,
+                self.deletions.clone(),
+                self.purges.clone(),
+            ))
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
             move |req| auth.intercept(req),
         );
         let auth = self.authenticator.clone();
@@ -239,6 +252,9 @@ impl Application {
             self.store.clone(),
             self.idempotency_key_ttl,
         ));
+        let purger = self
+            .purge_interval
+            .map(|every| tokio::spawn(purge_due(self.purges.clone(), every)));
         let result = Server::builder()
             .add_service(HealthServer::new(HealthService::from_health_reporter(
                 self.health.clone(),
@@ -259,6 +275,9 @@ impl Application {
             .map_err(|e| e.to_string());
         watchdog.abort();
         sweeper.abort();
+        if let Some(purger) = purger {
+            purger.abort();
+        }
         result
     }
 }
@@ -309,6 +328,34 @@ async fn sweep_idempotency_keys(store: Store, ttl: Duration) {
             Ok(n) => tracing::info!(forgotten = n, "expired idempotency keys swept"),
             Err(e) => {
                 tracing::warn!(error = %e, "sweeping idempotency keys failed; retrying later")
+            }
+        }
+    }
+}
+
+/// Batches of the purger: bounded work per transaction, repeated until nothing is due.
+const PURGE_BATCH: u64 = 100;
+
+/// The purger: every replica runs it; replicas skip each other's customers (SKIP LOCKED on
+/// PostgreSQL, one writer on SQLite), so each customer is erased once.
+async fn purge_due(purges: Purges, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        loop {
+            match purges.run_due(PURGE_BATCH, false).await {
+                Ok(report) => {
+                    for (tenant, erased) in &report.erased {
+                        tracing::info!(%tenant, customer_id = %erased.customer_id, erased = erased.erased_records,
+                            kept = erased.kept_records, "customer erased after its retention");
+                    }
+                    if (report.erased.len() as u64) < PURGE_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "purge pass failed; retrying at the next interval");
+                    break;
+                }
             }
         }
     }

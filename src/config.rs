@@ -34,6 +34,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Fill the database with demo or benchmark data.
     Seed(SeedArgs),
+    /// Erase, once, every deleted customer whose retention has passed, and print what was done.
+    Purge(PurgeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +99,10 @@ pub struct CommonArgs {
     /// How long a mutation's request_id is remembered (AIP-155 retries within it get the first answer).
     #[arg(long, global = true, env = "CRM_IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
     pub idempotency_key_ttl: Duration,
+    /// How often the server's purger erases deleted customers whose retention has passed; 0 turns
+    /// it off (run `crm-service purge` as a job instead).
+    #[arg(long, global = true, env = "CRM_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub purge_interval: Duration,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "CRM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -116,6 +122,16 @@ pub struct TokenArgs {
     /// Lifetime, e.g. 30m, 1h, 7d.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Print what would be erased, erase nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// At most this many customers per transaction.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u64,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +197,7 @@ impl CommonArgs {
             database: self.store_config(),
             jwt: self.jwt(),
             idempotency_key_ttl: self.idempotency_key_ttl,
+            purge_interval: (!self.purge_interval.is_zero()).then_some(self.purge_interval),
             lifecycle: LifecycleSettings {
                 request_ttl: self.deletion_request_ttl,
                 retention: self.retention,

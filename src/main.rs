@@ -32,6 +32,7 @@ async fn main() -> ExitCode {
         Some(Command::Seed(args)) => {
             crm_service::seed::run(&cli.common.store_config(), &args).await
         }
+        Some(Command::Purge(args)) => purge(&cli.common, &args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,6 +88,55 @@ fn token(
         audience: common.jwt_audience.clone(),
     };
     println!("{}", mint(&secret, &request)?);
+    Ok(())
+}
+
+async fn purge(
+    common: &crm_service::config::CommonArgs,
+    args: &crm_service::config::PurgeArgs,
+) -> Result<(), String> {
+    let store = Store::connect(&common.store_config())
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migration failed: {e}"))?;
+    let purges = crm_service::domain::purge::Purges::new(store, crm_service::domain::Clock);
+    let mut total = 0;
+    loop {
+        let report = purges
+            .run_due(args.batch.max(1), args.dry_run)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (tenant, erased) in &report.erased {
+            println!(
+                "{} tenant {tenant} customer {}: {} deleted records {}, {} kept records stay",
+                if args.dry_run {
+                    "would erase"
+                } else {
+                    "erased"
+                },
+                erased.customer_id,
+                erased.erased_records,
+                if args.dry_run { "would go" } else { "gone" },
+                erased.kept_records
+            );
+        }
+        total += report.erased.len();
+        // A dry run sees the same due customers every time: one pass is the whole answer.
+        if args.dry_run || (report.erased.len() as u64) < args.batch.max(1) {
+            break;
+        }
+    }
+    println!(
+        "{total} customer(s) {}",
+        if args.dry_run {
+            "due for erasure"
+        } else {
+            "erased"
+        }
+    );
     Ok(())
 }
 

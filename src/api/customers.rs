@@ -10,6 +10,7 @@ use crate::domain::customers::{
     self as domain, CustomerField, CustomerInput, CustomerQuery, Customers,
 };
 use crate::domain::deletion::Deletions;
+use crate::domain::purge::Purges;
 use crate::domain::validate::parse_id;
 use crate::error::{Error, FieldViolation, Result};
 use crate::proto::crm::v1 as pb;
@@ -18,13 +19,15 @@ use crate::proto::crm::v1::customer_service_server::CustomerService;
 pub struct CustomerApi {
     customers: Customers,
     deletions: Deletions,
+    purges: Purges,
 }
 
 impl CustomerApi {
-    pub fn new(customers: Customers, deletions: Deletions) -> Self {
+    pub fn new(customers: Customers, deletions: Deletions, purges: Purges) -> Self {
         Self {
             customers,
             deletions,
+            purges,
         }
     }
 }
@@ -309,6 +312,64 @@ impl CustomerService for CustomerApi {
         Ok(Response::new(pb::RestoreCustomerResponse {
             customer: Some(to_proto(restored.customer)),
             restored_records: restored.restored_records as i64,
+        }))
+    }
+
+    async fn purge_customer(
+        &self,
+        request: Request<pb::PurgeCustomerRequest>,
+    ) -> Result<Response<pb::PurgeCustomerResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let customer_id = parse_id("customer_id", &req.customer_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "PurgeCustomer",
+            &pb::PurgeCustomerRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let purges = self.purges.clone();
+        let validate_only = req.validate_only;
+        let erased = detached(async move {
+            purges
+                .purge_customer(&caller, customer_id, validate_only, key)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::PurgeCustomerResponse {
+            customer_id: erased.customer_id.to_string(),
+            erased_records: erased.erased_records as i64,
+            kept_records: erased.kept_records as i64,
+        }))
+    }
+
+    async fn set_legal_hold(
+        &self,
+        request: Request<pb::SetLegalHoldRequest>,
+    ) -> Result<Response<pb::SetLegalHoldResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let customer_id = parse_id("customer_id", &req.customer_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            "SetLegalHold",
+            &pb::SetLegalHoldRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let purges = self.purges.clone();
+        let (hold, reason) = (req.legal_hold, req.reason);
+        let customer = detached(async move {
+            purges
+                .set_legal_hold(&caller, customer_id, hold, reason, key)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::SetLegalHoldResponse {
+            customer: Some(to_proto(customer)),
         }))
     }
 }

@@ -64,6 +64,8 @@ pub enum Action {
     Restore,
     /// Read the audit trail.
     ReadAudit,
+    /// Erase a deleted customer now; set or lift a legal hold.
+    Erase,
 }
 
 impl Action {
@@ -78,6 +80,7 @@ impl Action {
             Action::ActOnAnyDeletion => "cancel or execute other people's deletion requests",
             Action::Restore => "restore deleted customers",
             Action::ReadAudit => "read the audit trail",
+            Action::Erase => "erase customers or set legal holds",
         }
     }
 }
@@ -100,6 +103,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ActOnAnyDeletion, &[Role::Supervisor, Role::Admin]),
     (Action::Restore, &[Role::Supervisor, Role::Admin]),
     (Action::ReadAudit, &[Role::Supervisor, Role::Admin]),
+    (Action::Erase, &[Role::Admin]),
 ];
 
 pub fn allowed_roles(action: Action) -> &'static [Role] {
@@ -185,6 +189,7 @@ mod tests {
         only(Action::Restore, &[Role::Supervisor, Role::Admin]);
         only(Action::ReadAudit, &[Role::Supervisor, Role::Admin]);
         only(Action::SubmitDeletion, &Role::ALL);
+        only(Action::Erase, &[Role::Admin]);
     }
 
     #[test]

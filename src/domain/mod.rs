@@ -8,6 +8,7 @@ pub mod deletion;
 pub mod idempotency;
 pub mod paging;
 pub mod policy;
+pub mod purge;
 pub mod records;
 pub mod validate;
 

@@ -97,6 +97,7 @@ fn writable_columns(c: &Customer) -> customer::ActiveModel {
         purge_time: NotSet,
         deletion_id: NotSet,
         version: Set(c.version),
+        erase_time: NotSet,
     }
 }
 
@@ -126,6 +127,7 @@ pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, c: &Customer) -> 
     row.delete_time = Set(c.delete_time);
     row.purge_time = Set(c.purge_time);
     row.deletion_id = Set(None);
+    row.erase_time = Set(None);
     Entity::insert(row)
         .exec_without_returning(conn)
         .await
@@ -133,9 +135,10 @@ pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, c: &Customer) -> 
     Ok(())
 }
 
-/// A customer, live or deleted.
+/// A customer, live or deleted; an erased one (a tombstone) is not found.
 pub async fn find(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
     Entity::find_by_id((tenant.to_owned(), id))
+        .filter(Column::EraseTime.is_null())
         .one(conn)
         .await?
         .map(into_domain)
@@ -150,6 +153,7 @@ pub async fn find_for_update(
     id: Uuid,
 ) -> Result<Option<Customer>> {
     Entity::find_by_id((tenant.to_owned(), id))
+        .filter(Column::EraseTime.is_null())
         .lock_exclusive()
         .one(conn)
         .await?
@@ -237,7 +241,9 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<Customer>> {
-    let mut select = Entity::find().filter(Column::TenantId.eq(tenant));
+    let mut select = Entity::find()
+        .filter(Column::TenantId.eq(tenant))
+        .filter(Column::EraseTime.is_null());
     if !query.show_deleted {
         select = select.filter(Column::DeleteTime.is_null());
     }
@@ -283,6 +289,7 @@ pub async fn insert_many(
             row.delete_time = Set(None);
             row.purge_time = Set(None);
             row.deletion_id = Set(None);
+            row.erase_time = Set(None);
             row
         });
         Entity::insert_many(rows)

@@ -11,6 +11,7 @@ pub mod deletion;
 pub mod entity;
 pub mod idempotency;
 pub mod migration;
+pub mod purge;
 pub mod records;
 pub mod secrets;
 

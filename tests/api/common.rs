@@ -167,6 +167,7 @@ impl TestApp {
             jwt,
             lifecycle: Default::default(),
             idempotency_key_ttl: Duration::from_secs(24 * 3600),
+            purge_interval: None,
         };
         let app = Application::build(settings).await.expect("server starts");
         let addr = app.local_addr();

@@ -27,6 +27,8 @@ pub struct Model {
     pub deletion_id: Option<Uuid>,
     /// Version of the whole graph (the etag).
     pub version: i64,
+    /// When the customer was erased (a tombstone from then on).
+    pub erase_time: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_customers_and_records;
 mod m0002_deletion_and_audit;
+mod m0003_purge;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_customers_and_records::Migration),
             Box::new(m0002_deletion_and_audit::Migration),
+            Box::new(m0003_purge::Migration),
         ]
     }
 }

@@ -1,0 +1,224 @@
+//! Erasure (DESIGN §4, "final when it must be"): the purger that erases deleted customers once
+//! their retention has passed, PurgeCustomer (an admin's erasure now), and the legal hold that
+//! forbids both. An erased customer is a tombstone: NOT_FOUND to every call; the records its
+//! deletion kept (paid orders, ended contracts) still point at it.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Clock;
+use super::access::{Action, Caller};
+use super::audit::{self, Entry};
+use super::customers::Customer;
+use super::idempotency::{self, Idempotency};
+use super::validate::Violations;
+use crate::error::{Error, Problem, Result};
+use crate::store::{self, Store};
+
+const REASON_MAX: usize = 1000;
+/// The actor the purger's audit events name.
+pub const PURGER: &str = "system:purger";
+
+/// What erasing a customer removed and kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    pub customer_id: Uuid,
+    pub erased_records: u64,
+    pub kept_records: u64,
+}
+
+/// One pass of the purger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// (tenant, what was erased), in the order done.
+    pub erased: Vec<(String, Erased)>,
+}
+
+fn under_hold(id: Uuid) -> Error {
+    Error::failed_precondition(
+        Problem::new(
+            "LEGAL_HOLD",
+            "the customer is under legal hold: an admin must lift it first",
+        )
+        .with("customerId", id),
+    )
+}
+
+#[derive(Clone)]
+pub struct Purges {
+    store: Store,
+    clock: Clock,
+}
+
+impl Purges {
+    pub fn new(store: Store, clock: Clock) -> Self {
+        Self { store, clock }
+    }
+
+    /// Erases a deleted customer now. Admin only; not under legal hold.
+    pub async fn purge_customer(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        validate_only: bool,
+        key: Option<Idempotency>,
+    ) -> Result<Erased> {
+        caller.require(Action::Erase)?;
+        idempotency::retry_in_flight(|| async {
+            let tx = self.store.begin_write().await?;
+            if !validate_only
+                && let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), "PurgeCustomer").await?
+            {
+                return Ok(first);
+            }
+            let customer = store::customers::find_for_update(tx.conn(), &caller.tenant, id)
+                .await?
+                .ok_or_else(|| Error::not_found("customer", id))?;
+            if !customer.is_deleted() {
+                return Err(Error::failed_precondition(
+                    Problem::new(
+                        "CUSTOMER_NOT_DELETED",
+                        "only a deleted customer can be erased: its deletion must be previewed and approved first",
+                    )
+                    .with("customerId", id),
+                ));
+            }
+            if customer.legal_hold {
+                return Err(under_hold(id));
+            }
+            if validate_only {
+                let (erased_records, kept_records) = store::purge::erasable_counts(tx.conn(), &caller.tenant, id).await?;
+                return Ok(Erased { customer_id: id, erased_records, kept_records });
+            }
+            let now = self.clock.now();
+            let (erased_records, kept_records) = store::purge::erase(tx.conn(), &caller.tenant, id, now).await?;
+            audit::record(&tx, caller, key.as_ref().map(|k| k.request_id), now, Entry {
+                action: "customer.purge",
+                target_type: "customer",
+                target_id: id,
+                customer_id: Some(id),
+                summary: format!("erased={erased_records} kept={kept_records} by=request"),
+            })
+            .await?;
+            let outcome = Erased { customer_id: id, erased_records, kept_records };
+            idempotency::remember(&tx, caller, key.as_ref(), "PurgeCustomer", &outcome).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    /// Sets or lifts a legal hold, moving the graph etag on (so open deletion requests go stale).
+    pub async fn set_legal_hold(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        hold: bool,
+        reason: String,
+        key: Option<Idempotency>,
+    ) -> Result<Customer> {
+        caller.require(Action::Erase)?;
+        let mut v = Violations::new();
+        v.required_text("reason", &reason, REASON_MAX);
+        v.finish()?;
+        idempotency::retry_in_flight(|| async {
+            let tx = self.store.begin_write().await?;
+            if let Some(first) =
+                idempotency::replay(&tx, caller, key.as_ref(), "SetLegalHold").await?
+            {
+                return Ok(first);
+            }
+            let current = store::customers::find_for_update(tx.conn(), &caller.tenant, id)
+                .await?
+                .ok_or_else(|| Error::not_found("customer", id))?;
+            let now = self.clock.now();
+            let next = Customer {
+                legal_hold: hold,
+                version: current.version + 1,
+                ..current.clone()
+            };
+            store::customers::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+            audit::record(
+                &tx,
+                caller,
+                key.as_ref().map(|k| k.request_id),
+                now,
+                Entry {
+                    action: if hold {
+                        "customer.legal_hold.set"
+                    } else {
+                        "customer.legal_hold.lift"
+                    },
+                    target_type: "customer",
+                    target_id: id,
+                    customer_id: Some(id),
+                    // The reason is a case reference written by an admin; it is kept in the trail
+                    // as the grounds of the hold.
+                    summary: format!("legal_hold={hold} reason={reason}"),
+                },
+            )
+            .await?;
+            idempotency::remember(&tx, caller, key.as_ref(), "SetLegalHold", &next).await?;
+            tx.commit().await?;
+            Ok(next)
+        })
+        .await
+    }
+
+    /// One pass of the purger: erases up to `batch` customers whose purge_time has passed, in one
+    /// transaction. With `dry_run`, only reports what it would erase.
+    pub async fn run_due(&self, batch: u64, dry_run: bool) -> Result<PurgeReport> {
+        let now = self.clock.now();
+        let mut report = PurgeReport::default();
+        if dry_run {
+            for (tenant, id) in store::purge::due(self.store.conn(), now, batch, false).await? {
+                let (erased_records, kept_records) =
+                    store::purge::erasable_counts(self.store.conn(), &tenant, id).await?;
+                report.erased.push((
+                    tenant,
+                    Erased {
+                        customer_id: id,
+                        erased_records,
+                        kept_records,
+                    },
+                ));
+            }
+            return Ok(report);
+        }
+        let tx = self.store.begin_write().await?;
+        for (tenant, id) in store::purge::due(tx.conn(), now, batch, true).await? {
+            let (erased_records, kept_records) =
+                store::purge::erase(tx.conn(), &tenant, id, now).await?;
+            let system = Caller {
+                tenant: tenant.clone(),
+                subject: PURGER.into(),
+                roles: Vec::new(),
+                trace_id: String::new(),
+            };
+            audit::record(
+                &tx,
+                &system,
+                None,
+                now,
+                Entry {
+                    action: "customer.purge",
+                    target_type: "customer",
+                    target_id: id,
+                    customer_id: Some(id),
+                    summary: format!("erased={erased_records} kept={kept_records} by=retention"),
+                },
+            )
+            .await?;
+            report.erased.push((
+                tenant,
+                Erased {
+                    customer_id: id,
+                    erased_records,
+                    kept_records,
+                },
+            ));
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}

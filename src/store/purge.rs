@@ -1,0 +1,159 @@
+//! Erasure: finding deleted customers whose retention has passed, and turning one into an
+//! anonymous tombstone. The only queries that are not tenant-scoped are the purger's scan.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use super::entity::{self, customer, deletion_request, idempotency_key};
+use crate::domain::records::RecordKind;
+use crate::error::Result;
+
+/// Deleted customers (tenant, id) whose purge_time has passed, not under legal hold, oldest due
+/// first. With `lock`, on PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED`: replicas
+/// purging at once each take different customers, and a customer being restored is skipped.
+pub async fn due(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+    lock: bool,
+) -> Result<Vec<(String, Uuid)>> {
+    use customer::Column as C;
+    let mut select = customer::Entity::find()
+        .select_only()
+        .column(C::TenantId)
+        .column(C::Id)
+        .filter(C::DeleteTime.is_not_null())
+        .filter(C::EraseTime.is_null())
+        .filter(C::PurgeTime.lte(now))
+        .filter(C::LegalHold.eq(false))
+        .order_by_asc(C::PurgeTime)
+        .limit(limit);
+    if lock && conn.get_database_backend() == DbBackend::Postgres {
+        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    Ok(select.into_tuple().all(conn).await?)
+}
+
+/// Counts of what erasing a customer removes (its deleted records) and keeps (its live records:
+/// what the KEEP policy left).
+pub async fn erasable_counts(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+) -> Result<(u64, u64)> {
+    let (mut erased, mut kept) = (0u64, 0u64);
+    for kind in RecordKind::ALL {
+        macro_rules! count {
+            ($t:ident) => {{
+                use entity::$t as t;
+                let deleted: Option<i64> = t::Entity::find()
+                    .select_only()
+                    .column_as(t::Column::Id.count(), "n")
+                    .filter(t::Column::TenantId.eq(tenant))
+                    .filter(t::Column::CustomerId.eq(customer_id))
+                    .filter(t::Column::DeleteTime.is_not_null())
+                    .into_tuple()
+                    .one(conn)
+                    .await?;
+                let live: Option<i64> = t::Entity::find()
+                    .select_only()
+                    .column_as(t::Column::Id.count(), "n")
+                    .filter(t::Column::TenantId.eq(tenant))
+                    .filter(t::Column::CustomerId.eq(customer_id))
+                    .filter(t::Column::DeleteTime.is_null())
+                    .into_tuple()
+                    .one(conn)
+                    .await?;
+                erased += deleted.unwrap_or(0) as u64;
+                kept += live.unwrap_or(0) as u64;
+            }};
+        }
+        match kind {
+            RecordKind::Contact => count!(contact),
+            RecordKind::Activity => count!(activity),
+            RecordKind::Deal => count!(deal),
+            RecordKind::Order => count!(sales_order),
+            RecordKind::Contract => count!(contract),
+            RecordKind::Project => count!(project),
+        }
+    }
+    Ok((erased, kept))
+}
+
+/// Erases a deleted customer: its deleted records go for good (one DELETE per table), the
+/// customer row keeps only ids and times (a tombstone that kept records still point at), the
+/// free text of its deletion requests is blanked, and stored idempotent answers that carry its
+/// data are dropped. Returns (records erased, records kept).
+pub async fn erase(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customer_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let (_, kept) = erasable_counts(conn, tenant, customer_id).await?;
+    let mut erased = 0;
+    for kind in RecordKind::ALL {
+        macro_rules! delete {
+            ($t:ident) => {{
+                use entity::$t as t;
+                t::Entity::delete_many()
+                    .filter(t::Column::TenantId.eq(tenant))
+                    .filter(t::Column::CustomerId.eq(customer_id))
+                    .filter(t::Column::DeleteTime.is_not_null())
+                    .exec(conn)
+                    .await?
+                    .rows_affected
+            }};
+        }
+        erased += match kind {
+            RecordKind::Contact => delete!(contact),
+            RecordKind::Activity => delete!(activity),
+            RecordKind::Deal => delete!(deal),
+            RecordKind::Order => delete!(sales_order),
+            RecordKind::Contract => delete!(contract),
+            RecordKind::Project => delete!(project),
+        };
+    }
+    {
+        use customer::Column as C;
+        customer::Entity::update_many()
+            .col_expr(C::Name, Expr::value(""))
+            .col_expr(C::Phone, Expr::value(Option::<String>::None))
+            .col_expr(C::Email, Expr::value(Option::<String>::None))
+            .col_expr(C::Industry, Expr::value(Option::<String>::None))
+            .col_expr(C::ExternalRef, Expr::value(Option::<String>::None))
+            .col_expr(C::SearchText, Expr::value(""))
+            .col_expr(C::EraseTime, Expr::value(now))
+            .col_expr(C::Version, Expr::col(C::Version).add(1))
+            .filter(C::TenantId.eq(tenant))
+            .filter(C::Id.eq(customer_id))
+            .exec(conn)
+            .await?;
+    }
+    {
+        use deletion_request::Column as C;
+        deletion_request::Entity::update_many()
+            .col_expr(C::Reason, Expr::value(""))
+            .col_expr(C::DecisionComment, Expr::value(Option::<String>::None))
+            .filter(C::TenantId.eq(tenant))
+            .filter(C::CustomerId.eq(customer_id))
+            .exec(conn)
+            .await?;
+    }
+    {
+        // Stored answers are JSON of domain values that name the customer by id. Keys live for
+        // their TTL (a day by default), so this scans at most a day of the tenant's keys.
+        use idempotency_key::Column as C;
+        idempotency_key::Entity::delete_many()
+            .filter(C::TenantId.eq(tenant))
+            .filter(C::Response.contains(customer_id.to_string()))
+            .exec(conn)
+            .await?;
+    }
+    Ok((erased, kept))
+}
