@@ -22,6 +22,7 @@ use crate::domain::Clock;
 use crate::domain::audit::AuditLog;
 use crate::domain::customers::Customers;
 use crate::domain::deletion::{Deletions, LifecycleSettings};
+use crate::domain::export::Exports;
 use crate::domain::paging::PageTokenKey;
 use crate::domain::purge::Purges;
 use crate::domain::records::Records;
@@ -223,6 +224,7 @@ impl Application {
                 self.customers,
                 self.deletions.clone(),
                 self.purges.clone(),
+                Exports::new(self.store.clone()),
             ))
             .max_decoding_message_size(MAX_REQUEST_BYTES),
             move |req| auth.intercept(req),

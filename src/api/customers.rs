@@ -10,6 +10,7 @@ use crate::domain::customers::{
     self as domain, CustomerField, CustomerInput, CustomerQuery, Customers,
 };
 use crate::domain::deletion::Deletions;
+use crate::domain::export::{ExportChunk, Exports};
 use crate::domain::purge::Purges;
 use crate::domain::validate::parse_id;
 use crate::error::{Error, FieldViolation, Result};
@@ -20,17 +21,29 @@ pub struct CustomerApi {
     customers: Customers,
     deletions: Deletions,
     purges: Purges,
+    exports: Exports,
 }
 
 impl CustomerApi {
-    pub fn new(customers: Customers, deletions: Deletions, purges: Purges) -> Self {
+    pub fn new(
+        customers: Customers,
+        deletions: Deletions,
+        purges: Purges,
+        exports: Exports,
+    ) -> Self {
         Self {
             customers,
             deletions,
             purges,
+            exports,
         }
     }
 }
+
+/// The server stream of ExportCustomer.
+pub type ExportStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<pb::ExportCustomerResponse, Status>> + Send>,
+>;
 
 fn stage_from(stage: pb::LifecycleStage) -> domain::LifecycleStage {
     match stage {
@@ -371,5 +384,37 @@ impl CustomerService for CustomerApi {
         Ok(Response::new(pb::SetLegalHoldResponse {
             customer: Some(to_proto(customer)),
         }))
+    }
+
+    type ExportCustomerStream = ExportStream;
+
+    async fn export_customer(
+        &self,
+        request: Request<pb::ExportCustomerRequest>,
+    ) -> Result<Response<Self::ExportCustomerStream>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("customer_id", &request.get_ref().customer_id)?;
+        // A small buffer: the reader's pace bounds how much of the graph is in memory.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        self.exports.export(&caller, id, tx).await?;
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            let message = chunk.map_err(Status::from).map(|chunk| match chunk {
+                ExportChunk::Customer(c) => pb::ExportCustomerResponse {
+                    customer: Some(to_proto(c)),
+                    ..Default::default()
+                },
+                ExportChunk::Records(kind, records) => super::records::export_chunk(kind, records),
+                ExportChunk::DeletionRequests(requests) => pb::ExportCustomerResponse {
+                    deletion_requests: requests
+                        .into_iter()
+                        .map(super::deletion::request_to_proto)
+                        .collect(),
+                    ..Default::default()
+                },
+            });
+            Some((message, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -376,3 +376,47 @@ record_service! {
         delete_activity(DeleteActivityRequest) -> DeleteActivityResponse;
     }
 }
+
+/// The records of one export chunk, as the proto message carries them.
+pub fn export_chunk(kind: RecordKind, records: Vec<Record>) -> pb::ExportCustomerResponse {
+    let mut chunk = pb::ExportCustomerResponse::default();
+    match kind {
+        RecordKind::Contact => {
+            chunk.contacts = records
+                .into_iter()
+                .map(|r| record_to_proto!(Contact, r))
+                .collect()
+        }
+        RecordKind::Deal => {
+            chunk.deals = records
+                .into_iter()
+                .map(|r| record_to_proto!(Deal, r))
+                .collect()
+        }
+        RecordKind::Order => {
+            chunk.orders = records
+                .into_iter()
+                .map(|r| record_to_proto!(Order, r))
+                .collect()
+        }
+        RecordKind::Contract => {
+            chunk.contracts = records
+                .into_iter()
+                .map(|r| record_to_proto!(Contract, r))
+                .collect()
+        }
+        RecordKind::Project => {
+            chunk.projects = records
+                .into_iter()
+                .map(|r| record_to_proto!(Project, r))
+                .collect()
+        }
+        RecordKind::Activity => {
+            chunk.activities = records
+                .into_iter()
+                .map(|r| record_to_proto!(Activity, r))
+                .collect()
+        }
+    }
+    chunk
+}

@@ -66,6 +66,8 @@ pub enum Action {
     ReadAudit,
     /// Erase a deleted customer now; set or lift a legal hold.
     Erase,
+    /// Export a customer's whole graph.
+    Export,
 }
 
 impl Action {
@@ -81,6 +83,7 @@ impl Action {
             Action::Restore => "restore deleted customers",
             Action::ReadAudit => "read the audit trail",
             Action::Erase => "erase customers or set legal holds",
+            Action::Export => "export customers",
         }
     }
 }
@@ -104,6 +107,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::Restore, &[Role::Supervisor, Role::Admin]),
     (Action::ReadAudit, &[Role::Supervisor, Role::Admin]),
     (Action::Erase, &[Role::Admin]),
+    (Action::Export, &[Role::Supervisor, Role::Admin]),
 ];
 
 pub fn allowed_roles(action: Action) -> &'static [Role] {

@@ -112,6 +112,20 @@ impl Store {
         Ok(WriteTx(self.db.begin_with_options(options).await?))
     }
 
+    /// A read-only transaction that sees one snapshot of the database for its whole life
+    /// (REPEATABLE READ on PostgreSQL; a WAL read transaction on SQLite), for exports.
+    pub async fn begin_snapshot(&self) -> Result<WriteTx> {
+        let options = match self.backend() {
+            DatabaseBackend::Postgres => TransactionOptions {
+                isolation_level: Some(sea_orm::IsolationLevel::RepeatableRead),
+                access_mode: Some(sea_orm::AccessMode::ReadOnly),
+                ..Default::default()
+            },
+            _ => TransactionOptions::default(),
+        };
+        Ok(WriteTx(self.db.begin_with_options(options).await?))
+    }
+
     /// Applies pending migrations. On PostgreSQL, replicas starting together take turns on an
     /// advisory lock (sea-orm-migration takes none), so only one of them migrates.
     pub async fn migrate(&self) -> std::result::Result<(), DbErr> {
