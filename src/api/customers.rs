@@ -401,7 +401,7 @@ impl CustomerService for CustomerApi {
             let chunk = rx.recv().await?;
             let message = chunk.map_err(Status::from).map(|chunk| match chunk {
                 ExportChunk::Customer(c) => pb::ExportCustomerResponse {
-                    customer: Some(to_proto(c)),
+                    customer: Some(to_proto(*c)),
                     ..Default::default()
                 },
                 ExportChunk::Records(kind, records) => super::records::export_chunk(kind, records),

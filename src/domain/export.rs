@@ -18,7 +18,7 @@ pub const CHUNK: u64 = 500;
 /// One piece of an export.
 #[derive(Debug, Clone)]
 pub enum ExportChunk {
-    Customer(Customer),
+    Customer(Box<Customer>),
     Records(RecordKind, Vec<Record>),
     DeletionRequests(Vec<DeletionRequest>),
 }
@@ -50,7 +50,7 @@ impl Exports {
         let tenant = caller.tenant.clone();
         tokio::spawn(async move {
             let send = |chunk| out.send(chunk);
-            if send(Ok(ExportChunk::Customer(customer))).await.is_err() {
+            if send(Ok(ExportChunk::Customer(Box::new(customer)))).await.is_err() {
                 return;
             }
             for kind in RecordKind::ALL {
