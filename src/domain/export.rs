@@ -50,7 +50,10 @@ impl Exports {
         let tenant = caller.tenant.clone();
         tokio::spawn(async move {
             let send = |chunk| out.send(chunk);
-            if send(Ok(ExportChunk::Customer(Box::new(customer)))).await.is_err() {
+            if send(Ok(ExportChunk::Customer(Box::new(customer))))
+                .await
+                .is_err()
+            {
                 return;
             }
             for kind in RecordKind::ALL {

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use crm_service::app::{Application, JwtSettings, Settings};
 use crm_service::auth::{TokenRequest, mint};
+use crm_service::domain::deletion::LifecycleSettings;
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
 use crm_service::proto::crm::v1::record_service_client::RecordServiceClient;
-use crm_service::store::StoreConfig;
+use crm_service::store::{Store, StoreConfig};
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
@@ -104,18 +105,24 @@ impl tonic::service::Interceptor for Bearer {
 impl TestApp {
     /// A fresh server on a fresh database, or `None` when PostgreSQL is out of reach outside CI.
     pub async fn spawn(db: Db) -> Option<TestApp> {
-        Self::start(db, None, Self::test_jwt()).await
+        Self::start(db, None, Self::test_jwt(), LifecycleSettings::default()).await
     }
 
     /// Like `spawn`, with other JWT settings (e.g. a public key).
     pub async fn spawn_with(db: Db, jwt: JwtSettings) -> Option<TestApp> {
-        Self::start(db, None, jwt).await
+        Self::start(db, None, jwt, LifecycleSettings::default()).await
     }
 
     /// Like `spawn`, on PostgreSQL schema `schema` (another replica of an existing test app when
     /// it names that app's schema).
     pub async fn spawn_on(db: Db, schema: Option<String>) -> Option<TestApp> {
-        Self::start(db, schema, Self::test_jwt()).await
+        Self::start(db, schema, Self::test_jwt(), LifecycleSettings::default()).await
+    }
+
+    /// Like `spawn`, with other lifecycle settings (e.g. a zero retention, so that a customer is
+    /// due for erasure as soon as it is deleted).
+    pub async fn spawn_with_lifecycle(db: Db, lifecycle: LifecycleSettings) -> Option<TestApp> {
+        Self::start(db, None, Self::test_jwt(), lifecycle).await
     }
 
     fn test_jwt() -> JwtSettings {
@@ -125,7 +132,12 @@ impl TestApp {
         }
     }
 
-    async fn start(db: Db, schema: Option<String>, jwt: JwtSettings) -> Option<TestApp> {
+    async fn start(
+        db: Db,
+        schema: Option<String>,
+        jwt: JwtSettings,
+        lifecycle: LifecycleSettings,
+    ) -> Option<TestApp> {
         let (database_url, schema, dir) = match db {
             Db::Sqlite => {
                 let dir =
@@ -165,7 +177,7 @@ impl TestApp {
                 acquire_timeout: Duration::from_secs(5),
             },
             jwt,
-            lifecycle: Default::default(),
+            lifecycle,
             idempotency_key_ttl: Duration::from_secs(24 * 3600),
             purge_interval: None,
         };
@@ -274,6 +286,19 @@ impl TestApp {
             .into_inner()
             .customer
             .unwrap()
+    }
+
+    /// A `Store` on this test's database (in its schema on PostgreSQL), to call the library
+    /// directly (the purger, sweeps) or to read rows.
+    pub async fn store(&self) -> Store {
+        Store::connect(&StoreConfig {
+            url: self.database_url.clone(),
+            schema: self.schema.clone(),
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("store connects")
     }
 
     /// Runs SQL against this test's database (in its schema on PostgreSQL).

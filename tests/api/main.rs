@@ -14,6 +14,7 @@ mod keys;
 mod lifecycle;
 mod malformed;
 mod pagination;
+mod purge;
 mod records;
 mod replicas;
 mod restore_property;
