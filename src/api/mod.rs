@@ -6,4 +6,5 @@ pub mod codec;
 pub mod convert;
 pub mod customers;
 pub mod deletion;
+pub mod events;
 pub mod records;

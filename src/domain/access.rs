@@ -68,6 +68,8 @@ pub enum Action {
     Erase,
     /// Export a customer's whole graph.
     Export,
+    /// Follow the tenant's customer event stream.
+    ReadEvents,
 }
 
 impl Action {
@@ -84,6 +86,7 @@ impl Action {
             Action::ReadAudit => "read the audit trail",
             Action::Erase => "erase customers or set legal holds",
             Action::Export => "export customers",
+            Action::ReadEvents => "read the customer event stream",
         }
     }
 }
@@ -108,6 +111,10 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ReadAudit, &[Role::Supervisor, Role::Admin]),
     (Action::Erase, &[Role::Admin]),
     (Action::Export, &[Role::Supervisor, Role::Admin]),
+    (
+        Action::ReadEvents,
+        &[Role::Service, Role::Supervisor, Role::Admin],
+    ),
 ];
 
 pub fn allowed_roles(action: Action) -> &'static [Role] {

@@ -111,7 +111,15 @@ pub async fn record(
         previous_hash: GENESIS,
         hash: GENESIS,
     };
-    store::audit::append(tx.conn(), event).await
+    let outbox = entry.customer_id.and_then(|customer_id| {
+        super::events::outbox(
+            &event.action,
+            &event.target_type,
+            event.target_id,
+            customer_id,
+        )
+    });
+    store::audit::append(tx.conn(), event, outbox).await
 }
 
 /// Where a chain stops checking out.

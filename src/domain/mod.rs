@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod customers;
 pub mod deletion;
+pub mod events;
 pub mod export;
 pub mod idempotency;
 pub mod paging;

@@ -7,7 +7,7 @@ use sea_orm::{
     sea_query::{Expr, OnConflict},
 };
 
-use super::entity::{audit_event, audit_head};
+use super::entity::{audit_event, audit_head, customer_event};
 use super::idempotency::{hex_decode, hex_encode};
 use crate::domain::audit::{AuditEvent, GENESIS, chain_hash};
 use crate::error::{Error, Result};
@@ -22,12 +22,29 @@ pub struct AuditFilter {
 }
 
 /// Gives `event` the next sequence and its hash, and stores it.
-pub async fn append(conn: &impl ConnectionTrait, mut event: AuditEvent) -> Result<()> {
+/// A customer event to publish with an audit entry (the transactional outbox).
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub event_type: &'static str,
+    pub customer_id: uuid::Uuid,
+    pub record_type: String,
+    pub record_id: Option<uuid::Uuid>,
+}
+
+/// The PostgreSQL channel that tells watchers a tenant has new events (payload: the tenant).
+pub const EVENTS_CHANNEL: &str = "crm_customer_events";
+
+pub async fn append(
+    conn: &impl ConnectionTrait,
+    mut event: AuditEvent,
+    outbox: Option<OutboxEvent>,
+) -> Result<()> {
     let tenant = event.tenant.clone();
     let fresh = audit_head::ActiveModel {
         tenant_id: Set(tenant.clone()),
         sequence: Set(0),
         hash: Set(hex_encode(&GENESIS)),
+        event_sequence: Set(0),
     };
     audit_head::Entity::insert(fresh)
         .on_conflict(
@@ -47,13 +64,38 @@ pub async fn append(conn: &impl ConnectionTrait, mut event: AuditEvent) -> Resul
     event.sequence = head.sequence + 1;
     event.previous_hash = previous;
     event.hash = chain_hash(&previous, &event);
+    let event_sequence = head.event_sequence + i64::from(outbox.is_some());
     audit_head::Entity::update(audit_head::ActiveModel {
-        tenant_id: Set(tenant),
+        tenant_id: Set(tenant.clone()),
         sequence: Set(event.sequence),
         hash: Set(hex_encode(&event.hash)),
+        event_sequence: Set(event_sequence),
     })
     .exec(conn)
     .await?;
+    if let Some(out) = outbox {
+        customer_event::Entity::insert(customer_event::ActiveModel {
+            tenant_id: Set(tenant.clone()),
+            sequence: Set(event_sequence),
+            event_type: Set(out.event_type.to_owned()),
+            customer_id: Set(out.customer_id),
+            record_type: Set(out.record_type),
+            record_id: Set(out.record_id),
+            action: Set(event.action.clone()),
+            time: Set(event.time),
+        })
+        .exec_without_returning(conn)
+        .await?;
+        if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // Delivered when (and only if) the transaction commits.
+            conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [EVENTS_CHANNEL.into(), tenant.clone().into()],
+            ))
+            .await?;
+        }
+    }
     audit_event::Entity::insert(to_row(&event))
         .exec_without_returning(conn)
         .await?;
@@ -159,4 +201,21 @@ pub async fn last_sequence(conn: &impl ConnectionTrait, tenant: &str) -> Result<
         .one(conn)
         .await?;
     Ok(last.flatten().unwrap_or(0))
+}
+
+/// A tenant's customer events after `after`, in sequence order.
+pub async fn events_after(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<customer_event::Model>> {
+    use customer_event::Column as C;
+    Ok(customer_event::Entity::find()
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::Sequence.gt(after))
+        .order_by_asc(C::Sequence)
+        .limit(limit)
+        .all(conn)
+        .await?)
 }

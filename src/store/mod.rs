@@ -91,6 +91,14 @@ impl Store {
         self.db.get_database_backend()
     }
 
+    /// The PostgreSQL pool underneath, for LISTEN; `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<sea_orm::sqlx::PgPool> {
+        match self.backend() {
+            DatabaseBackend::Postgres => Some(self.db.get_postgres_connection_pool().clone()),
+            _ => None,
+        }
+    }
+
     /// The pool, for reads outside a transaction.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.db

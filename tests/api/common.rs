@@ -204,6 +204,43 @@ impl TestApp {
         })
     }
 
+    /// Stops the server (dropping every open call) and starts a new one on the same database,
+    /// on a new port: clients made after this talk to the new server.
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: StoreConfig {
+                url: self.database_url.clone(),
+                schema: self.schema.clone(),
+                max_connections: 4,
+                acquire_timeout: Duration::from_secs(5),
+            },
+            jwt: Self::test_jwt(),
+            lifecycle: LifecycleSettings::default(),
+            idempotency_key_ttl: Duration::from_secs(24 * 3600),
+            purge_interval: None,
+        };
+        let app = Application::build(settings).await.expect("server restarts");
+        self.addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        self.server = Some(tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        })));
+        self.shutdown = Some(tx);
+        self.channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects");
+    }
+
     pub fn token(&self, tenant: &str, user: &str, roles: &[&str]) -> String {
         mint(
             SECRET.as_bytes(),

@@ -9,6 +9,8 @@ pub struct Model {
     pub tenant_id: String,
     pub sequence: i64,
     pub hash: String,
+    /// The last customer event's sequence.
+    pub event_sequence: i64,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

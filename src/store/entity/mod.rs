@@ -7,6 +7,7 @@ pub mod audit_head;
 pub mod contact;
 pub mod contract;
 pub mod customer;
+pub mod customer_event;
 pub mod deal;
 pub mod deletion_request;
 pub mod idempotency_key;

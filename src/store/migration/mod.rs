@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_customers_and_records;
 mod m0002_deletion_and_audit;
 mod m0003_purge;
+mod m0004_customer_events;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_customers_and_records::Migration),
             Box::new(m0002_deletion_and_audit::Migration),
             Box::new(m0003_purge::Migration),
+            Box::new(m0004_customer_events::Migration),
         ]
     }
 }

@@ -1,0 +1,91 @@
+//! `crm.v1.CustomerEventService`.
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{caller, timestamp};
+use crate::domain::events::{CustomerEvent, CustomerEvents};
+use crate::proto::crm::v1 as pb;
+use crate::proto::crm::v1::customer_event_service_server::CustomerEventService;
+
+pub struct EventApi {
+    events: CustomerEvents,
+}
+
+impl EventApi {
+    pub fn new(events: CustomerEvents) -> Self {
+        Self { events }
+    }
+}
+
+fn to_proto(e: CustomerEvent) -> pb::CustomerEvent {
+    let event_type = match e.event_type.as_str() {
+        "CREATED" => pb::CustomerEventType::Created,
+        "UPDATED" => pb::CustomerEventType::Updated,
+        "RECORD_CHANGED" => pb::CustomerEventType::RecordChanged,
+        "DELETION_REQUESTED" => pb::CustomerEventType::DeletionRequested,
+        "DELETION_APPROVED" => pb::CustomerEventType::DeletionApproved,
+        "DELETION_WITHDRAWN" => pb::CustomerEventType::DeletionWithdrawn,
+        "DELETED" => pb::CustomerEventType::Deleted,
+        "RESTORED" => pb::CustomerEventType::Restored,
+        "PURGED" => pb::CustomerEventType::Purged,
+        "LEGAL_HOLD_CHANGED" => pb::CustomerEventType::LegalHoldChanged,
+        _ => pb::CustomerEventType::Unspecified,
+    };
+    pb::CustomerEvent {
+        sequence: e.sequence,
+        r#type: event_type as i32,
+        customer_id: e.customer_id.to_string(),
+        record_type: e.record_type,
+        record_id: e.record_id.map(|id| id.to_string()).unwrap_or_default(),
+        action: e.action,
+        time: Some(timestamp(e.time)),
+    }
+}
+
+/// The server stream of WatchCustomerEvents.
+pub type WatchStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<pb::WatchCustomerEventsResponse, Status>> + Send>,
+>;
+
+#[tonic::async_trait]
+impl CustomerEventService for EventApi {
+    type WatchCustomerEventsStream = WatchStream;
+
+    async fn watch_customer_events(
+        &self,
+        request: Request<pb::WatchCustomerEventsRequest>,
+    ) -> Result<Response<Self::WatchCustomerEventsStream>, Status> {
+        let caller = caller(&request)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        self.events
+            .watch(&caller, request.get_ref().after_sequence, tx)
+            .await?;
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let item = rx.recv().await?;
+            let message = item
+                .map(|event| pb::WatchCustomerEventsResponse {
+                    event: Some(to_proto(event)),
+                })
+                .map_err(Status::from);
+            Some((message, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_customer_events(
+        &self,
+        request: Request<pb::ListCustomerEventsRequest>,
+    ) -> Result<Response<pb::ListCustomerEventsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let events = self
+            .events
+            .list(&caller, req.after_sequence, req.page_size)
+            .await?;
+        let last_sequence = events.last().map_or(req.after_sequence, |e| e.sequence);
+        Ok(Response::new(pb::ListCustomerEventsResponse {
+            events: events.into_iter().map(to_proto).collect(),
+            last_sequence,
+        }))
+    }
+}

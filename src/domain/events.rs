@@ -1,0 +1,271 @@
+//! Customer events: the outbox every audited change of a customer's graph writes in its own
+//! transaction, and the ways consumers read it (a page after a sequence, or a stream that replays
+//! then follows). A tenant's events are numbered under the audit head's row lock, so sequence
+//! order is commit order and there are no gaps.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+use super::access::{Action, Caller};
+use crate::error::{Error, Result};
+use crate::store::{self, Store, audit::OutboxEvent};
+
+/// A customer event as consumers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerEvent {
+    pub sequence: i64,
+    pub event_type: String,
+    pub customer_id: Uuid,
+    pub record_type: String,
+    pub record_id: Option<Uuid>,
+    pub action: String,
+    pub time: DateTime<Utc>,
+}
+
+/// The event an audited action publishes, if it changes a customer's graph.
+pub fn outbox(
+    action: &str,
+    target_type: &str,
+    target_id: Uuid,
+    customer_id: Uuid,
+) -> Option<OutboxEvent> {
+    let event_type = match action {
+        "customer.create" => "CREATED",
+        "customer.update" => "UPDATED",
+        "customer.delete" => "DELETED",
+        "customer.restore" => "RESTORED",
+        "customer.purge" => "PURGED",
+        "customer.legal_hold.set" | "customer.legal_hold.lift" => "LEGAL_HOLD_CHANGED",
+        "deletion_request.submit" => "DELETION_REQUESTED",
+        "deletion_request.approve" => "DELETION_APPROVED",
+        "deletion_request.reject"
+        | "deletion_request.cancel"
+        | "deletion_request.stale"
+        | "deletion_request.expire" => "DELETION_WITHDRAWN",
+        a if a.ends_with(".create") || a.ends_with(".update") || a.ends_with(".delete") => {
+            "RECORD_CHANGED"
+        }
+        _ => return None,
+    };
+    let (record_type, record_id) = if target_type == "customer" {
+        (String::new(), None)
+    } else {
+        (target_type.to_owned(), Some(target_id))
+    };
+    Some(OutboxEvent {
+        event_type,
+        customer_id,
+        record_type,
+        record_id,
+    })
+}
+
+/// Wakes watchers when a tenant may have new events. On PostgreSQL a LISTEN task feeds it from
+/// NOTIFY (sent at commit); on SQLite nothing does, and watchers poll.
+#[derive(Clone)]
+pub struct EventSignal {
+    tenants: broadcast::Sender<String>,
+    /// How long a watcher waits for a signal before it looks anyway: the bounded poll on SQLite,
+    /// and on PostgreSQL the safety net for a notification lost while the listener reconnected.
+    pub poll: Duration,
+}
+
+impl EventSignal {
+    pub fn new(poll: Duration) -> Self {
+        Self {
+            tenants: broadcast::channel(1024).0,
+            poll,
+        }
+    }
+
+    pub fn notify(&self, tenant: String) {
+        let _ = self.tenants.send(tenant);
+    }
+}
+
+/// Events read per query while replaying.
+const BATCH: u64 = 500;
+
+#[derive(Clone)]
+pub struct CustomerEvents {
+    store: Store,
+    signal: EventSignal,
+}
+
+fn into_event(row: crate::store::entity::customer_event::Model) -> CustomerEvent {
+    CustomerEvent {
+        sequence: row.sequence,
+        event_type: row.event_type,
+        customer_id: row.customer_id,
+        record_type: row.record_type,
+        record_id: row.record_id,
+        action: row.action,
+        time: row.time,
+    }
+}
+
+impl CustomerEvents {
+    pub fn new(store: Store, signal: EventSignal) -> Self {
+        Self { store, signal }
+    }
+
+    fn check(caller: &Caller, after: i64) -> Result<()> {
+        caller.require(Action::ReadEvents)?;
+        if after < 0 {
+            return Err(Error::invalid_field(
+                "after_sequence",
+                "must not be negative",
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        after: i64,
+        page_size: i32,
+    ) -> Result<Vec<CustomerEvent>> {
+        Self::check(caller, after)?;
+        let limit = super::paging::page_size("page_size", page_size)?;
+        let rows =
+            store::audit::events_after(self.store.conn(), &caller.tenant, after, limit).await?;
+        Ok(rows.into_iter().map(into_event).collect())
+    }
+
+    /// Replays the tenant's events after `after`, then follows new ones, into `out` until the
+    /// receiver goes away.
+    pub async fn watch(
+        &self,
+        caller: &Caller,
+        after: i64,
+        out: mpsc::Sender<Result<CustomerEvent>>,
+    ) -> Result<()> {
+        Self::check(caller, after)?;
+        let (store, tenant) = (self.store.clone(), caller.tenant.clone());
+        let mut wake = self.signal.tenants.subscribe();
+        let poll = self.signal.poll;
+        tokio::spawn(async move {
+            let mut last = after;
+            loop {
+                match store::audit::events_after(store.conn(), &tenant, last, BATCH).await {
+                    Ok(rows) => {
+                        let caught_up = (rows.len() as u64) < BATCH;
+                        for row in rows {
+                            last = row.sequence;
+                            if out.send(Ok(into_event(row))).await.is_err() {
+                                return;
+                            }
+                        }
+                        if !caught_up {
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = out.send(Err(e)).await;
+                        return;
+                    }
+                }
+                // Wait for a commit in this tenant, the poll interval, or the client leaving.
+                let deadline = tokio::time::sleep(poll);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        () = &mut deadline => break,
+                        () = out.closed() => return,
+                        signal = wake.recv() => match signal {
+                            Ok(t) if t == tenant => break,
+                            Ok(_) => continue,
+                            // Lagged: signals were dropped; look now.
+                            Err(broadcast::error::RecvError::Lagged(_)) => break,
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        },
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Feeds `signal` from PostgreSQL NOTIFY until the process ends, reconnecting on failure. Does
+/// nothing on SQLite, where watchers poll.
+pub async fn listen(store: Store, signal: EventSignal) {
+    let Some(pool) = store.postgres_pool() else {
+        return;
+    };
+    loop {
+        match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(store::audit::EVENTS_CHANNEL).await {
+                    tracing::warn!(error = %e, "cannot LISTEN for customer events; retrying");
+                } else {
+                    loop {
+                        match listener.recv().await {
+                            Ok(notification) => signal.notify(notification.payload().to_owned()),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "customer event listener lost; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect the customer event listener; retrying")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_audited_graph_change_maps_to_an_event() {
+        let (c, r) = (Uuid::now_v7(), Uuid::now_v7());
+        let kind = |action: &str, target: &str| outbox(action, target, r, c).map(|o| o.event_type);
+        assert_eq!(kind("customer.create", "customer"), Some("CREATED"));
+        assert_eq!(kind("customer.update", "customer"), Some("UPDATED"));
+        assert_eq!(kind("contact.delete", "contact"), Some("RECORD_CHANGED"));
+        assert_eq!(kind("order.update", "order"), Some("RECORD_CHANGED"));
+        assert_eq!(
+            kind("deletion_request.submit", "deletion_request"),
+            Some("DELETION_REQUESTED")
+        );
+        assert_eq!(
+            kind("deletion_request.approve", "deletion_request"),
+            Some("DELETION_APPROVED")
+        );
+        for withdrawn in ["reject", "cancel", "stale", "expire"] {
+            let action = format!("deletion_request.{withdrawn}");
+            assert_eq!(
+                kind(&action, "deletion_request"),
+                Some("DELETION_WITHDRAWN")
+            );
+        }
+        assert_eq!(kind("customer.delete", "customer"), Some("DELETED"));
+        assert_eq!(kind("customer.restore", "customer"), Some("RESTORED"));
+        assert_eq!(kind("customer.purge", "customer"), Some("PURGED"));
+        assert_eq!(
+            kind("customer.legal_hold.set", "customer"),
+            Some("LEGAL_HOLD_CHANGED")
+        );
+        let record = outbox("deal.create", "deal", r, c).unwrap();
+        assert_eq!(
+            (record.record_type.as_str(), record.record_id),
+            ("deal", Some(r))
+        );
+        assert_eq!(
+            outbox("customer.create", "customer", c, c)
+                .unwrap()
+                .record_id,
+            None
+        );
+    }
+}
