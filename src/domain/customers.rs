@@ -213,18 +213,20 @@ fn validate_input(input: &CustomerInput, only: Option<&[CustomerField]>) -> Resu
     v.finish()
 }
 
+fn owner_assignment_forbidden(message: &str) -> Error {
+    Error::PermissionDenied(
+        Problem::new("OWNER_ASSIGNMENT_FORBIDDEN", message).with("field", "customer.owner_id"),
+    )
+}
+
 /// Owning a customer is assigned, not taken: naming someone else needs AssignOwner.
 fn check_owner_assignment(caller: &Caller, owner_id: &str) -> Result<()> {
     if owner_id.is_empty() || owner_id == caller.subject {
         return Ok(());
     }
     caller.require(Action::AssignOwner).map_err(|_| {
-        Error::PermissionDenied(
-            Problem::new(
-                "OWNER_ASSIGNMENT_FORBIDDEN",
-                "only a supervisor, an admin or a service may make someone else the owner of a customer",
-            )
-            .with("field", "customer.owner_id"),
+        owner_assignment_forbidden(
+            "only a supervisor, an admin or a service may make someone else the owner of a customer",
         )
     })
 }
@@ -380,12 +382,8 @@ impl Customers {
         validate_input(&input, Some(&fields))?;
         if fields.contains(&CustomerField::OwnerId) {
             caller.require(Action::AssignOwner).map_err(|_| {
-                Error::PermissionDenied(
-                    Problem::new(
-                        "OWNER_ASSIGNMENT_FORBIDDEN",
-                        "only a supervisor, an admin or a service may change the owner of a customer",
-                    )
-                    .with("field", "customer.owner_id"),
+                owner_assignment_forbidden(
+                    "only a supervisor, an admin or a service may change the owner of a customer",
                 )
             })?;
         }

@@ -333,15 +333,19 @@ impl Deletions {
         }
     }
 
+    /// The preview of `customer`'s deletion. Without `detail` it holds the counts, policies and
+    /// blockers only (no sample ids, no pipeline warning): what DeleteCustomer re-checks inside
+    /// its write transaction, where every query lengthens the time the customer stays locked.
     async fn preview_in(
         &self,
         conn: &impl sea_orm::ConnectionTrait,
         tenant: &str,
         customer: &Customer,
+        detail: bool,
     ) -> Result<DeletionPreview> {
         let counts = store::deletion::state_counts(conn, tenant, customer.id).await?;
         let mut samples = Vec::new();
-        for c in counts.iter().filter(|c| c.count > 0) {
+        for c in counts.iter().filter(|c| detail && c.count > 0) {
             let ids = store::deletion::sample_ids(
                 conn,
                 tenant,
@@ -353,7 +357,11 @@ impl Deletions {
             .await?;
             samples.push(((c.kind, c.state.clone()), ids));
         }
-        let pipeline = store::deletion::open_pipeline(conn, tenant, customer.id).await?;
+        let pipeline = if detail {
+            store::deletion::open_pipeline(conn, tenant, customer.id).await?
+        } else {
+            Vec::new()
+        };
         Ok(build_preview(
             customer,
             &counts,
@@ -381,7 +389,7 @@ impl Deletions {
         if customer.is_deleted() {
             return Err(customer_deleted(customer_id));
         }
-        self.preview_in(conn, &caller.tenant, &customer).await
+        self.preview_in(conn, &caller.tenant, &customer, true).await
     }
 
     /// Locks and returns the live customer, or why not.
@@ -397,41 +405,57 @@ impl Deletions {
 
     /// Records a transition the caller did not ask for (EXPIRED, STALE), committed even though the
     /// call itself then fails.
-    async fn lapse(
+    /// Records a transition the caller did not ask for (EXPIRED, STALE) in `tx`, audited.
+    async fn record_lapse(
         &self,
-        tx: WriteTx,
+        tx: &WriteTx,
         caller: &Caller,
-        mut request: DeletionRequest,
+        request: DeletionRequest,
         to: RequestState,
+        now: DateTime<Utc>,
     ) -> Result<()> {
         let expected = request.version;
-        let now = self.clock.now();
-        request.state = to;
-        request.update_time = now;
-        request.version += 1;
-        if store::deletion::update_request(tx.conn(), &caller.tenant, &request, expected).await? {
+        let lapsed = DeletionRequest {
+            state: to,
+            update_time: now,
+            version: request.version + 1,
+            ..request
+        };
+        if store::deletion::update_request(tx.conn(), &caller.tenant, &lapsed, expected).await? {
             let action = if to == RequestState::Expired {
                 "deletion_request.expire"
             } else {
                 "deletion_request.stale"
             };
             audit::record(
-                &tx,
+                tx,
                 caller,
                 None,
                 now,
                 Entry {
                     action,
                     target_type: "deletion_request",
-                    target_id: request.id,
-                    customer_id: Some(request.customer_id),
+                    target_id: lapsed.id,
+                    customer_id: Some(lapsed.customer_id),
                     summary: format!("state={}", to.name()),
                 },
             )
             .await?;
-            tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// Records a lapse and commits it, even though the call itself then fails.
+    async fn lapse(
+        &self,
+        tx: WriteTx,
+        caller: &Caller,
+        request: DeletionRequest,
+        to: RequestState,
+    ) -> Result<()> {
+        self.record_lapse(&tx, caller, request, to, self.clock.now())
+            .await?;
+        tx.commit().await
     }
 
     pub async fn submit(
@@ -463,23 +487,7 @@ impl Deletions {
             // Requests that lapsed unrecorded would hold the one-open-request slot.
             for open in store::deletion::open_requests(tx.conn(), &caller.tenant, customer_id).await? {
                 if open.expire_time <= now {
-                    let expected = open.version;
-                    let expired = DeletionRequest {
-                        state: RequestState::Expired,
-                        update_time: now,
-                        version: open.version + 1,
-                        ..open
-                    };
-                    if store::deletion::update_request(tx.conn(), &caller.tenant, &expired, expected).await? {
-                        audit::record(&tx, caller, None, now, Entry {
-                            action: "deletion_request.expire",
-                            target_type: "deletion_request",
-                            target_id: expired.id,
-                            customer_id: Some(customer_id),
-                            summary: "state=EXPIRED".into(),
-                        })
-                        .await?;
-                    }
+                    self.record_lapse(&tx, caller, open, RequestState::Expired, now).await?;
                 }
             }
             if preview_version != Some(customer.version) {
@@ -497,7 +505,7 @@ impl Deletions {
                     }],
                 });
             }
-            let preview = self.preview_in(tx.conn(), &caller.tenant, &customer).await?;
+            let preview = self.preview_in(tx.conn(), &caller.tenant, &customer, true).await?;
             if !preview.blockers.is_empty() {
                 return Err(blocked(&preview));
             }
@@ -869,7 +877,7 @@ impl Deletions {
                 return Err(super::etag_mismatch("customer", customer_id, &customer.etag()));
             }
             // The graph is the approved one, but a rule may still have changed (a legal hold).
-            let preview = self.preview_in(tx.conn(), &caller.tenant, &customer).await?;
+            let preview = self.preview_in(tx.conn(), &caller.tenant, &customer, false).await?;
             if !preview.blockers.is_empty() {
                 return Err(blocked(&preview));
             }

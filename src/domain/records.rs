@@ -424,15 +424,14 @@ impl Records {
     ) -> Result<Record> {
         caller.require(Action::Write)?;
         data.validate(None)?;
-        let operation = create_operation(data.kind());
+        let (operation, action) = names(data.kind(), Write::Create);
         idempotency::retry_in_flight(|| async {
             let tx = self.store.begin_write().await?;
             if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
                 return Ok(first);
             }
             let now = self.clock.now();
-            let bump =
-                store::customers::bump_graph(tx.conn(), &caller.tenant, customer_id, now).await?;
+            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, customer_id).await?;
             require_live_customer(bump, customer_id)?;
             let record = Record {
                 id: Uuid::now_v7(),
@@ -450,7 +449,7 @@ impl Records {
                 key.as_ref().map(|k| k.request_id),
                 now,
                 Entry {
-                    action: audit_action(record.data.kind(), "create"),
+                    action,
                     target_type: record.data.kind().name(),
                     target_id: record.id,
                     customer_id: Some(customer_id),
@@ -544,7 +543,7 @@ impl Records {
         let kind = patch.kind();
         let paths = parse_mask(kind, &paths)?;
         patch.validate(Some(&paths))?;
-        let operation = update_operation(kind);
+        let (operation, action) = names(kind, Write::Update);
         idempotency::retry_in_flight(|| async {
             let tx = self.store.begin_write().await?;
             if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
@@ -565,12 +564,12 @@ impl Records {
                 ));
             }
             let now = self.clock.now();
-            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id, now).await?;
+            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id).await?;
             require_live_customer(bump, current.customer_id)?;
             let next = Record { data: next_data, update_time: now, version: current.version + 1, ..current.clone() };
             store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
             audit::record(&tx, caller, key.as_ref().map(|k| k.request_id), now, Entry {
-                action: audit_action(kind, "update"),
+                action,
                 target_type: kind.name(),
                 target_id: id,
                 customer_id: Some(next.customer_id),
@@ -593,7 +592,7 @@ impl Records {
         key: Option<Idempotency>,
     ) -> Result<Record> {
         caller.require(Action::Write)?;
-        let operation = delete_operation(kind);
+        let (operation, action) = names(kind, Write::Delete);
         idempotency::retry_in_flight(|| async {
             let tx = self.store.begin_write().await?;
             if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
@@ -613,7 +612,7 @@ impl Records {
                 ));
             }
             let now = self.clock.now();
-            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id, now).await?;
+            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id).await?;
             require_live_customer(bump, current.customer_id)?;
             let next = Record {
                 delete_time: Some(now),
@@ -623,7 +622,7 @@ impl Records {
             };
             store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
             audit::record(&tx, caller, key.as_ref().map(|k| k.request_id), now, Entry {
-                action: audit_action(kind, "delete"),
+                action,
                 target_type: kind.name(),
                 target_id: id,
                 customer_id: Some(next.customer_id),
@@ -679,57 +678,58 @@ impl Records {
     }
 }
 
-/// The audit action of a record write, e.g. `contact.update`.
-fn audit_action(kind: RecordKind, verb: &str) -> &'static str {
-    const ACTIONS: [[&str; 3]; 6] = [
-        ["contact.create", "contact.update", "contact.delete"],
-        ["deal.create", "deal.update", "deal.delete"],
-        ["order.create", "order.update", "order.delete"],
-        ["contract.create", "contract.update", "contract.delete"],
-        ["project.create", "project.update", "project.delete"],
-        ["activity.create", "activity.update", "activity.delete"],
+/// The three writes of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Create = 0,
+    Update = 1,
+    Delete = 2,
+}
+
+/// For a write of a kind: the operation its idempotent answers are stored under (one per RPC)
+/// and its audit action.
+fn names(kind: RecordKind, write: Write) -> (&'static str, &'static str) {
+    const NAMES: [[(&str, &str); 3]; 6] = [
+        [
+            ("CreateContact", "contact.create"),
+            ("UpdateContact", "contact.update"),
+            ("DeleteContact", "contact.delete"),
+        ],
+        [
+            ("CreateDeal", "deal.create"),
+            ("UpdateDeal", "deal.update"),
+            ("DeleteDeal", "deal.delete"),
+        ],
+        [
+            ("CreateOrder", "order.create"),
+            ("UpdateOrder", "order.update"),
+            ("DeleteOrder", "order.delete"),
+        ],
+        [
+            ("CreateContract", "contract.create"),
+            ("UpdateContract", "contract.update"),
+            ("DeleteContract", "contract.delete"),
+        ],
+        [
+            ("CreateProject", "project.create"),
+            ("UpdateProject", "project.update"),
+            ("DeleteProject", "project.delete"),
+        ],
+        [
+            ("CreateActivity", "activity.create"),
+            ("UpdateActivity", "activity.update"),
+            ("DeleteActivity", "activity.delete"),
+        ],
     ];
-    let row = RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-    let column = match verb {
-        "create" => 0,
-        "update" => 1,
-        _ => 2,
+    let row = match kind {
+        RecordKind::Contact => 0,
+        RecordKind::Deal => 1,
+        RecordKind::Order => 2,
+        RecordKind::Contract => 3,
+        RecordKind::Project => 4,
+        RecordKind::Activity => 5,
     };
-    ACTIONS[row][column]
-}
-
-/// Operation names under which idempotent answers are stored: one per RPC.
-fn create_operation(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Contact => "CreateContact",
-        RecordKind::Deal => "CreateDeal",
-        RecordKind::Order => "CreateOrder",
-        RecordKind::Contract => "CreateContract",
-        RecordKind::Project => "CreateProject",
-        RecordKind::Activity => "CreateActivity",
-    }
-}
-
-fn update_operation(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Contact => "UpdateContact",
-        RecordKind::Deal => "UpdateDeal",
-        RecordKind::Order => "UpdateOrder",
-        RecordKind::Contract => "UpdateContract",
-        RecordKind::Project => "UpdateProject",
-        RecordKind::Activity => "UpdateActivity",
-    }
-}
-
-fn delete_operation(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Contact => "DeleteContact",
-        RecordKind::Deal => "DeleteDeal",
-        RecordKind::Order => "DeleteOrder",
-        RecordKind::Contract => "DeleteContract",
-        RecordKind::Project => "DeleteProject",
-        RecordKind::Activity => "DeleteActivity",
-    }
+    NAMES[row][write as usize]
 }
 
 #[cfg(test)]
@@ -748,6 +748,21 @@ mod tests {
             status: Some(status),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn every_write_has_its_own_operation_and_action() {
+        let mut seen = std::collections::HashSet::new();
+        for kind in RecordKind::ALL {
+            for write in [Write::Create, Write::Update, Write::Delete] {
+                let (operation, action) = names(kind, write);
+                assert!(
+                    action.starts_with(kind.name()),
+                    "{kind:?} {write:?}: {action}"
+                );
+                assert!(seen.insert(operation) && seen.insert(action));
+            }
+        }
     }
 
     #[test]

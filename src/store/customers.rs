@@ -1,6 +1,5 @@
 //! Customer rows. Every query filters by tenant; callers choose whether deleted rows count.
 
-use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LikeExpr};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -199,12 +198,7 @@ pub enum GraphBump {
 /// record write's transaction. The UPDATE takes the customer's row lock, so it waits for (and is
 /// then refused by) a concurrent deletion instead of slipping a live record under a deleted
 /// customer, which a foreign key alone allows (RELIABILITY M8).
-pub async fn bump_graph(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    id: Uuid,
-    _now: DateTime<Utc>,
-) -> Result<GraphBump> {
+pub async fn bump_graph(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<GraphBump> {
     let result = Entity::update_many()
         .col_expr(Column::Version, Expr::col(Column::Version).add(1))
         .filter(Column::TenantId.eq(tenant))

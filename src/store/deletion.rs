@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, SqlErr,
 };
 use uuid::Uuid;
 
@@ -350,14 +350,17 @@ pub async fn external_ref_in_use(
     except: Uuid,
 ) -> Result<bool> {
     use entity::customer::{Column as C, Entity};
-    let n = Entity::find()
+    let holder: Option<Uuid> = Entity::find()
+        .select_only()
+        .column(C::Id)
         .filter(C::TenantId.eq(tenant))
         .filter(C::ExternalRef.eq(external_ref))
         .filter(C::DeleteTime.is_null())
         .filter(C::Id.ne(except))
-        .count(conn)
+        .into_tuple()
+        .one(conn)
         .await?;
-    Ok(n > 0)
+    Ok(holder.is_some())
 }
 
 // ---- deletion requests ------------------------------------------------------------------------
