@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -28,6 +29,7 @@ use crate::domain::export::Exports;
 use crate::domain::paging::PageTokenKey;
 use crate::domain::purge::Purges;
 use crate::domain::records::Records;
+use crate::layers::{AdmissionLayer, TelemetryLayer};
 use crate::proto::crm::v1::audit_service_server::AuditServiceServer;
 use crate::proto::crm::v1::customer_event_service_server::CustomerEventServiceServer;
 use crate::proto::crm::v1::customer_service_server::CustomerServiceServer;
@@ -60,9 +62,67 @@ pub struct JwtSettings {
     pub audience: Option<String>,
 }
 
+/// What one process takes on at once, and for how long.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Calls in flight across all connections; the excess is refused at once.
+    pub max_concurrent_calls: usize,
+    /// Cap on a call's deadline.
+    pub max_call_duration: Duration,
+    pub http2_max_concurrent_streams: u32,
+    pub http2_keepalive_interval: Option<Duration>,
+    pub http2_keepalive_timeout: Duration,
+    /// Connections are closed gracefully after this age, so clients spread over new replicas.
+    pub max_connection_age: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 256,
+            max_call_duration: Duration::from_secs(30),
+            http2_max_concurrent_streams: 128,
+            http2_keepalive_interval: Some(Duration::from_secs(30)),
+            http2_keepalive_timeout: Duration::from_secs(10),
+            max_connection_age: None,
+        }
+    }
+}
+
+/// PEM files of the server's TLS identity, and of the CA its clients' certificates must chain to
+/// (mTLS) if set.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How the server stops on SIGTERM: health NOT_SERVING and still serving for `delay`, then no new
+/// calls and at most `grace` for the calls in flight.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    pub delay: Duration,
+    pub grace: Duration,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self {
+            delay: Duration::ZERO,
+            grace: Duration::from_secs(20),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub limits: Limits,
+    pub tls: Option<TlsFiles>,
+    /// A plaintext listener for grpc.health.v1 alone (probes that cannot speak TLS).
+    pub health_listen: Option<SocketAddr>,
+    pub shutdown: Shutdown,
     pub database: StoreConfig,
     pub jwt: JwtSettings,
     pub lifecycle: LifecycleSettings,
@@ -140,6 +200,10 @@ pub fn resolve_key(jwt: &JwtSettings, database_url: &str) -> Result<ResolvedKey,
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    health_listener: Option<TcpListener>,
+    limits: Limits,
+    tls: Option<ServerTlsConfig>,
+    shutdown: Shutdown,
     store: Store,
     health: HealthReporter,
     customers: Customers,
@@ -167,6 +231,7 @@ impl Application {
             issuer: settings.jwt.issuer.clone(),
             audience: settings.jwt.audience.clone(),
         })?;
+        let tls = settings.tls.as_ref().map(tls_config).transpose()?;
 
         let health = HealthReporter::new();
         for name in SERVICE_NAMES {
@@ -196,9 +261,21 @@ impl Application {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let health_listener = match settings.health_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen for health checks on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             local_addr,
+            health_listener,
+            limits: settings.limits,
+            tls,
+            shutdown: settings.shutdown,
             store,
             health,
             customers,
@@ -217,7 +294,16 @@ impl Application {
         self.local_addr
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight calls.
+    /// The plaintext health-check address, if one was asked for.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes, then stops as [`Shutdown`] says: health NOT_SERVING
+    /// (and event streams ended) at once, new calls still served for the delay, then in-flight
+    /// calls given the grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
         let reflection_v1 = reflection().build_v1().map_err(|e| e.to_string())?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| e.to_string())?;
@@ -254,7 +340,7 @@ impl Application {
         );
 
         // Watchers wake on PostgreSQL NOTIFY and look anyway every few seconds; on SQLite they poll.
-        let poll = if self.store.postgres_pool().is_some() {
+        let poll = if self.store.is_postgres() {
             Duration::from_secs(5)
         } else {
             Duration::from_millis(200)
@@ -268,7 +354,7 @@ impl Application {
         let events = InterceptedService::new(
             CustomerEventServiceServer::new(EventApi::new(CustomerEvents::new(
                 self.store.clone(),
-                signal,
+                signal.clone(),
             )))
             .max_decoding_message_size(MAX_REQUEST_BYTES),
             move |req| auth.intercept(req),
@@ -282,10 +368,43 @@ impl Application {
         let purger = self
             .purge_interval
             .map(|every| tokio::spawn(purge_due(self.purges.clone(), every)));
-        let result = Server::builder()
-            .add_service(HealthServer::new(HealthService::from_health_reporter(
-                self.health.clone(),
-            )))
+
+        let limits = &self.limits;
+        let mut builder = Server::builder()
+            .max_concurrent_streams(limits.http2_max_concurrent_streams)
+            .http2_keepalive_interval(limits.http2_keepalive_interval)
+            .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
+        if let Some(age) = limits.max_connection_age {
+            builder = builder.max_connection_age(age);
+        }
+        if let Some(tls) = self.tls.clone() {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop_signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let health_service =
+            HealthServer::new(HealthService::from_health_reporter(self.health.clone()));
+        let health_only = self.health_listener.map(|health_listener| {
+            tokio::spawn(
+                Server::builder()
+                    .add_service(health_service.clone())
+                    .serve_with_incoming_shutdown(
+                        TcpIncoming::from(health_listener).with_nodelay(Some(true)),
+                        stop_signal(stopped.clone()),
+                    ),
+            )
+        });
+        let server = builder
+            .layer(TelemetryLayer::new())
+            .layer(AdmissionLayer::new(
+                limits.max_concurrent_calls,
+                limits.max_call_duration,
+            ))
+            .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(customers)
@@ -296,11 +415,69 @@ impl Application {
             .serve_with_incoming_shutdown(
                 // Nagle off: a response's header, data and trailer frames would otherwise wait on
                 // the client's delayed ACK (a 40 ms stall per call, measured on PreviewDelete).
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
-            )
-            .await
-            .map_err(|e| e.to_string());
+                TcpIncoming::from(self.listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(limits.http2_keepalive_interval),
+                stop_signal(stopped),
+            );
+        tokio::pin!(server);
+
+        let outcome = tokio::select! {
+            ended = &mut server => Some(ended),
+            () = shutdown => None,
+        };
+        let result = match outcome {
+            Some(ended) => ended.map_err(|e| e.to_string()),
+            None => {
+                // Readiness first, so load balancers stop sending calls; the database watch
+                // must not turn it back on.
+                watchdog.abort();
+                self.health
+                    .set_not_serving::<HealthServer<HealthService>>()
+                    .await;
+                self.health
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+                for name in SERVICE_NAMES {
+                    self.health
+                        .set_service_status(name, ServingStatus::NotServing)
+                        .await;
+                }
+                // Event streams never end by themselves: end them, telling clients to resume
+                // elsewhere.
+                signal.close();
+                let Shutdown { delay, grace } = self.shutdown;
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    grace_ms = grace.as_millis() as u64,
+                    "shutting down: health NOT_SERVING"
+                );
+                let drained = tokio::select! {
+                    ended = &mut server => Some(ended),
+                    () = tokio::time::sleep(delay) => None,
+                };
+                match drained {
+                    Some(ended) => ended.map_err(|e| e.to_string()),
+                    None => {
+                        let _ = stop.send(true);
+                        match tokio::time::timeout(grace, &mut server).await {
+                            Ok(ended) => ended.map_err(|e| e.to_string()),
+                            Err(_) => {
+                                tracing::warn!(
+                                    grace_ms = grace.as_millis() as u64,
+                                    "calls still in flight after the grace period: stopping anyway"
+                                );
+                                Ok(())
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let _ = stop.send(true);
+        if let Some(health_only) = health_only {
+            health_only.abort();
+        }
         watchdog.abort();
         listener.abort();
         sweeper.abort();
@@ -309,6 +486,19 @@ impl Application {
         }
         result
     }
+}
+
+/// Reads the TLS files: a missing or unreadable file is a start-up error that names it.
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, String> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let mut config =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    if let Some(ca) = &files.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
 }
 
 fn reflection() -> tonic_reflection::server::Builder<'static> {

@@ -168,11 +168,16 @@ impl Authenticator {
                 )
             })?;
         let mut caller = self.verify(token.trim())?;
-        caller.trace_id = request
-            .metadata()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(trace_id)
+        // The call's span carries the trace when traces are exported (the caller's own trace, or
+        // a new one); otherwise the caller's `traceparent` is the only trace there is.
+        caller.trace_id = crate::telemetry::current_trace_id()
+            .or_else(|| {
+                request
+                    .metadata()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(trace_id)
+            })
             .unwrap_or_default();
         request.extensions_mut().insert(caller);
         Ok(request)

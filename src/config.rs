@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{JwtSettings, Settings};
+use crate::app::{JwtSettings, Limits, Settings, Shutdown, TlsFiles};
 use crate::domain::deletion::LifecycleSettings;
-use crate::store::StoreConfig;
+use crate::store::{SessionLimits, StoreConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -106,6 +106,95 @@ pub struct CommonArgs {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "CRM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// PostgreSQL: the longest one statement may run (`statement_timeout`); 0 = no limit.
+    #[arg(long, global = true, env = "CRM_DATABASE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub database_statement_timeout: Duration,
+    /// PostgreSQL: the longest a statement waits for a row or table lock (`lock_timeout`).
+    #[arg(long, global = true, env = "CRM_DATABASE_LOCK_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub database_lock_timeout: Duration,
+    /// PostgreSQL: a session idle inside a transaction this long is ended by the server
+    /// (`idle_in_transaction_session_timeout`), the backstop against a leaked transaction.
+    #[arg(long, global = true, env = "CRM_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub database_idle_in_transaction_timeout: Duration,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Limits, transport security, telemetry endpoints and shutdown of `serve`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Calls served at once by this process; beyond it calls are refused at once with
+    /// RESOURCE_EXHAUSTED (health checks are never refused).
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_MAX_CONCURRENT_CALLS",
+        default_value_t = 256
+    )]
+    pub max_concurrent_calls: usize,
+    /// Cap on a call's deadline: a call without one, or with a longer one, ends DEADLINE_EXCEEDED
+    /// after this long. Streams are not capped (their clients set their own deadlines).
+    #[arg(long, global = true, env = "CRM_MAX_CALL_DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub max_call_duration: Duration,
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_HTTP2_MAX_CONCURRENT_STREAMS",
+        default_value_t = 128
+    )]
+    pub http2_max_concurrent_streams: u32,
+    /// Interval of HTTP/2 keepalive pings to each client (0 = none).
+    #[arg(long, global = true, env = "CRM_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub http2_keepalive_interval: Duration,
+    /// A client that does not answer a keepalive ping within this is disconnected.
+    #[arg(long, global = true, env = "CRM_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http2_keepalive_timeout: Duration,
+    /// Connections are closed gracefully after this age so clients re-balance over new replicas
+    /// (0 = never).
+    #[arg(long, global = true, env = "CRM_MAX_CONNECTION_AGE", default_value = "0s", value_parser = parse_duration)]
+    pub max_connection_age: Duration,
+    /// PEM certificate chain: serve TLS (with --tls-key-file).
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_TLS_CERT_FILE",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_TLS_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mTLS).
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_TLS_CLIENT_CA_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Also serve grpc.health.v1 alone, in plaintext, here: for probes that cannot speak TLS
+    /// (Kubernetes' native gRPC probes).
+    #[arg(long, global = true, env = "CRM_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, global = true, env = "CRM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/gRPC collector for traces and metrics (the standard variable; unset = no export).
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// After SIGTERM, keep serving this long with health NOT_SERVING, so load balancers stop
+    /// sending new calls before the listener closes.
+    #[arg(long, global = true, env = "CRM_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Then wait at most this long for in-flight calls to finish before exiting.
+    #[arg(long, global = true, env = "CRM_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -162,11 +251,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a duration like 30m, 1h or 7d"))?;
     let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
         "s" | "" => n,
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86_400,
-        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m, h or d")),
     };
     Ok(Duration::from_secs(secs))
 }
@@ -178,6 +268,11 @@ impl CommonArgs {
             schema: self.database_schema.clone(),
             max_connections: self.database_max_connections.max(1),
             acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
+            session: SessionLimits {
+                statement_timeout: self.database_statement_timeout,
+                lock_timeout: self.database_lock_timeout,
+                idle_in_transaction_timeout: self.database_idle_in_transaction_timeout,
+            },
         }
     }
 
@@ -192,8 +287,28 @@ impl CommonArgs {
     }
 
     pub fn settings(&self) -> Settings {
+        let server = &self.server;
+        let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
         Settings {
             listen: self.listen,
+            limits: Limits {
+                max_concurrent_calls: server.max_concurrent_calls.max(1),
+                max_call_duration: server.max_call_duration,
+                http2_max_concurrent_streams: server.http2_max_concurrent_streams.max(1),
+                http2_keepalive_interval: nonzero(server.http2_keepalive_interval),
+                http2_keepalive_timeout: server.http2_keepalive_timeout,
+                max_connection_age: nonzero(server.max_connection_age),
+            },
+            tls: server.tls_cert_file.as_ref().map(|cert| TlsFiles {
+                cert: cert.clone(),
+                key: server.tls_key_file.clone().unwrap_or_default(),
+                client_ca: server.tls_client_ca_file.clone(),
+            }),
+            health_listen: server.health_listen,
+            shutdown: Shutdown {
+                delay: server.shutdown_delay,
+                grace: server.shutdown_grace,
+            },
             database: self.store_config(),
             jwt: self.jwt(),
             idempotency_key_ttl: self.idempotency_key_ttl,
@@ -215,6 +330,7 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("1w").is_err());
         assert!(parse_duration("h").is_err());
     }

@@ -13,6 +13,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "crm-service";
 
+/// The `RetryInfo` delay suggested with `UNAVAILABLE` and `RESOURCE_EXHAUSTED` (clients add
+/// jittered exponential backoff on top).
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One field of the request that breaks the contract (becomes a `BadRequest.FieldViolation`).
@@ -99,6 +103,13 @@ pub enum Error {
     /// timeout); the same request may succeed later.
     #[error("{}", .0.message)]
     Unavailable(Problem),
+    /// `RESOURCE_EXHAUSTED`: the server is at its limit of calls in flight; retry after the
+    /// `RetryInfo` delay, with backoff.
+    #[error("{}", .0.message)]
+    ResourceExhausted(Problem),
+    /// `DEADLINE_EXCEEDED`: the call's deadline (the client's, capped by the server's) passed.
+    #[error("{}", .0.message)]
+    DeadlineExceeded(Problem),
     /// `INTERNAL`: a bug or an unexpected database failure. Logged with its cause; the client only
     /// learns that it happened.
     #[error("internal error: {0}")]
@@ -178,8 +189,11 @@ impl From<DbErr> for Error {
                             "the request conflicted with a concurrent one; retry",
                         )),
                         // SQLITE_BUSY / SQLITE_LOCKED past the busy timeout; PostgreSQL
-                        // lock_timeout (55P03) and statement_timeout (57014).
-                        Some("5") | Some("6") | Some("55P03") | Some("57014") => {
+                        // lock_timeout (55P03), statement_timeout (57014), a session ended for
+                        // idling in its transaction (25P03) or by an administrator or a
+                        // shutdown (57P01, 57P02, 57P03).
+                        Some("5") | Some("6") | Some("55P03") | Some("57014") | Some("25P03")
+                        | Some("57P01") | Some("57P02") | Some("57P03") => {
                             Self::Unavailable(Problem::new(
                                 "DATABASE_BUSY",
                                 "the database is busy; retry with backoff",
@@ -226,6 +240,8 @@ impl From<Error> for Status {
                 tracing::warn!(reason = p.reason, "request failed on a transient outage");
                 (Code::Unavailable, p, Vec::new(), Vec::new())
             }
+            Error::ResourceExhausted(p) => (Code::ResourceExhausted, p, Vec::new(), Vec::new()),
+            Error::DeadlineExceeded(p) => (Code::DeadlineExceeded, p, Vec::new(), Vec::new()),
             Error::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 let problem = Problem::new("INTERNAL", "internal error");
@@ -239,6 +255,9 @@ impl From<Error> for Status {
             .collect();
         let mut details = ErrorDetails::new();
         details.set_error_info(problem.reason, ERROR_DOMAIN, metadata);
+        if matches!(code, Code::ResourceExhausted | Code::Unavailable) {
+            details.set_retry_info(Some(RETRY_AFTER));
+        }
         for v in violations {
             details.add_bad_request_violation(v.field, v.description);
         }

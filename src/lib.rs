@@ -4,11 +4,14 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod call;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod layers;
 pub mod proto;
 pub mod seed;
 pub mod store;
+pub mod telemetry;
 
 pub use error::{Error, Result};

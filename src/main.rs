@@ -7,26 +7,25 @@ use crm_service::app::{Application, ResolvedKey, resolve_key, shutdown_signal};
 use crm_service::auth::{TokenRequest, mint};
 use crm_service::config::{Cli, Command};
 use crm_service::store::Store;
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().with_current_span(true).init();
-    } else {
-        builder.compact().init();
-    }
-}
+use crm_service::telemetry::{self, Telemetry, TelemetryConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.common.log_format);
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    let telemetry = match telemetry::init(&TelemetryConfig {
+        log_format: cli.common.log_format.clone(),
+        otlp_endpoint: cli.common.server.otlp_endpoint.clone().filter(|_| serving),
+        prometheus: serving && cli.common.server.metrics_listen.is_some(),
+    }) {
+        Ok(telemetry) => telemetry,
+        Err(message) => {
+            eprintln!("crm-service: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match cli.command {
-        None | Some(Command::Serve) => serve(&cli.common).await,
+        None | Some(Command::Serve) => serve(&cli.common, &telemetry).await,
         Some(Command::Migrate) => migrate(&cli.common).await,
         Some(Command::Token(args)) => token(&cli.common, &args),
         Some(Command::Seed(args)) => {
@@ -34,6 +33,7 @@ async fn main() -> ExitCode {
         }
         Some(Command::Purge(args)) => purge(&cli.common, &args).await,
     };
+    telemetry.shutdown();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -43,14 +43,44 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(common: &crm_service::config::CommonArgs) -> Result<(), String> {
+async fn serve(
+    common: &crm_service::config::CommonArgs,
+    telemetry: &Telemetry,
+) -> Result<(), String> {
     let app = Application::build(common.settings()).await?;
     let addr = app.local_addr();
-    tracing::info!(%addr, database = %redact(&common.database_url), "crm-service listening");
+    let scheme = if common.server.tls_cert_file.is_some() {
+        "TLS"
+    } else {
+        "plaintext"
+    };
+    tracing::info!(%addr, scheme, database = %redact(&common.database_url), "crm-service listening");
+    let metrics = match (common.server.metrics_listen, telemetry.registry()) {
+        (Some(listen), Some(registry)) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {listen}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("metrics at http://{bound}/metrics");
+            Some(tokio::spawn(telemetry::serve_metrics(listener, registry)))
+        }
+        _ => None,
+    };
+    if let Some(health) = app.health_addr() {
+        println!("health checks (plaintext) on {health}");
+    }
     println!("crm-service listening on {addr}");
     println!("  mint a token:  crm-service token --tenant demo --user alice --role sales_rep");
-    println!("  list services: grpcurl -plaintext {addr} list");
-    app.run_until(shutdown_signal()).await
+    if scheme == "plaintext" {
+        println!("  list services: grpcurl -plaintext {addr} list");
+    } else {
+        println!("  TLS is on: grpcurl -cacert CA.pem [-cert C.pem -key K.pem] {addr} list");
+    }
+    let outcome = app.run_until(shutdown_signal()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    outcome
 }
 
 async fn migrate(common: &crm_service::config::CommonArgs) -> Result<(), String> {

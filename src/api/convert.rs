@@ -86,13 +86,14 @@ pub fn idempotency_key(
 
 /// Runs a mutation to its end even if the client goes away: dropping a request's future mid-
 /// transaction can leave a PostgreSQL connection inside the transaction (sqlx #4393), so the
-/// transaction lives in its own task and always commits or rolls back.
+/// transaction lives in its own task and always commits or rolls back. The task keeps the call's
+/// deadline, which bounds its statements on PostgreSQL.
 pub async fn detached<T, F>(work: F) -> Result<T>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::spawn(work)
+    crate::call::spawn(work)
         .await
         .map_err(|e| Error::internal(format!("mutation task failed: {e}")))?
 }

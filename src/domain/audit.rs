@@ -96,6 +96,7 @@ pub async fn record(
     time: DateTime<Utc>,
     entry: Entry,
 ) -> Result<()> {
+    tx.note_action(entry.action);
     let event = AuditEvent {
         tenant: caller.tenant.clone(),
         sequence: 0,

@@ -68,6 +68,8 @@ pub fn outbox(
 #[derive(Clone)]
 pub struct EventSignal {
     tenants: broadcast::Sender<String>,
+    /// Set when the server shuts down: watchers end their streams.
+    closing: tokio::sync::watch::Sender<bool>,
     /// How long a watcher waits for a signal before it looks anyway: the bounded poll on SQLite,
     /// and on PostgreSQL the safety net for a notification lost while the listener reconnected.
     pub poll: Duration,
@@ -77,12 +79,18 @@ impl EventSignal {
     pub fn new(poll: Duration) -> Self {
         Self {
             tenants: broadcast::channel(1024).0,
+            closing: tokio::sync::watch::channel(false).0,
             poll,
         }
     }
 
     pub fn notify(&self, tenant: String) {
         let _ = self.tenants.send(tenant);
+    }
+
+    /// Ends every watch stream (the server is shutting down).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 }
 
@@ -147,10 +155,15 @@ impl CustomerEvents {
         Self::check(caller, after)?;
         let (store, tenant) = (self.store.clone(), caller.tenant.clone());
         let mut wake = self.signal.tenants.subscribe();
+        let mut closing = self.signal.closing.subscribe();
         let poll = self.signal.poll;
         tokio::spawn(async move {
             let mut last = after;
             loop {
+                if *closing.borrow_and_update() {
+                    let _ = out.send(Err(shutting_down(last))).await;
+                    return;
+                }
                 match store::audit::events_after(store.conn(), &tenant, last, BATCH).await {
                     Ok(rows) => {
                         let caught_up = (rows.len() as u64) < BATCH;
@@ -176,6 +189,7 @@ impl CustomerEvents {
                     tokio::select! {
                         () = &mut deadline => break,
                         () = out.closed() => return,
+                        _ = closing.changed() => break,
                         signal = wake.recv() => match signal {
                             Ok(t) if t == tenant => break,
                             Ok(_) => continue,
@@ -191,14 +205,29 @@ impl CustomerEvents {
     }
 }
 
+fn shutting_down(last: i64) -> Error {
+    Error::Unavailable(
+        crate::error::Problem::new(
+            "SERVER_SHUTTING_DOWN",
+            format!(
+                "this server is shutting down: watch again (any replica) with after_sequence = {last}"
+            ),
+        )
+        .with("lastSequence", last),
+    )
+}
+
 /// Feeds `signal` from PostgreSQL NOTIFY until the process ends, reconnecting on failure. Does
 /// nothing on SQLite, where watchers poll.
 pub async fn listen(store: Store, signal: EventSignal) {
-    let Some(pool) = store.postgres_pool() else {
+    if !store.is_postgres() {
         return;
-    };
+    }
     loop {
-        match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+        let Some(connected) = store.postgres_listener().await else {
+            return;
+        };
+        match connected {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen(store::audit::EVENTS_CHANNEL).await {
                     tracing::warn!(error = %e, "cannot LISTEN for customer events; retrying");

@@ -38,25 +38,74 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// How long a request waits for a pooled connection before it fails `UNAVAILABLE`.
     pub acquire_timeout: Duration,
+    pub session: SessionLimits,
 }
+
+/// PostgreSQL session settings that bound what one call can cost the database.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// `statement_timeout` (zero: none).
+    pub statement_timeout: Duration,
+    /// `lock_timeout` (zero: none).
+    pub lock_timeout: Duration,
+    /// `idle_in_transaction_session_timeout` (zero: none).
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            statement_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(2),
+            idle_in_transaction_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How long an export's snapshot may wait on a slow reader between two chunks: an export
+/// legitimately idles inside its read transaction while the client reads.
+const EXPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Handle on the database; cheap to clone, shared by every request.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    statement_timeout: Duration,
+    url: String,
 }
 
 /// A write transaction: holds SQLite's write lock from its first statement. Dropped without
 /// `commit`, it rolls back.
-pub struct WriteTx(DatabaseTransaction);
+pub struct WriteTx {
+    tx: DatabaseTransaction,
+    /// The audited actions of this transaction, counted in the metrics once it commits.
+    actions: std::sync::Mutex<Vec<&'static str>>,
+}
 
 impl WriteTx {
+    fn new(tx: DatabaseTransaction) -> Self {
+        Self {
+            tx,
+            actions: std::sync::Mutex::default(),
+        }
+    }
+
     pub fn conn(&self) -> &DatabaseTransaction {
-        &self.0
+        &self.tx
+    }
+
+    /// Notes an audited action, for the lifecycle counters.
+    pub fn note_action(&self, action: &'static str) {
+        if let Ok(mut actions) = self.actions.lock() {
+            actions.push(action);
+        }
     }
 
     pub async fn commit(self) -> Result<()> {
-        Ok(self.0.commit().await?)
+        let actions = self.actions.into_inner().unwrap_or_default();
+        self.tx.commit().await?;
+        crate::telemetry::count_committed(&actions);
+        Ok(())
     }
 }
 
@@ -68,6 +117,19 @@ impl Store {
             .acquire_timeout(config.acquire_timeout)
             .connect_timeout(Duration::from_secs(10))
             .sqlx_logging(false)
+            .map_sqlx_postgres_opts({
+                let session = config.session.clone();
+                move |o| {
+                    o.options([
+                        ("statement_timeout", millis(session.statement_timeout)),
+                        ("lock_timeout", millis(session.lock_timeout)),
+                        (
+                            "idle_in_transaction_session_timeout",
+                            millis(session.idle_in_transaction_timeout),
+                        ),
+                    ])
+                }
+            })
             .map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -83,20 +145,39 @@ impl Store {
             create_schema(&config.url, schema).await?;
             options.set_schema_search_path(schema.clone());
         }
+        // Operators (and the tests) find this service's sessions in pg_stat_activity by name.
+        options.set_application_name(match &config.schema {
+            Some(schema) => format!("crm-service:{schema}"),
+            None => "crm-service".to_owned(),
+        });
         let db = Database::connect(options).await?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            statement_timeout: config.session.statement_timeout,
+            url: config.url.clone(),
+        })
     }
 
     pub fn backend(&self) -> DatabaseBackend {
         self.db.get_database_backend()
     }
 
-    /// The PostgreSQL pool underneath, for LISTEN; `None` on SQLite.
-    pub fn postgres_pool(&self) -> Option<sea_orm::sqlx::PgPool> {
+    /// A PostgreSQL LISTEN connection of its own (a pooled one would be held for the life of the
+    /// process, one connection fewer for calls); `None` on SQLite.
+    pub async fn postgres_listener(
+        &self,
+    ) -> Option<std::result::Result<sea_orm::sqlx::postgres::PgListener, sea_orm::sqlx::Error>>
+    {
         match self.backend() {
-            DatabaseBackend::Postgres => Some(self.db.get_postgres_connection_pool().clone()),
+            DatabaseBackend::Postgres => {
+                Some(sea_orm::sqlx::postgres::PgListener::connect(&self.url).await)
+            }
             _ => None,
         }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DatabaseBackend::Postgres
     }
 
     /// The pool, for reads outside a transaction.
@@ -117,7 +198,9 @@ impl Store {
             },
             _ => TransactionOptions::default(),
         };
-        Ok(WriteTx(self.db.begin_with_options(options).await?))
+        let tx = self.begin(options).await?;
+        self.bound_by_deadline(&tx).await?;
+        Ok(tx)
     }
 
     /// A read-only transaction that sees one snapshot of the database for its whole life
@@ -131,7 +214,53 @@ impl Store {
             },
             _ => TransactionOptions::default(),
         };
-        Ok(WriteTx(self.db.begin_with_options(options).await?))
+        let tx = self.begin(options).await?;
+        if self.backend() == DatabaseBackend::Postgres {
+            tx.conn()
+                .execute_unprepared(&format!(
+                    "SET LOCAL idle_in_transaction_session_timeout = {}",
+                    millis(EXPORT_IDLE_TIMEOUT)
+                ))
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Begins in a task of its own: a caller dropped while `BEGIN` is in flight would otherwise
+    /// return a connection to the pool inside a transaction nobody owns (sqlx #4393). Once begun,
+    /// a dropped transaction is rolled back when its connection goes back to the pool.
+    async fn begin(&self, options: TransactionOptions) -> Result<WriteTx> {
+        let db = self.db.clone();
+        let begun = tokio::spawn(async move { db.begin_with_options(options).await })
+            .await
+            .map_err(|e| crate::Error::internal(format!("begin task failed: {e}")))??;
+        Ok(WriteTx::new(begun))
+    }
+
+    /// A write on behalf of a call whose deadline is nearer than the statement timeout gets the
+    /// time left as its statement timeout, so PostgreSQL stops the work when the caller has
+    /// stopped waiting (the transaction then rolls back; nothing is left half done).
+    async fn bound_by_deadline(&self, tx: &WriteTx) -> Result<()> {
+        let Some(left) = crate::call::remaining() else {
+            return Ok(());
+        };
+        if left.is_zero() {
+            return Err(crate::Error::DeadlineExceeded(crate::error::Problem::new(
+                "DEADLINE_EXCEEDED",
+                "the call's deadline passed before the change began: nothing was changed",
+            )));
+        }
+        if self.backend() == DatabaseBackend::Postgres
+            && (self.statement_timeout.is_zero() || left < self.statement_timeout)
+        {
+            tx.conn()
+                .execute_unprepared(&format!(
+                    "SET LOCAL statement_timeout = {}",
+                    millis(left).max(1)
+                ))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Applies pending migrations. On PostgreSQL, replicas starting together take turns on an
@@ -147,6 +276,10 @@ impl Store {
             "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.crm-service.migrate'))",
         )
         .await?;
+        // Building an index on a big table takes longer than any call may; waiting for the
+        // lock while another replica migrates, too.
+        tx.execute_unprepared("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
+            .await?;
         let outcome = migration::Migrator::up(&tx, None).await;
         match outcome {
             Ok(()) => tx.commit().await,
@@ -156,6 +289,10 @@ impl Store {
             }
         }
     }
+}
+
+fn millis(d: Duration) -> u128 {
+    d.as_millis()
 }
 
 /// Creates a PostgreSQL schema before the pool points its search path at it.

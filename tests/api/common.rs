@@ -11,13 +11,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crm_service::app::{Application, JwtSettings, Settings};
+use crm_service::app::{Application, JwtSettings, Limits, Settings, Shutdown};
 use crm_service::auth::{TokenRequest, mint};
 use crm_service::domain::deletion::LifecycleSettings;
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
 use crm_service::proto::crm::v1::record_service_client::RecordServiceClient;
-use crm_service::store::{Store, StoreConfig};
+use crm_service::store::{SessionLimits, Store, StoreConfig};
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
@@ -74,6 +74,8 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), String>>>,
     dir: Option<PathBuf>,
+    /// What the server was started with, for `restart`.
+    settings: Settings,
 }
 
 pub type AuthedChannel = InterceptedService<Channel, Bearer>;
@@ -105,24 +107,80 @@ impl tonic::service::Interceptor for Bearer {
 impl TestApp {
     /// A fresh server on a fresh database, or `None` when PostgreSQL is out of reach outside CI.
     pub async fn spawn(db: Db) -> Option<TestApp> {
-        Self::start(db, None, Self::test_jwt(), LifecycleSettings::default()).await
+        Self::start(db, None, |_| {}).await
     }
 
     /// Like `spawn`, with other JWT settings (e.g. a public key).
     pub async fn spawn_with(db: Db, jwt: JwtSettings) -> Option<TestApp> {
-        Self::start(db, None, jwt, LifecycleSettings::default()).await
+        Self::start(db, None, |settings| settings.jwt = jwt).await
     }
 
     /// Like `spawn`, on PostgreSQL schema `schema` (another replica of an existing test app when
     /// it names that app's schema).
     pub async fn spawn_on(db: Db, schema: Option<String>) -> Option<TestApp> {
-        Self::start(db, schema, Self::test_jwt(), LifecycleSettings::default()).await
+        Self::start(db, schema, |_| {}).await
     }
 
     /// Like `spawn`, with other lifecycle settings (e.g. a zero retention, so that a customer is
     /// due for erasure as soon as it is deleted).
     pub async fn spawn_with_lifecycle(db: Db, lifecycle: LifecycleSettings) -> Option<TestApp> {
-        Self::start(db, None, Self::test_jwt(), lifecycle).await
+        Self::start(db, None, |settings| settings.lifecycle = lifecycle).await
+    }
+
+    /// Like `spawn`, with any setting changed (limits, pool, TLS…).
+    pub async fn spawn_configured(
+        db: Db,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<TestApp> {
+        Self::start(db, None, configure).await
+    }
+
+    /// A `TestApp` for a server that runs elsewhere (a child process, see `process.rs`): the
+    /// same clients and helpers, talking to `addr`.
+    pub async fn attach(
+        addr: SocketAddr,
+        db: Db,
+        database_url: &str,
+        schema: Option<String>,
+    ) -> TestApp {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects");
+        TestApp {
+            addr,
+            db,
+            database_url: database_url.to_owned(),
+            schema: schema.clone(),
+            channel,
+            shutdown: None,
+            server: None,
+            dir: None,
+            settings: Self::test_settings(database_url, schema),
+        }
+    }
+
+    /// The settings of a test server on `database_url`.
+    pub fn test_settings(database_url: &str, schema: Option<String>) -> Settings {
+        Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            limits: Limits::default(),
+            tls: None,
+            health_listen: None,
+            shutdown: Shutdown::default(),
+            database: StoreConfig {
+                url: database_url.to_owned(),
+                schema,
+                max_connections: 4,
+                acquire_timeout: Duration::from_secs(5),
+                session: SessionLimits::default(),
+            },
+            jwt: Self::test_jwt(),
+            lifecycle: LifecycleSettings::default(),
+            idempotency_key_ttl: Duration::from_secs(24 * 3600),
+            purge_interval: None,
+        }
     }
 
     fn test_jwt() -> JwtSettings {
@@ -135,8 +193,7 @@ impl TestApp {
     async fn start(
         db: Db,
         schema: Option<String>,
-        jwt: JwtSettings,
-        lifecycle: LifecycleSettings,
+        configure: impl FnOnce(&mut Settings),
     ) -> Option<TestApp> {
         let (database_url, schema, dir) = match db {
             Db::Sqlite => {
@@ -168,20 +225,11 @@ impl TestApp {
                 (url, Some(schema), None)
             }
         };
-        let settings = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database: StoreConfig {
-                url: database_url.clone(),
-                schema: schema.clone(),
-                max_connections: 4,
-                acquire_timeout: Duration::from_secs(5),
-            },
-            jwt,
-            lifecycle,
-            idempotency_key_ttl: Duration::from_secs(24 * 3600),
-            purge_interval: None,
-        };
-        let app = Application::build(settings).await.expect("server starts");
+        let mut settings = Self::test_settings(&database_url, schema.clone());
+        configure(&mut settings);
+        let app = Application::build(settings.clone())
+            .await
+            .expect("server starts");
         let addr = app.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
@@ -201,6 +249,7 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
             dir,
+            settings,
         })
     }
 
@@ -214,19 +263,7 @@ impl TestApp {
             server.abort();
             let _ = server.await;
         }
-        let settings = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database: StoreConfig {
-                url: self.database_url.clone(),
-                schema: self.schema.clone(),
-                max_connections: 4,
-                acquire_timeout: Duration::from_secs(5),
-            },
-            jwt: Self::test_jwt(),
-            lifecycle: LifecycleSettings::default(),
-            idempotency_key_ttl: Duration::from_secs(24 * 3600),
-            purge_interval: None,
-        };
+        let settings = self.settings.clone();
         let app = Application::build(settings).await.expect("server restarts");
         self.addr = app.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
@@ -333,6 +370,7 @@ impl TestApp {
             schema: self.schema.clone(),
             max_connections: 4,
             acquire_timeout: Duration::from_secs(5),
+            session: SessionLimits::default(),
         })
         .await
         .expect("store connects")

@@ -41,6 +41,7 @@ async fn a_request_id_is_remembered_until_its_window_is_swept(app: TestApp) {
         schema: app.schema.clone(),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
+        session: Default::default(),
     })
     .await
     .unwrap();
