@@ -1,0 +1,85 @@
+# Shared helpers for the gate scripts (sourced, not run).
+#
+#   ci_tools           a Python venv with the pinned tools of scripts/ci-requirements.txt, on PATH
+#   start_server VAR [ENV=VALUE ...]
+#                      starts the debug binary on a free port; sets VAR to its address and
+#                      SERVER_PIDS; the database is CRM_DATABASE_URL from the arguments (SQLite in a
+#                      temporary directory by default); the server is stopped on exit
+#   skip_or_fail MSG   a missing tool: SKIPPED (exit 0) locally, a failure under CI=true
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CRM_BIN=${CRM_BIN:-$ROOT/target/debug/crm-service}
+WORK_DIR=$(mktemp -d /tmp/crm-gate.XXXXXX)
+SERVER_PIDS=()
+
+_gate_cleanup() {
+  for pid in "${SERVER_PIDS[@]:-}"; do
+    # `|| true`: wait returns the server's status (143 after SIGTERM), which under set -e would
+    # abort this cleanup half-way (leaving later servers running and WORK_DIR behind).
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }
+  done
+  rm -rf "$WORK_DIR"
+}
+trap _gate_cleanup EXIT
+
+gate_log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+
+skip_or_fail() {
+  if [ "${CI:-}" = "true" ]; then
+    gate_log "FAIL: $*"
+    exit 1
+  fi
+  gate_log "SKIPPED: $*"
+  exit 0
+}
+
+ci_tools() {
+  local venv="$ROOT/target/ci-venv"
+  local stamp="$venv/.requirements"
+  if ! cmp -s "$ROOT/scripts/ci-requirements.txt" "$stamp" 2>/dev/null; then
+    gate_log "installing the pinned Python tools into $venv"
+    python3 -m venv "$venv" >/dev/null 2>&1 || skip_or_fail "python3 -m venv is unavailable"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/ci-requirements.txt" \
+      || skip_or_fail "pip could not install scripts/ci-requirements.txt"
+    cp "$ROOT/scripts/ci-requirements.txt" "$stamp"
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
+ensure_binary() {
+  if [ ! -x "$CRM_BIN" ]; then
+    gate_log "building $CRM_BIN"
+    (cd "$ROOT" && cargo build -q --bin crm-service)
+  fi
+}
+
+start_server() {
+  # Locals are prefixed: printf -v below would set a local instead if the caller's VAR shared a name.
+  local _ss_var=$1
+  shift
+  ensure_binary
+  local _ss_n=${#SERVER_PIDS[@]}
+  local _ss_out="$WORK_DIR/server-$_ss_n.out"
+  # `exec`: $! must be the server itself, not a subshell whose death would orphan the server.
+  (cd "$WORK_DIR" && exec env CRM_DATABASE_URL="sqlite://$WORK_DIR/crm-$_ss_n.db" CRM_PURGE_INTERVAL=0 \
+    CRM_JWT_SECRET="gate-secret-0123456789abcdef0123456789" "$@" \
+    "$CRM_BIN" serve --listen 127.0.0.1:0 >"$_ss_out" 2>"$WORK_DIR/server-$_ss_n.err") &
+  SERVER_PIDS+=("$!")
+  local _ss_addr=""
+  for _ in $(seq 1 200); do
+    _ss_addr=$(sed -n 's/^crm-service listening on //p' "$_ss_out" 2>/dev/null | head -n 1)
+    [ -n "$_ss_addr" ] && break
+    sleep 0.05
+  done
+  if [ -z "$_ss_addr" ]; then
+    cat "$WORK_DIR/server-$_ss_n.err" >&2
+    gate_log "FAIL: the server did not start"
+    exit 1
+  fi
+  printf -v "$_ss_var" '%s' "$_ss_addr"
+}
+
+# A token for the server started by start_server (same secret, unless the caller overrode it).
+mint_token() {
+  env CRM_JWT_SECRET="gate-secret-0123456789abcdef0123456789" "$CRM_BIN" token "$@"
+}
