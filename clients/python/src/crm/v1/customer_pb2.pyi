@@ -1,0 +1,256 @@
+import datetime
+
+from crm.v1 import deletion_pb2 as _deletion_pb2
+from crm.v1 import records_pb2 as _records_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class LifecycleStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIFECYCLE_STAGE_UNSPECIFIED: _ClassVar[LifecycleStage]
+    LIFECYCLE_STAGE_LEAD: _ClassVar[LifecycleStage]
+    LIFECYCLE_STAGE_PROSPECT: _ClassVar[LifecycleStage]
+    LIFECYCLE_STAGE_CUSTOMER: _ClassVar[LifecycleStage]
+
+class CustomerStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CUSTOMER_STATUS_UNSPECIFIED: _ClassVar[CustomerStatus]
+    CUSTOMER_STATUS_ACTIVE: _ClassVar[CustomerStatus]
+    CUSTOMER_STATUS_INACTIVE: _ClassVar[CustomerStatus]
+LIFECYCLE_STAGE_UNSPECIFIED: LifecycleStage
+LIFECYCLE_STAGE_LEAD: LifecycleStage
+LIFECYCLE_STAGE_PROSPECT: LifecycleStage
+LIFECYCLE_STAGE_CUSTOMER: LifecycleStage
+CUSTOMER_STATUS_UNSPECIFIED: CustomerStatus
+CUSTOMER_STATUS_ACTIVE: CustomerStatus
+CUSTOMER_STATUS_INACTIVE: CustomerStatus
+
+class Customer(_message.Message):
+    __slots__ = ("id", "name", "phone", "email", "industry", "owner_id", "lifecycle_stage", "status", "external_ref", "legal_hold", "create_time", "update_time", "delete_time", "purge_time", "etag", "deletion_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    INDUSTRY_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_STAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_REF_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_HOLD_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DELETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    DELETION_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    phone: str
+    email: str
+    industry: str
+    owner_id: str
+    lifecycle_stage: LifecycleStage
+    status: CustomerStatus
+    external_ref: str
+    legal_hold: bool
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    delete_time: _timestamp_pb2.Timestamp
+    purge_time: _timestamp_pb2.Timestamp
+    etag: str
+    deletion_id: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., industry: _Optional[str] = ..., owner_id: _Optional[str] = ..., lifecycle_stage: _Optional[_Union[LifecycleStage, str]] = ..., status: _Optional[_Union[CustomerStatus, str]] = ..., external_ref: _Optional[str] = ..., legal_hold: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., deletion_id: _Optional[str] = ...) -> None: ...
+
+class CreateCustomerRequest(_message.Message):
+    __slots__ = ("customer", "request_id")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    request_id: str
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateCustomerResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class GetCustomerRequest(_message.Message):
+    __slots__ = ("customer_id",)
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+
+class GetCustomerResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class ListCustomersRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "show_deleted", "query", "industry", "owner_id", "lifecycle_stage", "status")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SHOW_DELETED_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    INDUSTRY_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_STAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    show_deleted: bool
+    query: str
+    industry: str
+    owner_id: str
+    lifecycle_stage: LifecycleStage
+    status: CustomerStatus
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., show_deleted: _Optional[bool] = ..., query: _Optional[str] = ..., industry: _Optional[str] = ..., owner_id: _Optional[str] = ..., lifecycle_stage: _Optional[_Union[LifecycleStage, str]] = ..., status: _Optional[_Union[CustomerStatus, str]] = ...) -> None: ...
+
+class ListCustomersResponse(_message.Message):
+    __slots__ = ("customers", "next_page_token")
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    customers: _containers.RepeatedCompositeFieldContainer[Customer]
+    next_page_token: str
+    def __init__(self, customers: _Optional[_Iterable[_Union[Customer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateCustomerRequest(_message.Message):
+    __slots__ = ("customer", "update_mask", "etag", "request_id")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    update_mask: _field_mask_pb2.FieldMask
+    etag: str
+    request_id: str
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class UpdateCustomerResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class PreviewDeleteCustomerRequest(_message.Message):
+    __slots__ = ("customer_id",)
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+
+class PreviewDeleteCustomerResponse(_message.Message):
+    __slots__ = ("preview",)
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    preview: _deletion_pb2.DeletionPreview
+    def __init__(self, preview: _Optional[_Union[_deletion_pb2.DeletionPreview, _Mapping]] = ...) -> None: ...
+
+class DeleteCustomerRequest(_message.Message):
+    __slots__ = ("customer_id", "deletion_request_id", "etag", "request_id")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETION_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    deletion_request_id: str
+    etag: str
+    request_id: str
+    def __init__(self, customer_id: _Optional[str] = ..., deletion_request_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class DeleteCustomerResponse(_message.Message):
+    __slots__ = ("customer", "deleted_records")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    DELETED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    deleted_records: int
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., deleted_records: _Optional[int] = ...) -> None: ...
+
+class RestoreCustomerRequest(_message.Message):
+    __slots__ = ("customer_id", "validate_only", "request_id")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    validate_only: bool
+    request_id: str
+    def __init__(self, customer_id: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RestoreCustomerResponse(_message.Message):
+    __slots__ = ("customer", "restored_records")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    restored_records: int
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., restored_records: _Optional[int] = ...) -> None: ...
+
+class PurgeCustomerRequest(_message.Message):
+    __slots__ = ("customer_id", "validate_only", "request_id")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    validate_only: bool
+    request_id: str
+    def __init__(self, customer_id: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class PurgeCustomerResponse(_message.Message):
+    __slots__ = ("customer_id", "erased_records", "kept_records")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ERASED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    KEPT_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    erased_records: int
+    kept_records: int
+    def __init__(self, customer_id: _Optional[str] = ..., erased_records: _Optional[int] = ..., kept_records: _Optional[int] = ...) -> None: ...
+
+class SetLegalHoldRequest(_message.Message):
+    __slots__ = ("customer_id", "legal_hold", "reason", "request_id")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_HOLD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    legal_hold: bool
+    reason: str
+    request_id: str
+    def __init__(self, customer_id: _Optional[str] = ..., legal_hold: _Optional[bool] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SetLegalHoldResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class ExportCustomerRequest(_message.Message):
+    __slots__ = ("customer_id",)
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+
+class ExportCustomerResponse(_message.Message):
+    __slots__ = ("customer", "contacts", "deals", "orders", "contracts", "projects", "activities", "deletion_requests")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    DEALS_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    CONTRACTS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITIES_FIELD_NUMBER: _ClassVar[int]
+    DELETION_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    contacts: _containers.RepeatedCompositeFieldContainer[_records_pb2.Contact]
+    deals: _containers.RepeatedCompositeFieldContainer[_records_pb2.Deal]
+    orders: _containers.RepeatedCompositeFieldContainer[_records_pb2.Order]
+    contracts: _containers.RepeatedCompositeFieldContainer[_records_pb2.Contract]
+    projects: _containers.RepeatedCompositeFieldContainer[_records_pb2.Project]
+    activities: _containers.RepeatedCompositeFieldContainer[_records_pb2.Activity]
+    deletion_requests: _containers.RepeatedCompositeFieldContainer[_deletion_pb2.DeletionRequest]
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., contacts: _Optional[_Iterable[_Union[_records_pb2.Contact, _Mapping]]] = ..., deals: _Optional[_Iterable[_Union[_records_pb2.Deal, _Mapping]]] = ..., orders: _Optional[_Iterable[_Union[_records_pb2.Order, _Mapping]]] = ..., contracts: _Optional[_Iterable[_Union[_records_pb2.Contract, _Mapping]]] = ..., projects: _Optional[_Iterable[_Union[_records_pb2.Project, _Mapping]]] = ..., activities: _Optional[_Iterable[_Union[_records_pb2.Activity, _Mapping]]] = ..., deletion_requests: _Optional[_Iterable[_Union[_deletion_pb2.DeletionRequest, _Mapping]]] = ...) -> None: ...

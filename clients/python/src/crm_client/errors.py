@@ -1,0 +1,114 @@
+"""Reads the rich error model (AIP-193) from a failed call.
+
+crm-service puts a ``google.rpc.Status`` in the ``grpc-status-details-bin`` trailer: every error
+carries an ``ErrorInfo`` (domain ``crm-service``, a stable reason, ids as metadata); invalid input
+adds a ``BadRequest`` naming each field; a failed precondition adds a ``PreconditionFailure``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+_KNOWN = {
+    error_details_pb2.ErrorInfo.DESCRIPTOR.full_name: error_details_pb2.ErrorInfo,
+    error_details_pb2.BadRequest.DESCRIPTOR.full_name: error_details_pb2.BadRequest,
+    error_details_pb2.PreconditionFailure.DESCRIPTOR.full_name: error_details_pb2.PreconditionFailure,
+    error_details_pb2.ResourceInfo.DESCRIPTOR.full_name: error_details_pb2.ResourceInfo,
+    error_details_pb2.QuotaFailure.DESCRIPTOR.full_name: error_details_pb2.QuotaFailure,
+    error_details_pb2.RetryInfo.DESCRIPTOR.full_name: error_details_pb2.RetryInfo,
+    error_details_pb2.Help.DESCRIPTOR.full_name: error_details_pb2.Help,
+    error_details_pb2.LocalizedMessage.DESCRIPTOR.full_name: error_details_pb2.LocalizedMessage,
+    error_details_pb2.DebugInfo.DESCRIPTOR.full_name: error_details_pb2.DebugInfo,
+    error_details_pb2.RequestInfo.DESCRIPTOR.full_name: error_details_pb2.RequestInfo,
+}
+
+
+@dataclass
+class RichError:
+    """A failed call: its status code and message, and the decoded ``google.rpc`` details."""
+
+    code: grpc.StatusCode
+    message: str
+    error_info: Optional[error_details_pb2.ErrorInfo] = None
+    bad_request: Optional[error_details_pb2.BadRequest] = None
+    precondition_failure: Optional[error_details_pb2.PreconditionFailure] = None
+    details: List[object] = field(default_factory=list)  # every detail, decoded where known
+
+    @property
+    def reason(self) -> str:
+        """ErrorInfo.reason, e.g. ``INVALID_FIELD``; empty if the error carries no ErrorInfo."""
+        return self.error_info.reason if self.error_info else ""
+
+    @property
+    def domain(self) -> str:
+        return self.error_info.domain if self.error_info else ""
+
+    @property
+    def metadata(self) -> Dict[str, str]:
+        return dict(self.error_info.metadata) if self.error_info else {}
+
+    @property
+    def field_violations(self) -> Dict[str, str]:
+        """BadRequest's field violations, field path -> description."""
+        if not self.bad_request:
+            return {}
+        return {v.field: v.description for v in self.bad_request.field_violations}
+
+    @property
+    def precondition_violations(self) -> List[error_details_pb2.PreconditionFailure.Violation]:
+        return list(self.precondition_failure.violations) if self.precondition_failure else []
+
+    def __str__(self) -> str:
+        text = f"{self.code.name}: {self.message}"
+        if self.reason:
+            text += f" [{self.domain}/{self.reason}]"
+        for path, why in self.field_violations.items():
+            text += f"\n  {path}: {why}"
+        for v in self.precondition_violations:
+            text += f"\n  {v.type} {v.subject}: {v.description}"
+        return text
+
+
+def _unpack(detail: any_pb2.Any) -> object:
+    type_name = detail.TypeName()
+    cls = _KNOWN.get(type_name)
+    if cls is None:
+        return detail
+    message = cls()
+    detail.Unpack(message)
+    return message
+
+
+def rich_error(error: grpc.RpcError) -> RichError:
+    """Decodes the error of a failed call (the ``grpc.RpcError`` a stub raised).
+
+    Works for errors without details too (e.g. from a proxy): then only code and message are set.
+    """
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = error.details() if hasattr(error, "details") else str(error)
+    result = RichError(code=code, message=message or "")
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:  # code or message of the trailer disagree with the call's: ignore it
+        status = None
+    if status is None:
+        return result
+    for detail in status.details:
+        decoded = _unpack(detail)
+        result.details.append(decoded)
+        if isinstance(decoded, error_details_pb2.ErrorInfo) and result.error_info is None:
+            result.error_info = decoded
+        elif isinstance(decoded, error_details_pb2.BadRequest) and result.bad_request is None:
+            result.bad_request = decoded
+        elif (
+            isinstance(decoded, error_details_pb2.PreconditionFailure)
+            and result.precondition_failure is None
+        ):
+            result.precondition_failure = decoded
+    return result

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Gate: the Python SDK in clients/python.
+#   1. The committed generated code is fresh: regenerate into a temporary directory and diff.
+#   2. examples/golden_path.py (the deletion golden path, rich errors, health) passes against a
+#      real server on SQLite,
+#   3. and on PostgreSQL (CRM_TEST_DATABASE_URL, a postgres:// URL) in a throwaway schema that is
+#      dropped at the end. Without CRM_TEST_DATABASE_URL: SKIPPED locally, a failure under CI=true.
+#
+#   CRM_BIN=/path/to/crm-service scripts/check-python-sdk.sh
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+ci_tools
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the committed tree
+sdk=$ROOT/clients/python
+
+gate_log "regenerating the SDK to check clients/python/src/crm is fresh"
+PYTHON=python "$sdk/generate.sh" "$WORK_DIR/gen" >/dev/null
+if ! diff -r -x __pycache__ "$WORK_DIR/gen/crm" "$sdk/src/crm" >"$WORK_DIR/gen.diff"; then
+  head -n 40 "$WORK_DIR/gen.diff" >&2
+  gate_log "FAIL: the generated code in clients/python/src/crm is stale; run" \
+    "'PYTHON=python3 clients/python/generate.sh' (with grpcio-tools from scripts/ci-requirements.txt) and commit it"
+  exit 1
+fi
+
+golden_path() { # LABEL ADDR
+  local label=$1 addr=$2 out="$WORK_DIR/golden-$1.out"
+  local rep sup
+  rep=$(mint_token --tenant py-gate --user alice --role sales_rep)
+  sup=$(mint_token --tenant py-gate --user bob --role supervisor)
+  if ! PYTHONPATH="$sdk/src" python "$sdk/examples/golden_path.py" \
+    --addr "$addr" --rep-token "$rep" --supervisor-token "$sup" >"$out" 2>&1; then
+    cat "$out" >&2
+    gate_log "FAIL: the Python golden path failed on $label"
+    exit 1
+  fi
+  gate_log "golden path on $label: $(grep -c '^  ok ' "$out") checks OK"
+}
+
+start_server sqlite_addr
+golden_path SQLite "$sqlite_addr"
+
+pg_result="PostgreSQL passed"
+if [ -z "${CRM_TEST_DATABASE_URL:-}" ]; then
+  if [ "${CI:-}" = "true" ]; then
+    gate_log "FAIL: CRM_TEST_DATABASE_URL is not set (required under CI=true)"
+    exit 1
+  fi
+  gate_log "SKIPPED: PostgreSQL (set CRM_TEST_DATABASE_URL=postgres://... to run it)"
+  pg_result="PostgreSQL SKIPPED"
+else
+  command -v psql >/dev/null || { gate_log "FAIL: psql is needed to drop the gate's schema"; exit 1; }
+  if ! psql "$CRM_TEST_DATABASE_URL" -XAtqc 'select 1' >/dev/null 2>"$WORK_DIR/psql.err"; then
+    cat "$WORK_DIR/psql.err" >&2
+    gate_log "FAIL: cannot reach PostgreSQL at CRM_TEST_DATABASE_URL"
+    exit 1
+  fi
+  schema="py_gate_$(date +%s)_$RANDOM"
+  # Stop the servers first (lib.sh's cleanup), then drop the schema they used.
+  trap '_gate_cleanup; psql "$CRM_TEST_DATABASE_URL" -XAtqc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || gate_log "could not drop schema $schema"' EXIT
+  start_server pg_addr CRM_DATABASE_URL="$CRM_TEST_DATABASE_URL" CRM_DATABASE_SCHEMA="$schema"
+  golden_path "PostgreSQL (schema $schema)" "$pg_addr"
+fi
+
+gate_log "PASS (SDK fresh, SQLite passed, $pg_result)"
