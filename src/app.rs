@@ -488,17 +488,51 @@ impl Application {
     }
 }
 
-/// Reads the TLS files: a missing or unreadable file is a start-up error that names it.
+/// Reads and checks the TLS files at start-up: a missing, unreadable or unusable file is an
+/// error that names it, before anything is served.
 fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, String> {
-    let read = |path: &PathBuf| {
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    let read = |path: &PathBuf, holds: &str| {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if !String::from_utf8_lossy(&pem).contains(&format!("{holds}-----")) {
+            return Err(format!("{} holds no PEM {holds}", path.display()));
+        }
+        Ok(pem)
     };
-    let mut config =
-        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    let mut config = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            read(&files.cert, "CERTIFICATE")?,
+            read(&files.key, "PRIVATE KEY")?,
+        ))
+        // A peer that never finishes its handshake must not hold a connection forever.
+        .timeout(Duration::from_secs(10));
+    let mut described = format!(
+        "{} with the key {}",
+        files.cert.display(),
+        files.key.display()
+    );
     if let Some(ca) = &files.client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+        config = config.client_ca_root(Certificate::from_pem(read(ca, "CERTIFICATE")?));
+        described.push_str(&format!(" and the client CA {}", ca.display()));
     }
+    // tonic builds the rustls configuration here: a key that does not match its certificate, or
+    // a certificate rustls cannot use, is found now rather than when serving starts.
+    Server::builder()
+        .tls_config(config.clone())
+        .map_err(|e| format!("cannot serve TLS with {described}: {}", error_chain(&e)))?;
     Ok(config)
+}
+
+/// An error and its causes, `: `-separated (tonic's transport errors hide the rustls cause).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn reflection() -> tonic_reflection::server::Builder<'static> {
