@@ -315,7 +315,7 @@ impl Customers {
 
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Customer> {
         caller.require(Action::Read)?;
-        store::customers::find(self.store.conn(), &caller.tenant, id)
+        store::customers::find_fast(&self.store, &caller.tenant, id)
             .await?
             .ok_or_else(|| Error::not_found("customer", id))
     }
