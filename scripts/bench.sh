@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Load benchmark (issue 6): the method and targets of ../shared/PERFORMANCE.md §1 and §5, on SQLite
+# and on PostgreSQL, in one command.
+#
+#   scripts/bench.sh            # full: 1,000,000 customers × 3 records + one customer with 100,000
+#                               # records; 3 interleaved repetitions of 10 s runs (≈ 15 min)
+#   scripts/bench.sh --smoke    # 20,000 customers + one with 5,000 records, 2 s runs, 1 repetition,
+#                               # targets printed but not enforced (≈ 1 min)
+#
+# For each database: seed with `crm-service seed`, start the release server on 127.0.0.1 (port 0),
+# run examples/load_bench.rs against it (Health/Check and GetCustomer at c=1/16/64, ListCustomers
+# first page / deep page / each filter, PreviewDelete vs raw counts, Delete/Restore vs raw
+# set-based SQL, and on PostgreSQL `pgbench -S -M prepared -c 8 -j 2` as the database ceiling),
+# stop the server by its PID. Exits 1 if a target is missed (full mode).
+#
+# PostgreSQL comes from CRM_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test):
+# the service's tables go in a throwaway schema, pgbench's in a throwaway database, both dropped at
+# the end. Everything runs on loopback; everything started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=false
+case "${1:-}" in
+  --smoke) smoke=true ;;
+  "") ;;
+  *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
+esac
+
+if $smoke; then
+  customers=20000 big=5000 depth=18000 scale=1
+  bench_args=(--reps 1 --duration 2 --warmup 0.5 --list-duration 1 --previews 10 --cycles 2)
+else
+  customers=1000000 big=100000 depth=900000 scale=10
+  bench_args=(--reps 3 --duration 10 --warmup 1 --list-duration 2 --previews 30 --cycles 10 --enforce)
+fi
+
+pg_url=${CRM_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+secret="bench-secret-0123456789abcdef0123456789"
+work=$(mktemp -d /tmp/crm-bench.XXXXXX)
+schema="crm_bench_$$_$(date +%s)"
+pgbench_db="crm_pgbench_$$_$(date +%s)"
+pgbench_created=false
+server_pid=""
+started=$(date +%s)
+
+cleanup() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null && { wait "$server_pid" 2>/dev/null || true; }
+  fi
+  psql "$pg_url" -XAtqc "drop schema if exists $schema cascade" >/dev/null 2>&1 || true
+  if $pgbench_created; then
+    psql "$pg_url" -XAtqc "drop database if exists $pgbench_db" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== building (release)"
+cargo build --release --quiet --bin crm-service --example load_bench
+bin=target/release/crm-service
+bench=target/release/examples/load_bench
+
+status=0
+run() { # label database-url [schema]
+  local label=$1 url=$2 schema_args=() extra=()
+  [ $# -ge 3 ] && schema_args=(--database-schema "$3")
+  [ $# -ge 4 ] && extra=(--pgbench-url "$4")
+  echo
+  echo "== $label: seeding $customers customers × 3 records + one customer with $big records"
+  local t0 seeded customer
+  t0=$(date +%s)
+  seeded=$("$bin" seed --database-url "$url" "${schema_args[@]}" --tenant demo \
+    --customers "$customers" --records-per-customer 3 --big-customer-records "$big" 2>/dev/null)
+  echo "$seeded" | sed 's/^/   seed: /'
+  customer=$(echo "$seeded" | sed -n 's/^benchmark customer with .* records: //p')
+  if [[ $url == postgres* ]]; then
+    # The seed leaves the visibility map unset: vacuum, as autovacuum would have in production,
+    # so counts are index-only.
+    psql "$pg_url" -XAtq -c "set search_path to $3" -c "vacuum analyze" >/dev/null
+  fi
+  echo "   ready in $(( $(date +%s) - t0 )) s"
+
+  (exec env CRM_JWT_SECRET="$secret" CRM_PURGE_INTERVAL=0 CRM_LOG_FORMAT=json RUST_LOG=warn \
+    "$bin" serve --listen 127.0.0.1:0 --database-url "$url" "${schema_args[@]}" \
+    > "$work/serve.out" 2> "$work/serve.err") &
+  server_pid=$!
+  local addr=""
+  for _ in $(seq 1 200); do
+    addr=$(sed -n 's/^crm-service listening on //p' "$work/serve.out" | head -n 1)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  if [ -z "$addr" ]; then
+    cat "$work/serve.err" >&2
+    echo "== $label: the server did not start" >&2
+    exit 1
+  fi
+  local rc=0
+  "$bench" --label "$label" --addr "$addr" --pid "$server_pid" --secret "$secret" \
+    --database-url "$url" "${schema_args[@]}" --big-customer "$customer" --depth "$depth" \
+    "${extra[@]}" "${bench_args[@]}" || rc=$?
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "== $label: the server died" >&2
+    tail -n 20 "$work/serve.err" >&2
+    rc=1
+  fi
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  [ -s "$work/serve.err" ] && { echo "   server log (warnings and errors):"; tail -n 5 "$work/serve.err" | sed 's/^/   /'; }
+  if [ "$rc" -ne 0 ]; then
+    echo "== $label: FAILED (load_bench exit $rc)"
+    status=1
+  fi
+}
+
+run SQLite "sqlite://$work/bench.db"
+rm -f "$work"/bench.db*   # 1.3 GiB at full size: free it before PostgreSQL
+
+if psql "$pg_url" -XAtqc 'select 1' >/dev/null 2>&1; then
+  # pgbench gets a database of its own, on the same server.
+  psql "$pg_url" -XAtqc "create database $pgbench_db" >/dev/null
+  pgbench_created=true
+  base=${pg_url%%\?*}
+  pgbench_url="${base%/*}/$pgbench_db"
+  [ "$base" != "$pg_url" ] && pgbench_url="$pgbench_url?${pg_url#*\?}"
+  echo
+  echo "== PostgreSQL: pgbench -i -s $scale in a throwaway database"
+  pgbench -i -q -s "$scale" "$pgbench_url" >/dev/null 2>&1
+  run PostgreSQL "$pg_url" "$schema" "$pgbench_url"
+else
+  echo "== PostgreSQL: SKIPPED ($pg_url unreachable; set CRM_BENCH_DATABASE_URL)"
+fi
+
+total=$(( $(date +%s) - started ))
+echo
+echo "== total time $((total / 60))m$(printf %02d $((total % 60)))s$($smoke && echo ' (smoke: targets not enforced)')"
+exit "$status"
