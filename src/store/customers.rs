@@ -220,7 +220,11 @@ pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<C
     }
     .await;
     fetched
-        .map_err(|e| Error::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into()))))?
+        .map_err(|e| {
+            Error::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
+                e.into(),
+            )))
+        })?
         .map(into_domain)
         .transpose()
 }

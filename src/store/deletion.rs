@@ -152,7 +152,8 @@ pub async fn open_pipeline(
         .select_only()
         .column(C::Currency)
         .column_as(Expr::col(C::AmountMinor).sum().cast_as("BIGINT"), "total")
-        .column_as(C::Id.count(), "n")
+        // COUNT(*), not COUNT(id): id is not in the index, and the sum must come from it alone.
+        .column_as(Expr::cust("COUNT(*)"), "n")
         .filter(C::TenantId.eq(tenant))
         .filter(C::CustomerId.eq(customer_id))
         .filter(C::DeleteTime.is_null())

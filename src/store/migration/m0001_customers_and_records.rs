@@ -61,7 +61,7 @@ fn record_tables() -> Vec<(&'static str, Vec<ColumnDef>)> {
 }
 
 /// Where each record kind keeps the state its deletion policy depends on.
-fn state_column(table: &str) -> Option<&'static str> {
+pub(super) fn state_column(table: &str) -> Option<&'static str> {
     match table {
         "deal" => Some("stage"),
         "sales_order" | "contract" | "project" => Some("status"),

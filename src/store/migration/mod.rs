@@ -7,6 +7,7 @@ mod m0001_customers_and_records;
 mod m0002_deletion_and_audit;
 mod m0003_purge;
 mod m0004_customer_events;
+mod m0005_covering_live_indexes;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_deletion_and_audit::Migration),
             Box::new(m0003_purge::Migration),
             Box::new(m0004_customer_events::Migration),
+            Box::new(m0005_covering_live_indexes::Migration),
         ]
     }
 }
