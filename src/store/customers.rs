@@ -194,11 +194,9 @@ pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<C
     }
     let fetched: std::result::Result<Option<customer::Model>, sqlx::Error> = async {
         Ok(match store.pool() {
-            RawPool::Postgres(pool) => {
-                match sqlx::query(find_sql!("$1", "$2"))
-                    .bind(tenant)
-                    .bind(id)
-                    .fetch_optional(pool)
+            RawPool::Postgres(readers) => {
+                match readers
+                    .fetch_optional(sqlx::query(find_sql!("$1", "$2")).bind(tenant).bind(id))
                     .await?
                 {
                     Some(row) => Some(read_row!(row)),

@@ -12,6 +12,7 @@ pub mod entity;
 pub mod idempotency;
 pub mod migration;
 pub mod purge;
+mod readers;
 pub mod records;
 pub mod secrets;
 
@@ -72,11 +73,13 @@ pub struct Store {
     db: DatabaseConnection,
     statement_timeout: Duration,
     url: String,
+    /// PostgreSQL only: connections for GetCustomer outside the pool (see `readers`).
+    readers: Option<std::sync::Arc<readers::PgReaders>>,
 }
 
 /// The sqlx pool of either backend.
 pub(crate) enum RawPool<'a> {
-    Postgres(&'a sea_orm::sqlx::PgPool),
+    Postgres(&'a readers::PgReaders),
     Sqlite(&'a sea_orm::sqlx::SqlitePool),
 }
 
@@ -161,10 +164,20 @@ impl Store {
             None => "crm-service".to_owned(),
         });
         let db = Database::connect(options).await?;
+        let readers = if db.get_database_backend() == DatabaseBackend::Postgres {
+            Some(std::sync::Arc::new(readers::PgReaders::new(
+                reader_options(config)?,
+                config.max_connections,
+                config.acquire_timeout,
+            )))
+        } else {
+            None
+        };
         Ok(Self {
             db,
             statement_timeout: config.session.statement_timeout,
             url: config.url.clone(),
+            readers,
         })
     }
 
@@ -195,11 +208,12 @@ impl Store {
         &self.db
     }
 
-    /// The sqlx pool underneath SeaORM, for the hot read path (see `customers::find_fast`).
+    /// Where the hot read path runs (see `customers::find_fast`): PostgreSQL's own reader
+    /// connections, or SQLite's sqlx pool underneath SeaORM.
     pub(crate) fn pool(&self) -> RawPool<'_> {
-        match self.backend() {
-            DatabaseBackend::Postgres => RawPool::Postgres(self.db.get_postgres_connection_pool()),
-            _ => RawPool::Sqlite(self.db.get_sqlite_connection_pool()),
+        match &self.readers {
+            Some(readers) => RawPool::Postgres(readers),
+            None => RawPool::Sqlite(self.db.get_sqlite_connection_pool()),
         }
     }
 
@@ -307,6 +321,40 @@ impl Store {
             }
         }
     }
+}
+
+/// The session of a reader connection: the pool's (schema, name, limits), set at start-up.
+fn reader_options(
+    config: &StoreConfig,
+) -> std::result::Result<sea_orm::sqlx::postgres::PgConnectOptions, DbErr> {
+    use sea_orm::sqlx::ConnectOptions as _;
+    let options: sea_orm::sqlx::postgres::PgConnectOptions =
+        config.url.parse().map_err(|e: sea_orm::sqlx::Error| {
+            DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string()))
+        })?;
+    let session = &config.session;
+    let mut settings = vec![
+        (
+            "statement_timeout",
+            millis(session.statement_timeout).to_string(),
+        ),
+        ("lock_timeout", millis(session.lock_timeout).to_string()),
+        (
+            "idle_in_transaction_session_timeout",
+            millis(session.idle_in_transaction_timeout).to_string(),
+        ),
+    ];
+    let name = match &config.schema {
+        Some(schema) => {
+            settings.push(("search_path", format!("\"{schema}\"")));
+            format!("crm-service:{schema}")
+        }
+        None => "crm-service".to_owned(),
+    };
+    Ok(options
+        .options(settings)
+        .application_name(&name)
+        .disable_statement_logging())
 }
 
 fn millis(d: Duration) -> u128 {
