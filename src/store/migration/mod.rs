@@ -8,6 +8,7 @@ mod m0002_deletion_and_audit;
 mod m0003_purge;
 mod m0004_customer_events;
 mod m0005_covering_live_indexes;
+mod m0006_trigram_search;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_purge::Migration),
             Box::new(m0004_customer_events::Migration),
             Box::new(m0005_covering_live_indexes::Migration),
+            Box::new(m0006_trigram_search::Migration),
         ]
     }
 }
