@@ -225,12 +225,14 @@ where
                 rpc.response.status_code = tracing::field::Empty,
                 trace_id = tracing::field::Empty,
             );
-            let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-                propagator.extract(&HeaderExtractor(request.headers()))
-            });
-            let _ = span.set_parent(parent);
-            if let Some(trace_id) = span.in_scope(telemetry::current_trace_id) {
-                span.record("trace_id", trace_id);
+            if telemetry::traces_enabled() {
+                let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+                    propagator.extract(&HeaderExtractor(request.headers()))
+                });
+                let _ = span.set_parent(parent);
+                if let Some(trace_id) = span.in_scope(telemetry::current_trace_id) {
+                    span.record("trace_id", trace_id);
+                }
             }
             span
         };
@@ -287,15 +289,18 @@ impl CallRecorder {
         }
         self.recorded = true;
         let seconds = self.started.elapsed().as_secs_f64();
-        self.duration
-            .record(seconds, &telemetry::call_attributes(&self.method, code));
+        if telemetry::metrics_enabled() {
+            self.duration
+                .record(seconds, &telemetry::call_attributes(&self.method, code));
+        }
         let name = telemetry::code_name(code);
         self.span.record("rpc.response.status_code", name);
         match code {
             Code::Internal | Code::Unknown | Code::DataLoss => {
                 tracing::error!(parent: &self.span, code = name, seconds, "call failed")
             }
-            Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded => {
+            // UNAVAILABLE is logged with its reason where the error is mapped (error.rs).
+            Code::ResourceExhausted | Code::DeadlineExceeded => {
                 tracing::warn!(parent: &self.span, code = name, seconds, "call not served")
             }
             _ => tracing::debug!(parent: &self.span, code = name, seconds, "call served"),

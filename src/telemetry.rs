@@ -6,6 +6,7 @@
 //! providers are the no-op defaults and cost nothing on the hot path.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -25,6 +26,19 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 /// Instrumentation scope of every instrument and span of the service.
 const SCOPE: &str = "crm-service";
+
+/// Whether spans are exported, and whether metrics are kept: when not, the per-call work that
+/// only feeds them (propagation, trace ids, measurement attributes) is skipped.
+static TRACES_ON: AtomicBool = AtomicBool::new(false);
+static METRICS_ON: AtomicBool = AtomicBool::new(false);
+
+pub fn traces_enabled() -> bool {
+    TRACES_ON.load(Ordering::Relaxed)
+}
+
+pub fn metrics_enabled() -> bool {
+    METRICS_ON.load(Ordering::Relaxed)
+}
 
 /// What to set up.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +78,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
                 .with_resource(resource.clone())
                 .build();
             global::set_tracer_provider(provider.clone());
+            TRACES_ON.store(true, Ordering::Relaxed);
             Some(provider)
         }
         None => None,
@@ -91,6 +106,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
         }
         let provider = builder.build();
         global::set_meter_provider(provider.clone());
+        METRICS_ON.store(true, Ordering::Relaxed);
         Some(provider)
     } else {
         None
@@ -164,6 +180,9 @@ impl Telemetry {
 /// The trace id of the span being served, when traces are on (the caller's own trace when it sent
 /// a `traceparent`).
 pub fn current_trace_id() -> Option<String> {
+    if !traces_enabled() {
+        return None;
+    }
     let context = tracing::Span::current().context();
     let span = context.span();
     let span_context = span.span_context();

@@ -1398,3 +1398,38 @@ pub fn figure(line: impl std::fmt::Display) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "[figure] {line}");
 }
+
+/// A writer racing a deletion: waits at `barrier`, reads the customer `warmup` times (so that
+/// either side can win the race), then adds `writes` contacts to it, returning each outcome.
+pub fn spawn_contact_writer(
+    mut records: Records,
+    mut customers: Customers,
+    customer_id: String,
+    barrier: std::sync::Arc<tokio::sync::Barrier>,
+    warmup: usize,
+    writes: usize,
+) -> tokio::task::JoinHandle<Vec<Result<pb::Contact, Status>>> {
+    tokio::spawn(async move {
+        barrier.wait().await;
+        for _ in 0..warmup {
+            let _ = customers
+                .get_customer(pb::GetCustomerRequest {
+                    customer_id: customer_id.clone(),
+                })
+                .await;
+        }
+        let mut results = Vec::new();
+        for _ in 0..writes {
+            results.push(
+                records
+                    .create_contact(pb::CreateContactRequest {
+                        contact: Some(new_contact(&customer_id)),
+                        request_id: String::new(),
+                    })
+                    .await
+                    .map(|r| r.into_inner().contact.unwrap()),
+            );
+        }
+        results
+    })
+}

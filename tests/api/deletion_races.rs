@@ -257,33 +257,16 @@ async fn contacts_written_while_a_delete_runs_never_end_up_live_under_a_deleted_
         let warmup = trial % 4;
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
-                let mut records = app.records_as("acme", &format!("writer-{w}"), &["sales_rep"]);
-                let mut customers =
-                    app.customers_as("acme", &format!("writer-{w}"), &["sales_rep"]);
-                let (c, barrier) = (c.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    for _ in 0..warmup {
-                        let _ = customers
-                            .get_customer(pb::GetCustomerRequest {
-                                customer_id: c.clone(),
-                            })
-                            .await;
-                    }
-                    let mut results = Vec::new();
-                    for _ in 0..WRITES_EACH {
-                        results.push(
-                            records
-                                .create_contact(pb::CreateContactRequest {
-                                    contact: Some(new_contact(&c)),
-                                    request_id: String::new(),
-                                })
-                                .await
-                                .map(|r| r.into_inner().contact.unwrap()),
-                        );
-                    }
-                    results
-                })
+                let records = app.records_as("acme", &format!("writer-{w}"), &["sales_rep"]);
+                let customers = app.customers_as("acme", &format!("writer-{w}"), &["sales_rep"]);
+                crate::common::spawn_contact_writer(
+                    records,
+                    customers,
+                    c.clone(),
+                    barrier.clone(),
+                    warmup,
+                    WRITES_EACH,
+                )
             })
             .collect();
         let deleter = {

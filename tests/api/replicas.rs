@@ -487,32 +487,16 @@ mod postgres {
             let writers: Vec<_> = (0..WRITERS)
                 .map(|w| {
                     let user = format!("writer-{w}-{}", tag(trial + 1));
-                    let mut records = writing.records_as("acme", &user, &["sales_rep"]);
-                    let mut customers = writing.customers_as("acme", &user, &["sales_rep"]);
-                    let (c, barrier) = (c.clone(), barrier.clone());
-                    tokio::spawn(async move {
-                        barrier.wait().await;
-                        for _ in 0..warmup {
-                            let _ = customers
-                                .get_customer(pb::GetCustomerRequest {
-                                    customer_id: c.clone(),
-                                })
-                                .await;
-                        }
-                        let mut results = Vec::new();
-                        for _ in 0..WRITES_EACH {
-                            results.push(
-                                records
-                                    .create_contact(pb::CreateContactRequest {
-                                        contact: Some(new_contact(&c)),
-                                        request_id: String::new(),
-                                    })
-                                    .await
-                                    .map(|r| r.into_inner().contact.unwrap()),
-                            );
-                        }
-                        results
-                    })
+                    let records = writing.records_as("acme", &user, &["sales_rep"]);
+                    let customers = writing.customers_as("acme", &user, &["sales_rep"]);
+                    crate::common::spawn_contact_writer(
+                        records,
+                        customers,
+                        c.clone(),
+                        barrier.clone(),
+                        warmup,
+                        WRITES_EACH,
+                    )
                 })
                 .collect();
             let deleter = {
