@@ -192,6 +192,17 @@ pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<C
             }
         }};
     }
+    if let RawPool::Sqlite {
+        readers: Some(readers),
+        ..
+    } = store.pool()
+        && let Some(read) = readers.read(|c| find_sqlite(c, tenant, id))
+    {
+        return read
+            .map_err(|e| Error::internal(format!("reading customer {id}: {e}")))?
+            .map(into_domain)
+            .transpose();
+    }
     let fetched: std::result::Result<Option<customer::Model>, sqlx::Error> = async {
         Ok(match store.pool() {
             RawPool::Postgres(readers) => {
@@ -203,7 +214,7 @@ pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<C
                     None => None,
                 }
             }
-            RawPool::Sqlite(pool) => {
+            RawPool::Sqlite { pool, .. } => {
                 match sqlx::query(find_sql!("?1", "?2"))
                     .bind(tenant)
                     .bind(id)
@@ -225,6 +236,75 @@ pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<C
         })?
         .map(into_domain)
         .transpose()
+}
+
+/// `find_fast`'s statement on one of SQLite's synchronous reader connections. Values are decoded
+/// as sqlx stores them: UUIDs as 16-byte blobs, timestamps as RFC 3339 text, booleans as integers.
+fn find_sqlite(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    id: Uuid,
+) -> rusqlite::Result<Option<customer::Model>> {
+    use rusqlite::OptionalExtension as _;
+    let mut statement = conn.prepare_cached(find_sql!("?1", "?2"))?;
+    statement
+        .query_row(rusqlite::params![tenant, &id.as_bytes()[..]], |row| {
+            Ok(customer::Model {
+                tenant_id: row.get(0)?,
+                id: sqlite_uuid(row, 1)?,
+                name: row.get(2)?,
+                phone: row.get(3)?,
+                email: row.get(4)?,
+                industry: row.get(5)?,
+                owner_id: row.get(6)?,
+                lifecycle_stage: row.get(7)?,
+                status: row.get(8)?,
+                external_ref: row.get(9)?,
+                legal_hold: row.get(10)?,
+                search_text: row.get(11)?,
+                create_time: sqlite_time(row, 12)?,
+                update_time: sqlite_time(row, 13)?,
+                delete_time: sqlite_optional(row, 14, sqlite_time)?,
+                purge_time: sqlite_optional(row, 15, sqlite_time)?,
+                deletion_id: sqlite_optional(row, 16, sqlite_uuid)?,
+                version: row.get(17)?,
+                erase_time: sqlite_optional(row, 18, sqlite_time)?,
+            })
+        })
+        .optional()
+}
+
+fn sqlite_optional<T>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    decode: impl Fn(&rusqlite::Row<'_>, usize) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => decode(row, index).map(Some),
+    }
+}
+
+fn sqlite_uuid(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+    let bytes = row.get_ref(index)?.as_blob()?;
+    Uuid::from_slice(bytes).map_err(|e| sqlite_conversion(index, e))
+}
+
+fn sqlite_time(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+) -> rusqlite::Result<chrono::DateTime<chrono::Utc>> {
+    let text = row.get_ref(index)?.as_str()?;
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| sqlite_conversion(index, e))
+}
+
+fn sqlite_conversion(
+    index: usize,
+    cause: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(cause))
 }
 
 /// A customer, locked for the rest of the transaction on PostgreSQL (SQLite's write transaction
@@ -383,5 +463,83 @@ mod tests {
     #[test]
     fn like_metacharacters_match_themselves() {
         assert_eq!(like_literal(r"100%_a\b"), r"100\%\_a\\b");
+    }
+    /// The synchronous SQLite reader decodes a row exactly as SeaORM does, every optional column
+    /// set and unset: GetCustomer answers the same whichever path served it.
+    #[tokio::test]
+    async fn sqlite_reader_decodes_rows_as_seaorm_does() {
+        use sea_orm::ActiveModelTrait as _;
+        let dir = std::env::temp_dir().join(format!("crm-reader-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::connect(&crate::store::StoreConfig {
+            url: format!("sqlite://{}", dir.join("crm.db").display()),
+            schema: None,
+            max_connections: 2,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            session: Default::default(),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let now = chrono::Utc::now();
+        let full = customer::Model {
+            tenant_id: "t1".into(),
+            id: Uuid::now_v7(),
+            name: "Ñandú & Co".into(),
+            phone: Some("+49 30 1234567".into()),
+            email: Some("a@b.example".into()),
+            industry: Some("retail".into()),
+            owner_id: "rep-1".into(),
+            lifecycle_stage: "CUSTOMER".into(),
+            status: "INACTIVE".into(),
+            external_ref: Some("crm-1".into()),
+            legal_hold: true,
+            search_text: "ñandú & co".into(),
+            create_time: now - chrono::Duration::days(3),
+            update_time: now - chrono::Duration::nanoseconds(1_234_567),
+            delete_time: Some(now),
+            purge_time: Some(now + chrono::Duration::days(30)),
+            deletion_id: Some(Uuid::now_v7()),
+            version: 7,
+            erase_time: None,
+        };
+        let bare = customer::Model {
+            id: Uuid::now_v7(),
+            phone: None,
+            email: None,
+            industry: None,
+            external_ref: None,
+            legal_hold: false,
+            delete_time: None,
+            purge_time: None,
+            deletion_id: None,
+            ..full.clone()
+        };
+        let erased = customer::Model {
+            id: Uuid::now_v7(),
+            external_ref: None,
+            erase_time: Some(now),
+            ..full.clone()
+        };
+        for row in [&full, &bare, &erased] {
+            customer::ActiveModel::from(row.clone())
+                .insert(store.conn())
+                .await
+                .unwrap();
+        }
+        let reader = rusqlite::Connection::open(dir.join("crm.db")).unwrap();
+        for row in [&full, &bare] {
+            let seaorm = Entity::find_by_id((row.tenant_id.clone(), row.id))
+                .one(store.conn())
+                .await
+                .unwrap();
+            let direct = find_sqlite(&reader, &row.tenant_id, row.id).unwrap();
+            assert_eq!(direct, seaorm);
+            assert_eq!(direct.as_ref(), Some(row));
+        }
+        assert_eq!(find_sqlite(&reader, "t1", erased.id).unwrap(), None);
+        assert_eq!(find_sqlite(&reader, "t2", full.id).unwrap(), None);
+        drop(reader);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

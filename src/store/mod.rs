@@ -16,6 +16,7 @@ mod readers;
 pub mod records;
 pub mod secrets;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -73,14 +74,25 @@ pub struct Store {
     db: DatabaseConnection,
     statement_timeout: Duration,
     url: String,
-    /// PostgreSQL only: connections for GetCustomer outside the pool (see `readers`).
-    readers: Option<std::sync::Arc<readers::PgReaders>>,
+    /// Connections for GetCustomer outside the pool (see `readers`).
+    readers: Readers,
 }
 
-/// The sqlx pool of either backend.
+#[derive(Clone, Debug)]
+enum Readers {
+    Postgres(Arc<readers::PgReaders>),
+    /// `None` for an in-memory database.
+    Sqlite(Option<Arc<readers::SqliteReaders>>),
+}
+
+/// Where the hot read path runs: PostgreSQL's reader connections, or SQLite's synchronous readers
+/// with the sqlx pool underneath SeaORM for when they are all taken.
 pub(crate) enum RawPool<'a> {
     Postgres(&'a readers::PgReaders),
-    Sqlite(&'a sea_orm::sqlx::SqlitePool),
+    Sqlite {
+        readers: Option<&'a readers::SqliteReaders>,
+        pool: &'a sea_orm::sqlx::SqlitePool,
+    },
 }
 
 /// A write transaction: holds SQLite's write lock from its first statement. Dropped without
@@ -165,13 +177,13 @@ impl Store {
         });
         let db = Database::connect(options).await?;
         let readers = if db.get_database_backend() == DatabaseBackend::Postgres {
-            Some(std::sync::Arc::new(readers::PgReaders::new(
+            Readers::Postgres(Arc::new(readers::PgReaders::new(
                 reader_options(config)?,
                 config.max_connections,
                 config.acquire_timeout,
             )))
         } else {
-            None
+            Readers::Sqlite(sqlite_readers(db.get_sqlite_connection_pool()).map(Arc::new))
         };
         Ok(Self {
             db,
@@ -208,12 +220,14 @@ impl Store {
         &self.db
     }
 
-    /// Where the hot read path runs (see `customers::find_fast`): PostgreSQL's own reader
-    /// connections, or SQLite's sqlx pool underneath SeaORM.
+    /// Where the hot read path runs (see `customers::find_fast`).
     pub(crate) fn pool(&self) -> RawPool<'_> {
         match &self.readers {
-            Some(readers) => RawPool::Postgres(readers),
-            None => RawPool::Sqlite(self.db.get_sqlite_connection_pool()),
+            Readers::Postgres(readers) => RawPool::Postgres(readers),
+            Readers::Sqlite(readers) => RawPool::Sqlite {
+                readers: readers.as_deref(),
+                pool: self.db.get_sqlite_connection_pool(),
+            },
         }
     }
 
@@ -321,6 +335,13 @@ impl Store {
             }
         }
     }
+}
+
+/// One synchronous reader per runtime thread, on the pool's file (created by connecting).
+fn sqlite_readers(pool: &sea_orm::sqlx::SqlitePool) -> Option<readers::SqliteReaders> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let options = pool.connect_options();
+    readers::SqliteReaders::for_file(options.get_filename(), threads)
 }
 
 /// The session of a reader connection: the pool's (schema, name, limits), set at start-up.
