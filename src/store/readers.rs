@@ -1,9 +1,12 @@
 //! Connections of their own for the hottest read (GetCustomer), outside the SeaORM pool.
 //!
-//! PostgreSQL: sqlx pings every connection it takes back into its pool (`return_to_pool`), so each pooled
-//! query costs two round trips. A point select that is the whole call pays for that ping as much
-//! as for the query. These connections go back to a plain list after a successful query instead;
-//! one that failed, or whose caller went away mid-query, is closed rather than reused.
+//! PostgreSQL: sqlx pings every connection it takes back into its pool (`return_to_pool`), so
+//! each pooled query costs two round trips. A point select that is the whole call pays for that
+//! ping as much as for the query. These connections go back to a plain list after a successful
+//! query instead; one that failed, or whose caller went away mid-query, is closed rather than
+//! reused.
+//!
+//! SQLite: see [`SqliteReaders`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -101,8 +104,9 @@ impl SqliteReaders {
         })
     }
 
-    /// Runs `read` on a free connection, on this thread. `None` when every connection is in use or
-    /// the database was busy: the caller should take the async path.
+    /// Runs `read` on a free connection, on this thread. `None` when every connection is in use,
+    /// the database was busy or a connection could not be opened: the caller should take the
+    /// async path.
     pub(crate) fn read<T>(
         &self,
         read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
@@ -114,7 +118,11 @@ impl SqliteReaders {
             Some(conn) => conn,
             None => match self.open() {
                 Ok(conn) => conn,
-                Err(e) => return Some(Err(e)),
+                // The pool's path reports (and classifies) whatever keeps the file from opening.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open a SQLite reader; reading through the pool");
+                    return None;
+                }
             },
         };
         match read(&conn) {
