@@ -64,6 +64,11 @@ impl Default for SessionLimits {
     }
 }
 
+/// SQLite's page cache per connection (`PRAGMA cache_size`, negative: KiB). Each pooled connection
+/// keeps its own, filled by whatever big write last ran on it, so the default 2 MiB × the pool is
+/// memory held for good; the OS page cache already keeps the file's hot pages.
+pub(crate) const SQLITE_CACHE_SIZE: &str = "-1024";
+
 /// How long an export's snapshot may wait on a slow reader between two chunks: an export
 /// legitimately idles inside its read transaction while the client reads.
 const EXPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -161,6 +166,7 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true)
+                    .pragma("cache_size", SQLITE_CACHE_SIZE)
             });
         if let Some(schema) = config
             .schema

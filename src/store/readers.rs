@@ -151,6 +151,7 @@ impl SqliteReaders {
         // Read-write (a read-only WAL connection needs the -shm file to be writable anyway), but
         // refusing any write: these connections only ever read.
         conn.pragma_update(None, "query_only", true)?;
+        conn.execute_batch(&format!("PRAGMA cache_size = {}", super::SQLITE_CACHE_SIZE))?;
         Ok(conn)
     }
 }
