@@ -188,6 +188,11 @@ impl From<DbErr> for Error {
                             "TRANSACTION_CONFLICT",
                             "the request conflicted with a concurrent one; retry",
                         )),
+                        // statement_timeout cut to the call's deadline (Store::begin_write): the
+                        // caller's deadline, not a busy database, stopped the work.
+                        Some("57014") if crate::call::past_deadline().is_some() => {
+                            crate::call::past_deadline().unwrap_or_else(|| Self::internal(&err))
+                        }
                         // SQLITE_BUSY / SQLITE_LOCKED past the busy timeout; PostgreSQL
                         // lock_timeout (55P03), statement_timeout (57014), a session ended for
                         // idling in its transaction (25P03) or by an administrator or a

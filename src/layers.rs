@@ -111,34 +111,16 @@ where
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(crate::call::parse_grpc_timeout);
-        let budget = asked.map_or(self.layer.max_call_duration, |asked| {
-            asked.min(self.layer.max_call_duration)
-        });
-        let deadline = Instant::now() + budget;
+        let deadline = crate::call::Deadline::starting_now(asked, self.layer.max_call_duration);
         let future = self.inner.call(request);
         Box::pin(async move {
             let outcome =
-                tokio::time::timeout_at(deadline, crate::call::with_deadline(deadline, future))
+                tokio::time::timeout_at(deadline.at, crate::call::with_deadline(deadline, future))
                     .await;
             drop(permit);
             match outcome {
                 Ok(response) => response,
-                Err(_) => Ok(tonic::Status::from(Error::DeadlineExceeded(
-                    Problem::new(
-                        "DEADLINE_EXCEEDED",
-                        format!(
-                            "the call did not finish within its deadline of {} ms{}",
-                            budget.as_millis(),
-                            if asked.is_none_or(|asked| asked > budget) {
-                                " (the server's cap on call duration)"
-                            } else {
-                                ""
-                            }
-                        ),
-                    )
-                    .with("deadlineMs", budget.as_millis()),
-                ))
-                .into_http()),
+                Err(_) => Ok(tonic::Status::from(deadline.exceeded()).into_http()),
             }
         })
     }

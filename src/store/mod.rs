@@ -127,7 +127,14 @@ impl WriteTx {
         }
     }
 
+    /// Commits, unless the call this transaction serves is past its deadline: its caller has been
+    /// told DEADLINE_EXCEEDED, so the change is rolled back rather than applied late (a statement
+    /// that waited on a lock can outlive the deadline: each gets the time left at BEGIN).
     pub async fn commit(self) -> Result<()> {
+        if let Some(late) = crate::call::past_deadline() {
+            self.tx.rollback().await?;
+            return Err(late);
+        }
         let actions = self.actions.into_inner().unwrap_or_default();
         self.tx.commit().await?;
         crate::telemetry::count_committed(&actions);
