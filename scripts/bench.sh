@@ -3,7 +3,7 @@
 # and on PostgreSQL, in one command.
 #
 #   scripts/bench.sh            # full: 1,000,000 customers × 3 records + one customer with 100,000
-#                               # records; 3 interleaved repetitions of 10 s runs (≈ 15 min)
+#                               # records; 3 interleaved repetitions of 10 s runs (≈ 20 min)
 #   scripts/bench.sh --smoke    # 20,000 customers + one with 5,000 records, 2 s runs, 1 repetition,
 #                               # targets printed but not enforced (≈ 1 min)
 #
