@@ -172,6 +172,9 @@ impl From<DbErr> for Error {
     /// Constraint violations that mean something to a client are translated where the statement is
     /// issued (the store knows which constraint it risks); any that reach this point are bugs.
     fn from(err: DbErr) -> Self {
+        if let Some(late) = statement_timeout_at_deadline(&err) {
+            return late;
+        }
         match &err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(Problem::new(
                 "DATABASE_UNAVAILABLE",
@@ -188,11 +191,6 @@ impl From<DbErr> for Error {
                             "TRANSACTION_CONFLICT",
                             "the request conflicted with a concurrent one; retry",
                         )),
-                        // statement_timeout cut to the call's deadline (Store::begin_write): the
-                        // caller's deadline, not a busy database, stopped the work.
-                        Some("57014") if crate::call::past_deadline().is_some() => {
-                            crate::call::past_deadline().unwrap_or_else(|| Self::internal(&err))
-                        }
                         // SQLITE_BUSY / SQLITE_LOCKED past the busy timeout; PostgreSQL
                         // lock_timeout (55P03), statement_timeout (57014), a session ended for
                         // idling in its transaction (25P03) or by an administrator or a
@@ -218,6 +216,24 @@ impl From<DbErr> for Error {
             _ => Self::Internal(err.to_string()),
         }
     }
+}
+
+/// A statement cancelled by the statement timeout that `Store::begin_write` cuts to the call's
+/// deadline, once that deadline has passed: the caller's deadline, not a busy database, stopped
+/// the work, so the call ends DEADLINE_EXCEEDED.
+fn statement_timeout_at_deadline(err: &DbErr) -> Option<Error> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) =
+        err
+    else {
+        return None;
+    };
+    let sea_orm::sqlx::Error::Database(db) = &**sqlx else {
+        return None;
+    };
+    if db.code().as_deref() != Some("57014") {
+        return None;
+    }
+    crate::call::past_deadline()
 }
 
 impl From<Error> for Status {

@@ -54,6 +54,33 @@ pub struct SessionLimits {
     pub idle_in_transaction_timeout: Duration,
 }
 
+impl SessionLimits {
+    /// The session settings these limits stand for, as PostgreSQL takes them (milliseconds), for
+    /// the pool and the reader connections alike.
+    fn settings(&self) -> [(&'static str, String); 3] {
+        [
+            (
+                "statement_timeout",
+                millis(self.statement_timeout).to_string(),
+            ),
+            ("lock_timeout", millis(self.lock_timeout).to_string()),
+            (
+                "idle_in_transaction_session_timeout",
+                millis(self.idle_in_transaction_timeout).to_string(),
+            ),
+        ]
+    }
+}
+
+/// How this service's sessions are named in pg_stat_activity, where operators (and the tests)
+/// find them.
+fn application_name(schema: Option<&str>) -> String {
+    match schema {
+        Some(schema) => format!("crm-service:{schema}"),
+        None => "crm-service".to_owned(),
+    }
+}
+
 impl Default for SessionLimits {
     fn default() -> Self {
         Self {
@@ -155,17 +182,8 @@ impl Store {
             .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false)
             .map_sqlx_postgres_opts({
-                let session = config.session.clone();
-                move |o| {
-                    o.options([
-                        ("statement_timeout", millis(session.statement_timeout)),
-                        ("lock_timeout", millis(session.lock_timeout)),
-                        (
-                            "idle_in_transaction_session_timeout",
-                            millis(session.idle_in_transaction_timeout),
-                        ),
-                    ])
-                }
+                let settings = config.session.settings();
+                move |o| o.options(settings.clone())
             })
             .map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)
@@ -183,11 +201,7 @@ impl Store {
             create_schema(&config.url, schema).await?;
             options.set_schema_search_path(schema.clone());
         }
-        // Operators (and the tests) find this service's sessions in pg_stat_activity by name.
-        options.set_application_name(match &config.schema {
-            Some(schema) => format!("crm-service:{schema}"),
-            None => "crm-service".to_owned(),
-        });
+        options.set_application_name(application_name(config.schema.as_deref()));
         let db = Database::connect(options).await?;
         let readers = if db.get_database_backend() == DatabaseBackend::Postgres {
             Readers::Postgres(Arc::new(readers::PgReaders::new(
@@ -366,28 +380,13 @@ fn reader_options(
         config.url.parse().map_err(|e: sea_orm::sqlx::Error| {
             DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string()))
         })?;
-    let session = &config.session;
-    let mut settings = vec![
-        (
-            "statement_timeout",
-            millis(session.statement_timeout).to_string(),
-        ),
-        ("lock_timeout", millis(session.lock_timeout).to_string()),
-        (
-            "idle_in_transaction_session_timeout",
-            millis(session.idle_in_transaction_timeout).to_string(),
-        ),
-    ];
-    let name = match &config.schema {
-        Some(schema) => {
-            settings.push(("search_path", format!("\"{schema}\"")));
-            format!("crm-service:{schema}")
-        }
-        None => "crm-service".to_owned(),
-    };
+    let mut settings = config.session.settings().to_vec();
+    if let Some(schema) = &config.schema {
+        settings.push(("search_path", format!("\"{schema}\"")));
+    }
     Ok(options
         .options(settings)
-        .application_name(&name)
+        .application_name(&application_name(config.schema.as_deref()))
         .disable_statement_logging())
 }
 

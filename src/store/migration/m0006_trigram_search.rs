@@ -1,9 +1,11 @@
 //! PostgreSQL: a trigram index for ListCustomers' free-text `query` (a substring match on
 //! `search_text`).
 //!
-//! Without it the planner answers a rare term with a scan of every customer of the tenant and a
-//! sort (206 ms for a term matching 1 customer in 320 of 1,000,000, 386 ms for one matching
-//! none); with it, from the index. pg_trgm ships with PostgreSQL and is a trusted extension since
+//! It serves the terms that match few or no customers: on 1,000,000 customers one that matches
+//! none answers in 0.74× the unfiltered first page instead of reading every customer. A term
+//! matching many (1 in 320) is still answered by walking the primary key in id order (16–22 ms,
+//! EXPLAIN ANALYZE); the planner rightly prefers that to fetching and sorting all 3,140 matches
+//! the index finds (73 ms cold). pg_trgm ships with PostgreSQL and is a trusted extension since
 //! PostgreSQL 13 (a database owner may create it). Where it cannot be created, the migration
 //! leaves searching as it was rather than failing the start, and says so in the log. SQLite keeps
 //! its ordered scan, which stops at the first page's worth of matches.
