@@ -346,8 +346,7 @@ impl Customers {
         };
         // One row more than asked tells whether another page follows, without counting.
         let mut items =
-            store::customers::list(self.store.conn(), &caller.tenant, &query, after, limit + 1)
-                .await?;
+            store::customers::list(&self.store, &caller.tenant, &query, after, limit + 1).await?;
         let next_page_token = if items.len() as u64 > limit {
             items.truncate(limit as usize);
             items.last().map(|last| {

@@ -1,10 +1,10 @@
 //! Customer rows. Every query filters by tenant; callers choose whether deleted rows count.
 
-use sea_orm::sea_query::{Expr, LikeExpr};
+use sea_orm::sea_query::{Alias, Expr, LikeExpr};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqlErr,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, SqlErr, Statement,
 };
 use uuid::Uuid;
 
@@ -391,11 +391,79 @@ fn like_literal(text: &str) -> String {
 }
 
 /// A page of customers after `after` in id order (creation order: ids are UUIDv7).
+///
+/// On SQLite a free-text query of three characters or more walks the trigram index (m0007) in
+/// rowid order, which is the tenant's id order unless the index has seen it broken: the page
+/// stops after its last match however rare the term, instead of reading every customer when few
+/// match. Otherwise the page walks the customers in id order; on PostgreSQL the planner weighs
+/// that walk against pg_trgm (m0006) itself.
 pub async fn list(
-    conn: &impl ConnectionTrait,
+    store: &Store,
     tenant: &str,
     query: &CustomerQuery,
     after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Customer>> {
+    let needle = query.text.to_lowercase();
+    if store.is_postgres() || needle.chars().count() < 3 {
+        return list_page(store.conn(), tenant, query, Walk::Ids { after }, limit).await;
+    }
+    let walk = trigram_walk(store.conn(), tenant, &needle, after)
+        .await?
+        .unwrap_or(Walk::Ids { after });
+    list_page(store.conn(), tenant, query, walk, limit).await
+}
+
+/// How a page reaches its rows.
+enum Walk {
+    /// The customers in id order, after this id.
+    Ids { after: Option<Uuid> },
+    /// SQLite: the trigram index's matches of `phrase` in rowid order, after this rowid.
+    Trigrams {
+        phrase: String,
+        after_rowid: Option<i64>,
+    },
+}
+
+/// SQLite: the trigram walk for `needle`, or `None` when the tenant's rowid order is not its id
+/// order (or the cursor's row is unknown) and the page must walk ids.
+async fn trigram_walk(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    needle: &str,
+    after: Option<Uuid>,
+) -> Result<Option<Walk>> {
+    // One round trip for both questions: each statement costs a hop to sqlx's SQLite thread,
+    // several times the index lookup itself. A tenant put out of order between this statement
+    // and the page's gets one page in rowid order; its next page walks ids.
+    let plan = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Sqlite,
+            "SELECT EXISTS (SELECT 1 FROM customer_search_disorder WHERE tenant_id = ?1), \
+             (SELECT rowid FROM customer WHERE tenant_id = ?1 AND id = ?2)",
+            [tenant.into(), after.into()],
+        ))
+        .await?
+        .ok_or_else(|| Error::internal("a SELECT without FROM returned no row"))?;
+    let disordered: bool = plan.try_get_by_index(0)?;
+    let after_rowid: Option<i64> = plan.try_get_by_index(1)?;
+    if disordered || after.is_some() && after_rowid.is_none() {
+        return Ok(None);
+    }
+    // A quoted FTS5 string is one phrase of the needle's trigrams, in order: a substring match,
+    // whatever the needle holds (operators, `*`, `:` are literal inside the quotes).
+    let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+    Ok(Some(Walk::Trigrams {
+        phrase,
+        after_rowid,
+    }))
+}
+
+async fn list_page(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    query: &CustomerQuery,
+    walk: Walk,
     limit: u64,
 ) -> Result<Vec<Customer>> {
     let mut select = Entity::find()
@@ -420,14 +488,38 @@ pub async fn list(
     if let Some(status) = query.status {
         select = select.filter(Column::Status.eq(status_str(status)));
     }
-    if let Some(after) = after {
-        select = select.filter(Column::Id.gt(after));
-    }
-    let rows = select
-        .order_by_asc(Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await?;
+    let select = match walk {
+        Walk::Ids { after } => {
+            if let Some(after) = after {
+                select = select.filter(Column::Id.gt(after));
+            }
+            select.order_by_asc(Column::Id)
+        }
+        Walk::Trigrams {
+            phrase,
+            after_rowid,
+        } => {
+            let index_rowid = || Expr::col((Alias::new("customer_search"), Alias::new("rowid")));
+            select = select.filter(Expr::cust_with_values(
+                "\"customer_search\" MATCH ?",
+                [phrase],
+            ));
+            if let Some(after_rowid) = after_rowid {
+                select = select.filter(index_rowid().gt(after_rowid));
+            }
+            // SQLite keeps a CROSS JOIN's order: the index's matches drive the page in rowid
+            // order and stop it at its last row. Left to choose, SQLite 3.51 walks the tenant's
+            // customers and probes the index for each (1.5 s for a page on 1M customers).
+            QueryTrait::query(&mut select)
+                .from_clear()
+                .from(Alias::new("customer_search"))
+                .cross_join(Alias::new("customer"));
+            select =
+                select.filter(index_rowid().equals((Alias::new("customer"), Alias::new("rowid"))));
+            select.order_by_asc(index_rowid())
+        }
+    };
+    let rows = select.limit(limit).all(conn).await?;
     rows.into_iter().map(into_domain).collect()
 }
 
@@ -460,16 +552,9 @@ pub async fn insert_many(
 mod tests {
     use super::*;
 
-    #[test]
-    fn like_metacharacters_match_themselves() {
-        assert_eq!(like_literal(r"100%_a\b"), r"100\%\_a\\b");
-    }
-    /// The synchronous SQLite reader decodes a row exactly as SeaORM does, every optional column
-    /// set and unset: GetCustomer answers the same whichever path served it.
-    #[tokio::test]
-    async fn sqlite_reader_decodes_rows_as_seaorm_does() {
-        use sea_orm::ActiveModelTrait as _;
-        let dir = std::env::temp_dir().join(format!("crm-reader-{}", Uuid::now_v7()));
+    async fn temp_sqlite_store(name: &str, migrations: Option<u32>) -> (Store, std::path::PathBuf) {
+        use sea_orm_migration::MigratorTrait as _;
+        let dir = std::env::temp_dir().join(format!("crm-{name}-{}", Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::connect(&crate::store::StoreConfig {
             url: format!("sqlite://{}", dir.join("crm.db").display()),
@@ -480,7 +565,225 @@ mod tests {
         })
         .await
         .unwrap();
-        store.migrate().await.unwrap();
+        crate::store::migration::Migrator::up(store.conn(), migrations)
+            .await
+            .unwrap();
+        (store, dir)
+    }
+
+    fn customers(tenant: &str, names: &[&str], n: usize) -> Vec<Customer> {
+        let now = chrono::Utc::now();
+        (0..n)
+            .map(|i| Customer {
+                id: Uuid::now_v7(),
+                name: format!("{} {tenant}-{i}", names[i % names.len()]),
+                phone: format!("+1 555 {i:04}"),
+                email: format!("c{i}@{tenant}.example"),
+                industry: String::new(),
+                owner_id: "rep-1".into(),
+                lifecycle_stage: LifecycleStage::Lead,
+                status: CustomerStatus::Active,
+                external_ref: String::new(),
+                legal_hold: false,
+                create_time: now,
+                update_time: now,
+                delete_time: None,
+                purge_time: None,
+                version: 1,
+                deletion_id: None,
+            })
+            .collect()
+    }
+
+    /// Every page of `tenant`'s listing for `needle`, 4 rows a call: through `list` and through
+    /// the plain walk in id order.
+    async fn pages(
+        store: &Store,
+        tenant: &str,
+        needle: &str,
+        show_deleted: bool,
+    ) -> [Vec<Uuid>; 2] {
+        let query = CustomerQuery {
+            show_deleted,
+            text: needle.into(),
+            ..Default::default()
+        };
+        let mut out = [Vec::new(), Vec::new()];
+        for (walk_ids, ids) in [false, true].into_iter().zip(&mut out) {
+            let mut after = None;
+            for call in 0.. {
+                assert!(call < 100, "{needle:?}: the pages do not end");
+                let mut rows = if walk_ids {
+                    list_page(store.conn(), tenant, &query, Walk::Ids { after }, 5).await
+                } else {
+                    list(store, tenant, &query, after, 5).await
+                }
+                .unwrap();
+                let more = rows.len() > 4;
+                rows.truncate(4);
+                ids.extend(rows.iter().map(|c| c.id));
+                after = rows.last().map(|c| c.id);
+                if !more {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    async fn in_id_order(store: &Store, tenant: &str) -> bool {
+        let walk = trigram_walk(store.conn(), tenant, "abc", None)
+            .await
+            .unwrap();
+        matches!(walk, Some(Walk::Trigrams { .. }))
+    }
+
+    /// SQLite's trigram index pages in rowid order: for terms matching none, a few and many
+    /// customers, across tenants, with deleted, renamed and erased rows and LIKE's and FTS5's
+    /// metacharacters, every page equals the walk in id order. Once a customer is inserted out
+    /// of id order, its tenant's searches walk ids, and still page the same.
+    #[tokio::test]
+    async fn free_text_pages_from_the_trigram_index_equal_the_walk_in_id_order() {
+        use sea_orm::sea_query::Expr;
+        let (store, dir) = temp_sqlite_store("search", None).await;
+        let now = chrono::Utc::now();
+        let names = [
+            "Northwind",
+            "Southwind",
+            "Windmill",
+            "Ärger",
+            "100% Pure",
+            "Quote\"d",
+        ];
+        for tenant in ["t0", "t1"] {
+            insert_many(store.conn(), tenant, &customers(tenant, &names, 120), 50)
+                .await
+                .unwrap();
+        }
+        let t0: Vec<customer::Model> = Entity::find()
+            .filter(Column::TenantId.eq("t0"))
+            .order_by_asc(Column::Id)
+            .all(store.conn())
+            .await
+            .unwrap();
+        Entity::update_many()
+            .col_expr(Column::DeleteTime, Expr::value(Some(now)))
+            .filter(Column::Id.is_in(t0.iter().step_by(7).map(|c| c.id)))
+            .exec(store.conn())
+            .await
+            .unwrap();
+        Entity::update_many()
+            .col_expr(
+                Column::SearchText,
+                Expr::value(search_text("Renamed GmbH", "", "")),
+            )
+            .filter(Column::Id.eq(t0[3].id))
+            .exec(store.conn())
+            .await
+            .unwrap();
+        Entity::update_many()
+            .col_expr(Column::SearchText, Expr::value(""))
+            .col_expr(Column::EraseTime, Expr::value(Some(now)))
+            .filter(Column::Id.eq(t0[4].id))
+            .exec(store.conn())
+            .await
+            .unwrap();
+        let needles = [
+            "northwind",
+            "NORTHWIND t0-6",
+            "wind",
+            "ärger",
+            "100%",
+            "% p",
+            "quote\"d",
+            "e\"d",
+            "555 00",
+            "t1.example",
+            "renamed",
+            "c3@t0",
+            "no such",
+            "zz",
+            "w",
+            "",
+        ];
+        let check_all = |label: &'static str| {
+            let store = &store;
+            async move {
+                for needle in needles {
+                    for show_deleted in [false, true] {
+                        let [listed, walked] = pages(store, "t0", needle, show_deleted).await;
+                        assert_eq!(
+                            listed, walked,
+                            "{label}: {needle:?}, deleted {show_deleted}"
+                        );
+                    }
+                }
+            }
+        };
+        assert!(in_id_order(&store, "t0").await && in_id_order(&store, "t1").await);
+        check_all("in id order").await;
+        let [renamed, _] = pages(&store, "t0", "renamed", false).await;
+        assert_eq!(renamed, [t0[3].id]);
+        // The index itself forgets what was renamed away or erased.
+        for gone in [&t0[3], &t0[4]] {
+            let phrase = format!("\"{}\"", gone.email.as_deref().unwrap());
+            let hits = store
+                .conn()
+                .query_all_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Sqlite,
+                    "SELECT rowid FROM customer_search WHERE customer_search MATCH ?",
+                    [phrase.into()],
+                ))
+                .await
+                .unwrap();
+            assert!(hits.is_empty(), "{:?} is still in the index", gone.email);
+        }
+
+        let early = Customer {
+            id: Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, 1_000_000, 0)),
+            ..customers("t0", &["Northwind early"], 1).remove(0)
+        };
+        insert_many(store.conn(), "t0", std::slice::from_ref(&early), 1)
+            .await
+            .unwrap();
+        assert!(!in_id_order(&store, "t0").await && in_id_order(&store, "t1").await);
+        check_all("out of order").await;
+        let [northwind, _] = pages(&store, "t0", "northwind", false).await;
+        assert_eq!(northwind.first(), Some(&early.id));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The migration finds the tenants whose customers were already out of id order.
+    #[tokio::test]
+    async fn the_trigram_migration_lists_tenants_already_out_of_id_order() {
+        use sea_orm_migration::MigratorTrait as _;
+        let (store, dir) = temp_sqlite_store("search-migration", Some(6)).await;
+        let mut late = customers("late", &["Northwind"], 6);
+        late.swap(2, 4);
+        insert_many(store.conn(), "late", &late, 10).await.unwrap();
+        let fine = customers("fine", &["Northwind"], 6);
+        insert_many(store.conn(), "fine", &fine, 10).await.unwrap();
+        crate::store::migration::Migrator::up(store.conn(), None)
+            .await
+            .unwrap();
+        assert!(!in_id_order(&store, "late").await && in_id_order(&store, "fine").await);
+        for tenant in ["late", "fine"] {
+            let [listed, walked] = pages(&store, tenant, "northwind", false).await;
+            assert_eq!((listed.len(), &listed), (6, &walked), "{tenant}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn like_metacharacters_match_themselves() {
+        assert_eq!(like_literal(r"100%_a\b"), r"100\%\_a\\b");
+    }
+    /// The synchronous SQLite reader decodes a row exactly as SeaORM does, every optional column
+    /// set and unset: GetCustomer answers the same whichever path served it.
+    #[tokio::test]
+    async fn sqlite_reader_decodes_rows_as_seaorm_does() {
+        use sea_orm::ActiveModelTrait as _;
+        let (store, dir) = temp_sqlite_store("reader", None).await;
         let now = chrono::Utc::now();
         let full = customer::Model {
             tenant_id: "t1".into(),

@@ -9,6 +9,7 @@ mod m0003_purge;
 mod m0004_customer_events;
 mod m0005_covering_live_indexes;
 mod m0006_trigram_search;
+mod m0007_sqlite_trigram_search;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_customer_events::Migration),
             Box::new(m0005_covering_live_indexes::Migration),
             Box::new(m0006_trigram_search::Migration),
+            Box::new(m0007_sqlite_trigram_search::Migration),
         ]
     }
 }
