@@ -7,8 +7,8 @@
 //! EXPLAIN ANALYZE); the planner rightly prefers that to fetching and sorting all 3,140 matches
 //! the index finds (73 ms cold). pg_trgm ships with PostgreSQL and is a trusted extension since
 //! PostgreSQL 13 (a database owner may create it). Where it cannot be created, the migration
-//! leaves searching as it was rather than failing the start, and says so in the log. SQLite keeps
-//! its ordered scan, which stops at the first page's worth of matches.
+//! leaves searching as it was rather than failing the start, and says so in the log. SQLite has
+//! an index of its own (m0007), which pages in id order.
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use sea_orm_migration::prelude::*;
