@@ -405,14 +405,17 @@ pub async fn list(
     limit: u64,
 ) -> Result<Vec<Customer>> {
     let needle = query.text.to_lowercase();
-    if store.is_postgres() || needle.chars().count() < 3 {
-        return list_page(store.conn(), tenant, query, Walk::Ids { after }, limit).await;
-    }
-    let walk = trigram_walk(store.conn(), tenant, &needle, after)
-        .await?
-        .unwrap_or(Walk::Ids { after });
+    let walk = if store.is_postgres() || needle.chars().count() < 3 {
+        None
+    } else {
+        trigram_walk(store.conn(), tenant, &needle, after).await?
+    };
+    let walk = walk.unwrap_or(Walk::Ids { after });
     list_page(store.conn(), tenant, query, walk, limit).await
 }
+
+/// SQLite's FTS5 trigram index over `customer.search_text` (m0007).
+const SEARCH_INDEX: &str = "customer_search";
 
 /// How a page reaches its rows.
 enum Walk {
@@ -499,9 +502,9 @@ async fn list_page(
             phrase,
             after_rowid,
         } => {
-            let index_rowid = || Expr::col((Alias::new("customer_search"), Alias::new("rowid")));
+            let index_rowid = || Expr::col((Alias::new(SEARCH_INDEX), Alias::new("rowid")));
             select = select.filter(Expr::cust_with_values(
-                "\"customer_search\" MATCH ?",
+                format!("\"{SEARCH_INDEX}\" MATCH ?"),
                 [phrase],
             ));
             if let Some(after_rowid) = after_rowid {
@@ -512,7 +515,7 @@ async fn list_page(
             // customers and probes the index for each (1.5 s for a page on 1M customers).
             QueryTrait::query(&mut select)
                 .from_clear()
-                .from(Alias::new("customer_search"))
+                .from(Alias::new(SEARCH_INDEX))
                 .cross_join(Alias::new("customer"));
             select =
                 select.filter(index_rowid().equals((Alias::new("customer"), Alias::new("rowid"))));

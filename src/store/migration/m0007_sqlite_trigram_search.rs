@@ -1,8 +1,8 @@
 //! SQLite: a trigram index (FTS5) for ListCustomers' free-text `query`, the counterpart of
 //! m0006's pg_trgm index on PostgreSQL.
 //!
-//! Without it a term that matches few or no customers reads every customer of the tenant: 0.5–0.7 s
-//! on 1,000,000 customers, and a term matching 1 in 320 reads 16,000 to fill a page. The index
+//! Without it a term that matches few or no customers reads every customer of the tenant (0.3 s a
+//! call on 1,000,000 customers), and a term matching 1 in 320 reads 16,000 to fill a page. The index
 //! hands out its matches in rowid order, so a page stops after its last match
 //! (`customers::list`); that order is the listing's id order as long as a tenant's customers were
 //! inserted in id order. They are: a customer's UUIDv7 is drawn after SQLite's write lock is
