@@ -72,19 +72,18 @@ struct Verifier {
 
 /// Tokens whose signature and claims have been checked, by their exact text.
 ///
-/// A caller sends the same token on every call until it expires; checking its signature and
-/// parsing its JSON on each call cost a fifth of a GetCustomer's server CPU (on SQLite at c=64,
-/// 123–129 µs per call with the check, 95–106 µs without). What is remembered
-/// is only what a full verification concluded, and the time checks (`exp`, `nbf`, with the same
-/// leeway) are made again on every use, so a remembered token is refused exactly when a fresh
-/// verification would refuse it. The key is fixed for the life of the process, so nothing else a
-/// verification depends on can change.
+/// A caller sends the same token on every call until it expires. Checking its signature and
+/// parsing its JSON on every call cost a fifth of a GetCustomer's server CPU (SQLite, c=64:
+/// 123–129 µs per call, against 95–106 µs with tokens remembered). What is remembered is only what
+/// a full verification concluded, and the time checks (`exp`, `nbf`, with the same leeway) are
+/// made again on every use, so a remembered token is refused exactly when a fresh verification
+/// would refuse it. The key is fixed for the life of the process, so nothing else a verification
+/// depends on can change.
 #[derive(Default)]
 struct VerifiedTokens {
     entries: Mutex<HashMap<Box<str>, Verified>>,
 }
 
-#[derive(Clone)]
 struct Verified {
     caller: Caller,
     exp: u64,
