@@ -474,6 +474,10 @@ mod tests {
         let len = tokens.entries.lock().unwrap().len();
         assert!(len <= VERIFIED_TOKENS_MAX, "{len}");
         assert!(tokens.get("t0", 1_000).is_none());
+        // Expired tokens went first, out of the map itself; live ones from before the fill stayed.
+        assert!(!tokens.entries.lock().unwrap().contains_key("t0"));
+        let live = format!("t{}", VERIFIED_TOKENS_MAX / 2);
+        assert!(tokens.get(&live, 1_000).is_some());
         let last = format!("t{}", VERIFIED_TOKENS_MAX + 9);
         assert!(tokens.get(&last, 1_000).is_some());
     }
