@@ -8,6 +8,8 @@
 //!
 //! - `grpc.health.v1.Health/Check` at c=1/16/64: the ceiling of the same binary, no auth, no DB;
 //! - `GetCustomer` at c=1/16/64, random ids, with a real token (auth is in the path);
+//! - (`--bare-addr`) the same GetCustomer calls at c=64 on examples/bare_server.rs, a bare tonic +
+//!   sqlx server on the same database: the p99 ceiling of PERFORMANCE.md §3.2, in the same run;
 //! - (PostgreSQL) `pgbench -S -M prepared -c 8 -j 2`: the database's own ceiling;
 //! - `ListCustomers`: first page, a page at depth `--depth` (reached once by keyset page tokens:
 //!   the token is not bound to page_size, so 1000-row pages walk there and 50-row pages are timed
@@ -47,6 +49,8 @@ use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
 
 const TENANT: &str = "demo";
+/// The bare tonic + sqlx server's GetCustomer run (examples/bare_server.rs).
+const BARE_GET: &str = "bare tonic + sqlx GetCustomer c=64";
 /// PERFORMANCE.md §1: no timed run longer than this.
 const MAX_RUN: Duration = Duration::from_secs(120);
 
@@ -102,6 +106,13 @@ struct Args {
     /// Exit 1 if any target is missed.
     #[arg(long)]
     enforce: bool,
+    /// Address of examples/bare_server.rs on the same database: GetCustomer's p99 is held to 1.5×
+    /// its p99, measured in the same repetitions. Without it, to PERFORMANCE.md's figure.
+    #[arg(long, requires = "bare_pid")]
+    bare_addr: Option<SocketAddr>,
+    /// The bare server's process id.
+    #[arg(long, requires = "bare_addr")]
+    bare_pid: Option<u32>,
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
@@ -126,6 +137,20 @@ fn authed<T>(message: T, auth: &MetadataValue<Ascii>) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", auth.clone());
     request
+}
+
+/// The four HTTP/2 connections a closed loop spreads its calls over (1, 2 or 4 of them).
+async fn connect_channels(addr: SocketAddr) -> Result<Vec<Channel>, tonic::transport::Error> {
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(
+            Endpoint::from_shared(format!("http://{addr}"))?
+                .tcp_nodelay(true)
+                .connect()
+                .await?,
+        );
+    }
+    Ok(channels)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -761,6 +786,8 @@ struct Bench {
     args: Args,
     server: Server,
     channels: Vec<Channel>,
+    /// The bare tonic + sqlx server (`--bare-addr`): its channels and process.
+    bare: Option<(Vec<Channel>, Server)>,
     rep: MetadataValue<Ascii>,
     supervisor: MetadataValue<Ascii>,
     raw: Raw,
@@ -848,18 +875,41 @@ impl Bench {
     }
 
     async fn run(&mut self, name: &str, op: &Op, concurrency: usize, duration: Duration) {
-        let auth = self.rep.clone();
-        let stats = closed_loop(
-            &self.channels,
-            self.server,
-            &auth,
+        let stats = self
+            .measure(&self.channels, self.server, op, concurrency, duration)
+            .await;
+        self.results.add(name, stats);
+    }
+
+    /// Like `run`, on the bare server; nothing if there is none.
+    async fn run_bare(&mut self, name: &str, op: &Op, concurrency: usize, duration: Duration) {
+        let Some((channels, server)) = &self.bare else {
+            return;
+        };
+        let stats = self
+            .measure(channels, *server, op, concurrency, duration)
+            .await;
+        self.results.add(name, stats);
+    }
+
+    async fn measure(
+        &self,
+        channels: &[Channel],
+        server: Server,
+        op: &Op,
+        concurrency: usize,
+        duration: Duration,
+    ) -> Stats {
+        closed_loop(
+            channels,
+            server,
+            &self.rep,
             op,
             concurrency,
             secs(self.args.warmup),
             duration,
         )
-        .await;
-        self.results.add(name, stats);
+        .await
     }
 
     /// Walks to `depth` with 1000-row pages and returns the page token there. The token seals the
@@ -1093,21 +1143,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ids.len(),
         args.big_customer
     );
-    let mut channels = Vec::new();
-    for _ in 0..4 {
-        channels.push(
-            Endpoint::from_shared(format!("http://{}", args.addr))?
-                .tcp_nodelay(true)
-                .connect()
-                .await?,
-        );
-    }
+    let channels = connect_channels(args.addr).await?;
+    let bare = match (args.bare_addr, args.bare_pid) {
+        (Some(addr), Some(pid)) => {
+            assert!(
+                addr.ip().is_loopback(),
+                "the load goes to loopback only, not {addr}"
+            );
+            println!("   bare tonic + sqlx server: {addr} (pid {pid})");
+            let server = Server {
+                pid,
+                clk_tck: server.clk_tck,
+            };
+            Some((connect_channels(addr).await?, server))
+        }
+        _ => None,
+    };
     let rep = bearer(&token(&args.secret, "bench-rep", "sales_rep"));
     let supervisor = bearer(&token(&args.secret, "bench-sup", "supervisor"));
     let mut bench = Bench {
         args,
         server,
         channels,
+        bare,
         rep,
         supervisor,
         raw,
@@ -1127,6 +1185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let get = Op::Get(ids.clone());
 
     // Warm-up of the whole path (connections, pools, caches), not recorded.
+    let warmup = secs(bench.args.warmup * 2.0);
     for op in [&Op::Health, &get] {
         closed_loop(
             &bench.channels,
@@ -1135,7 +1194,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             op,
             16,
             Duration::ZERO,
-            secs(bench.args.warmup * 2.0),
+            warmup,
+        )
+        .await;
+    }
+    if let Some((channels, bare)) = &bench.bare {
+        closed_loop(
+            channels,
+            *bare,
+            &bench.rep,
+            &get,
+            16,
+            Duration::ZERO,
+            warmup,
         )
         .await;
     }
@@ -1163,6 +1234,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .run(&format!("GetCustomer c={c}"), &get, c, duration)
                 .await;
         }
+        bench.run_bare(BARE_GET, &get, 64, duration).await;
         if let Some(url) = &bench.args.pgbench_url {
             let tps = pgbench(url, duration.as_secs()).await?;
             println!(
@@ -1296,6 +1368,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (8.58, "sqlx-sqlite")
     };
     let p99_cap = (1.5 * p99_anchor * 10.0_f64).round() / 10.0;
+    let get_p99: Vec<f64> = results
+        .get("GetCustomer c=64")
+        .iter()
+        .map(|s| s.p99)
+        .collect();
+    let p99_check = if bench.bare.is_some() {
+        Check::new(
+            "GetCustomer p99 ÷ bare tonic + sqlx p99, c=64",
+            results.per_rep("GetCustomer c=64", BARE_GET, |a, b| a.p99 / b.p99),
+            Cmp::AtMost,
+            1.5,
+        )
+    } else {
+        Check::new(
+            "GetCustomer p99 at c=64 (ms)",
+            get_p99.clone(),
+            Cmp::AtMost,
+            p99_cap,
+        )
+        .target(format!("≤ {p99_cap} ms (1.5 × {p99_anchor} ms, *)"))
+    };
     let mut checks = vec![
         Check::new(
             "GetCustomer ÷ Health req/s, c=64",
@@ -1311,17 +1404,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Cmp::AtMost,
             2.5,
         ),
-        Check::new(
-            "GetCustomer p99 at c=64 (ms)",
-            results
-                .get("GetCustomer c=64")
-                .iter()
-                .map(|s| s.p99)
-                .collect(),
-            Cmp::AtMost,
-            p99_cap,
-        )
-        .target(format!("≤ {p99_cap} ms (1.5 × {p99_anchor} ms, *)")),
+        p99_check,
         Check::new(
             format!("List depth {depth} ÷ first page, p50"),
             results.per_rep(&deep_name, "List first page", |a, b| a.p50 / b.p50),
@@ -1398,6 +1481,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "info; §5 G3: PG ≤ 3.7, SQLite ≤ 4.4",
         ),
     ]);
+    if bench.bare.is_some() {
+        checks.extend([
+            Check::info(
+                "info: GetCustomer ÷ bare tonic + sqlx req/s, c=64",
+                results.per_rep("GetCustomer c=64", BARE_GET, |a, b| a.rps / b.rps),
+                "info; no auth, no ORM, no tracing",
+            ),
+            Check::info(
+                "info: GetCustomer p99 at c=64 (ms)",
+                get_p99,
+                format!("info; 1.5 × {p99_anchor} ms = {p99_cap} (*)"),
+            ),
+        ]);
+    }
     if !pgbench_tps.is_empty() {
         checks.push(Check::info(
             "info: GetCustomer c=64 req/s ÷ pgbench TPS",
@@ -1438,7 +1535,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "   (*) the bare-server p99 of PERFORMANCE.md §3.2: {p99_source} (default ping) at c=64, {p99_anchor} ms"
+        "   (*) the bare-server p99 that PERFORMANCE.md §3.2 measured on another day: {p99_source} \
+         (default ping) at c=64, {p99_anchor} ms"
     );
     let gated = checks.iter().filter(|c| c.limit.is_some()).count();
     println!(

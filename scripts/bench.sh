@@ -11,7 +11,9 @@
 # run examples/load_bench.rs against it (Health/Check and GetCustomer at c=1/16/64, ListCustomers
 # first page / deep page / each filter, PreviewDelete vs raw counts, Delete/Restore vs raw
 # set-based SQL, and on PostgreSQL `pgbench -S -M prepared -c 8 -j 2` as the database ceiling),
-# stop the server by its PID. Exits 1 if a target is missed (full mode).
+# stop the server by its PID. Next to it runs examples/bare_server.rs, a bare tonic + sqlx
+# GetCustomer server on the same database: the ceiling GetCustomer's p99 is held to, measured in the
+# same repetitions (PERFORMANCE.md §3.2's method). Exits 1 if a target is missed (full mode).
 #
 # PostgreSQL comes from CRM_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test):
 # the service's tables go in a throwaway schema, pgbench's in a throwaway database, both dropped at
@@ -41,25 +43,48 @@ schema="crm_bench_$$_$(date +%s)"
 pgbench_db="crm_pgbench_$$_$(date +%s)"
 pgbench_created=false
 server_pid=""
+bare_pid=""
 started=$(date +%s)
 
 cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null && { wait "$server_pid" 2>/dev/null || true; }
-  fi
+  stop_servers
   psql "$pg_url" -XAtqc "drop schema if exists $schema cascade" >/dev/null 2>&1 || true
   if $pgbench_created; then
     psql "$pg_url" -XAtqc "drop database if exists $pgbench_db" >/dev/null 2>&1 || true
   fi
   rm -rf "$work"
 }
+stop_servers() {
+  local pid
+  for pid in "$server_pid" "$bare_pid"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }
+  done
+  server_pid="" bare_pid=""
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== building (release)"
-cargo build --release --quiet --bin crm-service --example load_bench
+cargo build --release --quiet --bin crm-service --example load_bench --example bare_server
 bin=target/release/crm-service
 bench=target/release/examples/load_bench
+bare=target/release/examples/bare_server
+
+# The address a server prints as `NAME listening on ADDR`, within 20 s; exits if it does not.
+listening_on() { # name stdout-file stderr-file label
+  local addr=""
+  for _ in $(seq 1 200); do
+    addr=$(sed -n "s/^$1 listening on //p" "$2" | head -n 1)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  if [ -z "$addr" ]; then
+    cat "$3" >&2
+    echo "== $4: the $1 did not start" >&2
+    exit 1
+  fi
+  echo "$addr"
+}
 
 status=0
 run() { # label database-url [schema]
@@ -85,19 +110,15 @@ run() { # label database-url [schema]
     "$bin" serve --listen 127.0.0.1:0 --database-url "$url" "${schema_args[@]}" \
     > "$work/serve.out" 2> "$work/serve.err") &
   server_pid=$!
-  local addr=""
-  for _ in $(seq 1 200); do
-    addr=$(sed -n 's/^crm-service listening on //p' "$work/serve.out" | head -n 1)
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
-  if [ -z "$addr" ]; then
-    cat "$work/serve.err" >&2
-    echo "== $label: the server did not start" >&2
-    exit 1
-  fi
+  local addr bare_addr
+  addr=$(listening_on "crm-service" "$work/serve.out" "$work/serve.err" "$label")
+  (exec "$bare" --listen 127.0.0.1:0 --database-url "$url" "${schema_args[@]}" \
+    > "$work/bare.out" 2> "$work/bare.err") &
+  bare_pid=$!
+  bare_addr=$(listening_on "bare server" "$work/bare.out" "$work/bare.err" "$label")
   local rc=0
   "$bench" --label "$label" --addr "$addr" --pid "$server_pid" --secret "$secret" \
+    --bare-addr "$bare_addr" --bare-pid "$bare_pid" \
     --database-url "$url" "${schema_args[@]}" --big-customer "$customer" --depth "$depth" \
     "${extra[@]}" "${bench_args[@]}" || rc=$?
   if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -105,9 +126,7 @@ run() { # label database-url [schema]
     tail -n 20 "$work/serve.err" >&2
     rc=1
   fi
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
+  stop_servers
   [ -s "$work/serve.err" ] && { echo "   server log (warnings and errors):"; tail -n 5 "$work/serve.err" | sed 's/^/   /'; }
   if [ "$rc" -ne 0 ]; then
     echo "== $label: FAILED (load_bench exit $rc)"
