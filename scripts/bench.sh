@@ -5,7 +5,11 @@
 #   scripts/bench.sh            # full: 1,000,000 customers × 3 records + one customer with 100,000
 #                               # records; 3 interleaved repetitions of 10 s runs (≈ 20 min)
 #   scripts/bench.sh --smoke    # 20,000 customers + one with 5,000 records, 2 s runs, 1 repetition,
-#                               # targets printed but not enforced (≈ 1 min)
+#                               # targets printed but not enforced (≈ 1.5 min)
+#   scripts/bench.sh --ci       # the test suite's check that the benchmark still runs: the debug
+#                               # binaries cargo test built, 2,000 customers, sub-second runs, no
+#                               # pgbench, no idle wait; fails only if something does not run or a
+#                               # call fails (≈ 30 s). Under CI=true an unreachable PostgreSQL fails.
 #
 # For each database: seed with `crm-service seed`, start the release server on 127.0.0.1 (port 0),
 # run examples/load_bench.rs against it (Health/Check and GetCustomer at c=1/16/64, ListCustomers
@@ -21,14 +25,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-smoke=false
+smoke=false ci=false
 case "${1:-}" in
   --smoke) smoke=true ;;
+  --ci) smoke=true ci=true ;;
   "") ;;
-  *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--smoke | --ci]" >&2; exit 2 ;;
 esac
 
-if $smoke; then
+if $ci; then
+  customers=2000 big=500 depth=1800 scale=0
+  bench_args=(--reps 1 --duration 0.5 --warmup 0.2 --list-duration 0.3 --previews 3 --cycles 2
+    --idle-wait 0)
+elif $smoke; then
   customers=20000 big=5000 depth=18000 scale=1
   bench_args=(--reps 1 --duration 2 --warmup 0.5 --list-duration 1 --previews 10 --cycles 2)
 else
@@ -36,7 +45,7 @@ else
   bench_args=(--reps 3 --duration 10 --warmup 1 --list-duration 2 --previews 30 --cycles 10 --enforce)
 fi
 
-pg_url=${CRM_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+pg_url=${CRM_BENCH_DATABASE_URL:-${CRM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}
 secret="bench-secret-0123456789abcdef0123456789"
 work=$(mktemp -d /tmp/crm-bench.XXXXXX)
 schema="crm_bench_$$_$(date +%s)"
@@ -64,11 +73,17 @@ stop_servers() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building (release)"
-cargo build --release --quiet --bin crm-service --example load_bench --example bare_server
-bin=target/release/crm-service
-bench=target/release/examples/load_bench
-bare=target/release/examples/bare_server
+if $ci; then
+  profile=debug
+  cargo build --quiet --bin crm-service --example load_bench --example bare_server
+else
+  profile=release
+  echo "== building (release)"
+  cargo build --release --quiet --bin crm-service --example load_bench --example bare_server
+fi
+bin=target/$profile/crm-service
+bench=target/$profile/examples/load_bench
+bare=target/$profile/examples/bare_server
 
 # The address a server prints as `NAME listening on ADDR`, within 20 s; exits if it does not.
 listening_on() { # name stdout-file stderr-file label
@@ -137,7 +152,12 @@ run() { # label database-url [schema]
 run SQLite "sqlite://$work/bench.db"
 rm -f "$work"/bench.db*   # 1.3 GiB at full size: free it before PostgreSQL
 
-if psql "$pg_url" -XAtqc 'select 1' >/dev/null 2>&1; then
+if ! psql "$pg_url" -XAtqc 'select 1' >/dev/null 2>&1; then
+  echo "== PostgreSQL: SKIPPED ($pg_url unreachable; set CRM_BENCH_DATABASE_URL)"
+  [ "${CI:-}" = "true" ] && { echo "== FAILED: CI=true and PostgreSQL is unreachable" >&2; status=1; }
+elif $ci; then
+  run PostgreSQL "$pg_url" "$schema"
+else
   # pgbench gets a database of its own, on the same server.
   psql "$pg_url" -XAtqc "create database $pgbench_db" >/dev/null
   pgbench_created=true
@@ -148,8 +168,6 @@ if psql "$pg_url" -XAtqc 'select 1' >/dev/null 2>&1; then
   echo "== PostgreSQL: pgbench -i -s $scale in a throwaway database"
   pgbench -i -q -s "$scale" "$pgbench_url" >/dev/null 2>&1
   run PostgreSQL "$pg_url" "$schema" "$pgbench_url"
-else
-  echo "== PostgreSQL: SKIPPED ($pg_url unreachable; set CRM_BENCH_DATABASE_URL)"
 fi
 
 total=$(( $(date +%s) - started ))
