@@ -11,17 +11,18 @@
 #                               # pgbench, no idle wait; fails only if something does not run or a
 #                               # call fails (≈ 30 s). Under CI=true an unreachable PostgreSQL fails.
 #
-# For each database: seed with `crm-service seed`, start the release server on 127.0.0.1 (port 0),
-# run examples/load_bench.rs against it (Health/Check and GetCustomer at c=1/16/64, ListCustomers
-# first page / deep page / each filter, PreviewDelete vs raw counts, Delete/Restore vs raw
-# set-based SQL, and on PostgreSQL `pgbench -S -M prepared -c 8 -j 2` as the database ceiling),
-# stop the server by its PID. Next to it runs examples/bare_server.rs, a bare tonic + sqlx
-# GetCustomer server on the same database: the ceiling GetCustomer's p99 is held to, measured in the
-# same repetitions (PERFORMANCE.md §3.2's method). Exits 1 if a target is missed (full mode).
+# For each database: seed with `crm-service seed`, start the server (release; debug with --ci) on
+# 127.0.0.1 (port 0), run examples/load_bench.rs against it (Health/Check and GetCustomer at
+# c=1/16/64, ListCustomers first page / deep page / each filter, PreviewDelete vs raw counts,
+# Delete/Restore vs raw set-based SQL, and on PostgreSQL `pgbench -S -M prepared -c 8 -j 2` as the
+# database ceiling), stop the server by its PID. Next to it runs examples/bare_server.rs, a bare
+# tonic + sqlx GetCustomer server on the same database: the ceiling GetCustomer's p99 is held to,
+# measured in the same repetitions (PERFORMANCE.md §3.2's method). Exits 1 if a target is missed
+# (full mode).
 #
-# PostgreSQL comes from CRM_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test):
-# the service's tables go in a throwaway schema, pgbench's in a throwaway database, both dropped at
-# the end. Everything runs on loopback; everything started here is stopped on exit.
+# PostgreSQL comes from CRM_BENCH_DATABASE_URL, else CRM_TEST_DATABASE_URL (what .ci/run sets),
+# else postgres://postgres@127.0.0.1:5432/test: the service's tables go in a throwaway schema,
+# pgbench's in a throwaway database, both dropped at the end. Everything runs on loopback; everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
