@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
+use crm_service::api::convert::timestamp;
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_server::{
     CustomerService, CustomerServiceServer,
@@ -67,13 +68,6 @@ macro_rules! select {
             " AND erase_time IS NULL"
         )
     };
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    }
 }
 
 fn customer<R: sqlx::Row>(row: &R) -> Result<pb::Customer, sqlx::Error>
