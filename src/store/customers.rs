@@ -145,13 +145,22 @@ pub async fn find(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result
         .transpose()
 }
 
-/// The raw point select of `find_fast`: `customer::Model`'s columns in order, by tenant and id.
+/// `customer::Model`'s columns in order, for the raw statements decoded by `read_row!`.
+macro_rules! columns {
+    () => {
+        "tenant_id, id, name, phone, email, industry, owner_id, lifecycle_stage, status, \
+         external_ref, legal_hold, search_text, create_time, update_time, delete_time, purge_time, \
+         deletion_id, version, erase_time"
+    };
+}
+
+/// The raw point select of `find_fast`, by tenant and id.
 macro_rules! find_sql {
     ($tenant:literal, $id:literal) => {
         concat!(
-            "SELECT tenant_id, id, name, phone, email, industry, owner_id, lifecycle_stage, ",
-            "status, external_ref, legal_hold, search_text, create_time, update_time, delete_time, ",
-            "purge_time, deletion_id, version, erase_time FROM customer WHERE tenant_id = ",
+            "SELECT ",
+            columns!(),
+            " FROM customer WHERE tenant_id = ",
             $tenant,
             " AND id = ",
             $id,
@@ -160,38 +169,46 @@ macro_rules! find_sql {
     };
 }
 
+/// Decodes a sqlx row of `columns!()` by position.
+macro_rules! read_row {
+    ($row:expr) => {{
+        let row = $row;
+        use sea_orm::sqlx::Row as _;
+        customer::Model {
+            tenant_id: row.try_get(0)?,
+            id: row.try_get(1)?,
+            name: row.try_get(2)?,
+            phone: row.try_get(3)?,
+            email: row.try_get(4)?,
+            industry: row.try_get(5)?,
+            owner_id: row.try_get(6)?,
+            lifecycle_stage: row.try_get(7)?,
+            status: row.try_get(8)?,
+            external_ref: row.try_get(9)?,
+            legal_hold: row.try_get(10)?,
+            search_text: row.try_get(11)?,
+            create_time: row.try_get(12)?,
+            update_time: row.try_get(13)?,
+            delete_time: row.try_get(14)?,
+            purge_time: row.try_get(15)?,
+            deletion_id: row.try_get(16)?,
+            version: row.try_get(17)?,
+            erase_time: row.try_get(18)?,
+        }
+    }};
+}
+
+fn from_sqlx(e: sea_orm::sqlx::Error) -> Error {
+    Error::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
+        e.into(),
+    )))
+}
+
 /// `find` on the hot read path (GetCustomer): one prepared point select straight on the sqlx pool,
 /// skipping SeaORM's query building and row conversion, which cost about as much CPU as the
 /// query itself (PERFORMANCE.md §2.3). Same statement, same result as `find`.
 pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
     use sea_orm::sqlx;
-    macro_rules! read_row {
-        ($row:expr) => {{
-            let row = $row;
-            use sqlx::Row as _;
-            customer::Model {
-                tenant_id: row.try_get(0)?,
-                id: row.try_get(1)?,
-                name: row.try_get(2)?,
-                phone: row.try_get(3)?,
-                email: row.try_get(4)?,
-                industry: row.try_get(5)?,
-                owner_id: row.try_get(6)?,
-                lifecycle_stage: row.try_get(7)?,
-                status: row.try_get(8)?,
-                external_ref: row.try_get(9)?,
-                legal_hold: row.try_get(10)?,
-                search_text: row.try_get(11)?,
-                create_time: row.try_get(12)?,
-                update_time: row.try_get(13)?,
-                delete_time: row.try_get(14)?,
-                purge_time: row.try_get(15)?,
-                deletion_id: row.try_get(16)?,
-                version: row.try_get(17)?,
-                erase_time: row.try_get(18)?,
-            }
-        }};
-    }
     if let RawPool::Sqlite {
         readers: Some(readers),
         ..
@@ -228,14 +245,7 @@ pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<C
         })
     }
     .await;
-    fetched
-        .map_err(|e| {
-            Error::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
-                e.into(),
-            )))
-        })?
-        .map(into_domain)
-        .transpose()
+    fetched.map_err(from_sqlx)?.map(into_domain).transpose()
 }
 
 /// `find_fast`'s statement on one of SQLite's synchronous reader connections. Values are decoded
@@ -392,11 +402,11 @@ fn like_literal(text: &str) -> String {
 
 /// A page of customers after `after` in id order (creation order: ids are UUIDv7).
 ///
-/// On SQLite a free-text query of three characters or more walks the trigram index (m0007) in
-/// rowid order, which is the tenant's id order unless the index has seen it broken: the page
-/// stops after its last match however rare the term, instead of reading every customer when few
-/// match. Otherwise the page walks the customers in id order; on PostgreSQL the planner weighs
-/// that walk against pg_trgm (m0006) itself.
+/// A free-text query of three characters or more walks a trigram index in id order, so that the
+/// page stops after its last match however rare the term, instead of reading every customer when
+/// few match: on PostgreSQL the GiST index of m0008 (`search_pg`), on SQLite the FTS5 index of
+/// m0007 in rowid order, which is the tenant's id order unless the index has seen it broken.
+/// Otherwise the page walks the customers in id order.
 pub async fn list(
     store: &Store,
     tenant: &str,
@@ -405,13 +415,105 @@ pub async fn list(
     limit: u64,
 ) -> Result<Vec<Customer>> {
     let needle = query.text.to_lowercase();
-    let walk = if store.is_postgres() || needle.chars().count() < 3 {
+    if needle.chars().count() < 3 {
+        return list_page(store.conn(), tenant, query, Walk::Ids { after }, limit).await;
+    }
+    if let Some(sql) = store.search_sql().await? {
+        return search_pg(store, sql, tenant, query, &needle, after, limit).await;
+    }
+    let walk = if store.is_postgres() {
         None
     } else {
         trigram_walk(store.conn(), tenant, &needle, after).await?
     };
     let walk = walk.unwrap_or(Walk::Ids { after });
     list_page(store.conn(), tenant, query, walk, limit).await
+}
+
+/// A customer's place in the ordered trigram index: `SEARCH_KEY_SQL` computed here.
+fn search_key(id: Uuid) -> i64 {
+    // The shift leaves the sign bit clear, so the cast keeps the value.
+    (id.as_u64_pair().0 >> 1) as i64
+}
+
+/// PostgreSQL: the statement of a free-text page (`search_pg`), with btree_gist's `<->` named
+/// in `btree_gist_schema` (the reader sessions' search path holds only the service's schema).
+///
+/// Parameters: $1 tenant, $2 LIKE pattern, $3 the cursor's `search_key` (0 for the first page),
+/// $4 the cursor's id (the nil UUID for the first page), $5 the row limit, $6 show deleted, $7–$10
+/// industry, owner, stage and status (NULL for any).
+///
+/// `head` takes the first `limit` matches nearest the cursor in the index, which is id order but
+/// for ties: ids drawn in the same millisecond share a key, and the index returns them in no
+/// particular order. Every match keyed below the last key of `head` is in it; those with the
+/// last key are read again, all of them, by their id range (at most one millisecond's ids), so
+/// that the page ends on the right ones.
+pub(crate) fn search_pg_sql(btree_gist_schema: &str) -> String {
+    use super::migration::m0008_ordered_trigram_search::SEARCH_KEY_SQL as KEY;
+    let columns = columns!();
+    let filters = "hashtextextended(tenant_id, 0) = hashtextextended($1, 0) AND tenant_id = $1 \
+        AND erase_time IS NULL AND ($6 OR delete_time IS NULL) \
+        AND search_text LIKE $2 ESCAPE '\\' \
+        AND ($7::text IS NULL OR industry = $7) AND ($8::text IS NULL OR owner_id = $8) \
+        AND ($9::text IS NULL OR lifecycle_stage = $9) AND ($10::text IS NULL OR status = $10)";
+    format!(
+        "WITH head AS MATERIALIZED (\
+           SELECT {columns}, {KEY} AS search_key FROM customer \
+           WHERE {filters} AND {KEY} >= $3 AND ({KEY} > $3 OR id > $4) \
+           ORDER BY {KEY} OPERATOR({btree_gist_schema}.<->) $3 LIMIT $5), \
+         last AS MATERIALIZED (\
+           SELECT max(search_key) AS search_key, max(search_key)::bit(64) << 1 AS prefix \
+           FROM head) \
+         SELECT {columns} FROM head WHERE search_key < (SELECT search_key FROM last) \
+         UNION ALL (\
+           SELECT {columns} FROM customer \
+           WHERE {filters} AND id > $4 AND {KEY} = (SELECT search_key FROM last) \
+           AND id >= (SELECT (lpad(to_hex(prefix::bigint), 16, '0') \
+                      || '0000000000000000')::uuid FROM last) \
+           AND id <= (SELECT (lpad(to_hex((prefix | 1::bigint::bit(64))::bigint), 16, '0') \
+                      || 'ffffffffffffffff')::uuid FROM last) \
+           ORDER BY id LIMIT $5) \
+         ORDER BY id LIMIT $5"
+    )
+}
+
+/// PostgreSQL: a free-text page through the ordered trigram index (m0008), on the reader
+/// connections, whose sessions pin its plan (`store::reader_options`).
+async fn search_pg(
+    store: &Store,
+    sql: std::sync::Arc<str>,
+    tenant: &str,
+    query: &CustomerQuery,
+    needle: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Customer>> {
+    let RawPool::Postgres(readers) = store.pool() else {
+        return Err(Error::internal("the ordered trigram index is PostgreSQL's"));
+    };
+    let rows = readers
+        .fetch_all(
+            // Built from constants and the extension's schema as the catalog names it.
+            sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(format!("%{}%", like_literal(needle)))
+                .bind(after.map_or(0, search_key))
+                .bind(after.unwrap_or(Uuid::nil()))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(query.show_deleted)
+                .bind(none_if_empty(&query.industry))
+                .bind(none_if_empty(&query.owner_id))
+                .bind(query.lifecycle_stage.map(stage_str))
+                .bind(query.status.map(status_str)),
+        )
+        .await
+        .map_err(from_sqlx)?;
+    let models = rows
+        .into_iter()
+        .map(|row| Ok(read_row!(row)))
+        .collect::<std::result::Result<Vec<_>, sea_orm::sqlx::Error>>()
+        .map_err(from_sqlx)?;
+    models.into_iter().map(into_domain).collect()
 }
 
 /// SQLite's FTS5 trigram index over `customer.search_text` (m0007).
@@ -847,5 +949,168 @@ mod tests {
         assert_eq!(find_sqlite(&reader, "t2", full.id).unwrap(), None);
         drop(reader);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store in a schema of its own on the test PostgreSQL, migrated; `None` (and a SKIPPED
+    /// line) when PostgreSQL is unreachable outside CI.
+    async fn temp_pg_store() -> Option<(Store, String)> {
+        use sea_orm_migration::MigratorTrait as _;
+        let url = std::env::var("CRM_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("unit_{}", Uuid::now_v7().simple());
+        let store = match Store::connect(&crate::store::StoreConfig {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+            max_connections: 2,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            session: Default::default(),
+        })
+        .await
+        {
+            Ok(store) => store,
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: PostgreSQL at {url} is unreachable ({e}); set CRM_TEST_DATABASE_URL"
+                );
+                return None;
+            }
+            Err(e) => panic!("PostgreSQL at {url} is unreachable under CI=true: {e}"),
+        };
+        crate::store::migration::Migrator::up(store.conn(), None)
+            .await
+            .unwrap();
+        Some((store, schema))
+    }
+
+    async fn drop_schema(store: &Store, schema: &str) {
+        store
+            .conn()
+            .execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .unwrap();
+    }
+
+    /// The ordered trigram index returns ids of one millisecond (one key) in no order: a page
+    /// must still end on the right ones, whether the cut falls inside such a group or the cursor
+    /// does.
+    #[tokio::test]
+    async fn postgres_search_pages_keep_id_order_across_ids_of_one_millisecond() {
+        let Some((store, schema)) = temp_pg_store().await else {
+            return;
+        };
+        assert!(store.search_sql().await.unwrap().is_some(), "m0008's index");
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut rows = Vec::new();
+        for tenant in ["t0", "t1"] {
+            let mut n = 0;
+            for group in 0..12u64 {
+                // Groups of 1 to 14 ids sharing their first 64 bits.
+                let high = Uuid::new_v7(uuid::Timestamp::from_unix(
+                    uuid::NoContext,
+                    1_700_000_000 + group,
+                    0,
+                ))
+                .as_u64_pair()
+                .0;
+                for _ in 0..1 + random() % 14 {
+                    let name = if random() % 3 == 0 {
+                        "Northwind"
+                    } else {
+                        "Blue"
+                    };
+                    let mut c = customers(tenant, &[name], n + 1).remove(n);
+                    c.id = Uuid::from_u64_pair(high, random());
+                    c.industry = ["retail", "energy"][(random() % 2) as usize].into();
+                    rows.push((tenant, c));
+                    n += 1;
+                }
+            }
+        }
+        // Inserted out of id order, as concurrent writers do.
+        rows.sort_by_key(|(_, c)| c.id.as_u64_pair().1);
+        for (tenant, c) in &rows {
+            insert_many(store.conn(), tenant, std::slice::from_ref(c), 1)
+                .await
+                .unwrap();
+        }
+        for (needle, industry) in [
+            ("northwind", ""),
+            ("blue", "retail"),
+            ("t0-1", ""),
+            ("zzz", ""),
+        ] {
+            let query = CustomerQuery {
+                text: needle.into(),
+                industry: industry.into(),
+                ..Default::default()
+            };
+            let mut expected: Vec<Uuid> = rows
+                .iter()
+                .filter(|(tenant, c)| {
+                    *tenant == "t0"
+                        && search_text(&c.name, &c.email, &c.phone).contains(needle)
+                        && (industry.is_empty() || c.industry == industry)
+                })
+                .map(|(_, c)| c.id)
+                .collect();
+            expected.sort();
+            for page in [1, 4, 7] {
+                let (mut listed, mut after) = (Vec::new(), None);
+                loop {
+                    let mut rows = list(&store, "t0", &query, after, page + 1).await.unwrap();
+                    let more = rows.len() > page as usize;
+                    rows.truncate(page as usize);
+                    listed.extend(rows.iter().map(|c| c.id));
+                    after = rows.last().map(|c| c.id);
+                    assert!(listed.len() <= expected.len(), "{needle:?}: runs on");
+                    if !more {
+                        break;
+                    }
+                }
+                assert_eq!(listed, expected, "{needle:?}, {page} a page");
+            }
+        }
+        drop_schema(&store, &schema).await;
+    }
+
+    /// `search_key` must be the index's `SEARCH_KEY_SQL`, or a page's cursor lands elsewhere.
+    #[tokio::test]
+    async fn postgres_search_key_is_the_indexed_expression() {
+        let Some((store, schema)) = temp_pg_store().await else {
+            return;
+        };
+        use crate::store::migration::m0008_ordered_trigram_search::SEARCH_KEY_SQL;
+        for id in [
+            Uuid::nil(),
+            Uuid::max(),
+            Uuid::now_v7(),
+            Uuid::from_u64_pair(0x8000_0000_0000_0001, 7),
+            Uuid::from_u64_pair(0x7fff_ffff_ffff_ffff, 0),
+        ] {
+            let row = store
+                .conn()
+                .query_one_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    format!("SELECT {SEARCH_KEY_SQL} AS key FROM (SELECT $1::uuid AS id) t"),
+                    [id.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                row.try_get::<i64>("", "key").unwrap(),
+                search_key(id),
+                "{id}"
+            );
+        }
+        drop_schema(&store, &schema).await;
     }
 }

@@ -1,10 +1,11 @@
-//! Connections of their own for the hottest read (GetCustomer), outside the SeaORM pool.
+//! Connections of their own for the hottest read (GetCustomer) and, on PostgreSQL, for the
+//! free-text page, outside the SeaORM pool.
 //!
 //! PostgreSQL: sqlx pings every connection it takes back into its pool (`return_to_pool`), so
 //! each pooled query costs two round trips. A point select that is the whole call pays for that
 //! ping as much as for the query. These connections go back to a plain list after a successful
 //! query instead; one that failed, or whose caller went away mid-query, is closed rather than
-//! reused.
+//! reused. Their sessions pin the plans of the two statements they run (`reader_options`).
 //!
 //! SQLite: see [`SqliteReaders`].
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sea_orm::sqlx::{self, ConnectOptions as _};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// PostgreSQL's reader connections (see the module's documentation).
 pub(crate) struct PgReaders {
@@ -43,26 +44,46 @@ impl PgReaders {
         }
     }
 
-    /// Runs `query` on an idle connection (or a new one), returning the connection to the list
-    /// only if the query completed.
+    /// Runs `query` on an idle connection (or a new one) for at most one row, returning the
+    /// connection to the list only if the query completed.
     pub(crate) async fn fetch_optional<'q>(
         &self,
         query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<Option<PgRow>, sqlx::Error> {
-        let _permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
+        let (_permit, mut conn) = self.checkout().await?;
+        let row = query.fetch_optional(&mut conn).await?;
+        self.check_in(conn);
+        Ok(row)
+    }
+
+    /// Runs `query` for all its rows, like `fetch_optional`.
+    pub(crate) async fn fetch_all<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let (_permit, mut conn) = self.checkout().await?;
+        let rows = query.fetch_all(&mut conn).await?;
+        self.check_in(conn);
+        Ok(rows)
+    }
+
+    async fn checkout(&self) -> Result<(SemaphorePermit<'_>, PgConnection), sqlx::Error> {
+        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut conn = match idle {
+        let conn = match idle {
             Some(conn) => conn,
             None => self.options.connect().await?,
         };
-        let row = query.fetch_optional(&mut conn).await?;
+        Ok((permit, conn))
+    }
+
+    fn check_in(&self, conn: PgConnection) {
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
         }
-        Ok(row)
     }
 }
 

@@ -10,6 +10,7 @@ mod m0004_customer_events;
 mod m0005_covering_live_indexes;
 mod m0006_trigram_search;
 mod m0007_sqlite_trigram_search;
+pub(crate) mod m0008_ordered_trigram_search;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_covering_live_indexes::Migration),
             Box::new(m0006_trigram_search::Migration),
             Box::new(m0007_sqlite_trigram_search::Migration),
+            Box::new(m0008_ordered_trigram_search::Migration),
         ]
     }
 }
