@@ -7,12 +7,12 @@
 //! `SEARCH_KEY_SQL`, the id's first 63 bits (the id's own order, with ties), and holds each
 //! customer's trigrams under it; an inner entry carries a signature of the trigrams below it, so a
 //! nearest-first scan from the page's cursor (`<->`, btree_gist) skips every subtree that lacks one
-//! of the term's trigrams. Measured on 1,000,000 seeded customers (2026-12-02, prepared
-//! statements, pgbench): that term's page took 0.86–0.88 ms, a term matching every customer
-//! 0.87 ms, a term matching none 0.09 ms. The tenant is indexed by its hash
-//! (`hashtextextended`, the hash PostgreSQL's hash partitioning depends on being stable): the
-//! tenant's text in the index cost a third more per page, comparing strings in every inner entry.
-//! `siglen` 256 bytes: 64 pruned too little (3 ms a page), 512 and 1024 did no better than 256.
+//! of the term's trigrams. On 1,000,000 seeded customers (2026-12-02, release build, through
+//! the service), that term's first page took 1.24–1.28 ms against 0.68 ms unfiltered; walking the
+//! primary key it took 9–10 ms. The tenant is indexed by its hash (`hashtextextended`, the hash
+//! PostgreSQL's hash partitioning depends on being stable): the tenant's text in the index cost
+//! a third more per page (0.81 against 0.58 ms in SQL), comparing strings in every inner entry.
+//! `siglen` 256 bytes: 64 pruned too little (3 ms a page), 512 and 1024 did no better.
 //!
 //! The index takes 253 MB for 1,000,000 customers (the GIN index took 115 MB, the table 268 MB).
 //! An inner entry's signature only ever grows, so the bits of an erased name's trigrams stay in
