@@ -446,8 +446,9 @@ fn search_key(id: Uuid) -> i64 {
 /// `head` takes the first `limit` matches nearest the cursor in the index, which is id order but
 /// for ties: ids drawn in the same millisecond share a key, and the index returns them in no
 /// particular order. Every match keyed below the last key of `head` is in it; those with the
-/// last key are read again, all of them, by their id range (at most one millisecond's ids), so
-/// that the page ends on the right ones.
+/// last key are read again, all of them (at most one millisecond's ids), so that the page ends on
+/// the right ones. That re-read names its group twice, by key and by id range, which select the
+/// same rows: whichever index the plan takes, the GiST or the primary key, reads that group only.
 pub(crate) fn search_pg_sql(btree_gist_schema: &str) -> String {
     use super::migration::m0008_ordered_trigram_search::SEARCH_KEY_SQL as KEY;
     let columns = columns!();

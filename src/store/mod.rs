@@ -262,25 +262,21 @@ impl Store {
         let sql = self
             .search_sql
             .get_or_try_init(|| async {
-                let row = self
+                use migration::m0008_ordered_trigram_search::{SEARCH_INDEX, extension_schema};
+                let Some(schema) = extension_schema(&self.db, "btree_gist").await? else {
+                    return Ok::<_, Error>(None);
+                };
+                let indexed = self
                     .db
                     .query_one_raw(Statement::from_string(
                         DatabaseBackend::Postgres,
-                        format!(
-                            "SELECT (SELECT extnamespace::regnamespace::text FROM pg_extension \
-                             WHERE extname = 'btree_gist'), to_regclass('{}') IS NOT NULL",
-                            migration::m0008_ordered_trigram_search::SEARCH_INDEX
-                        ),
+                        format!("SELECT to_regclass('{SEARCH_INDEX}') IS NOT NULL AS indexed"),
                     ))
                     .await?
-                    .ok_or_else(|| Error::internal("a SELECT without FROM returned no row"))?;
-                let schema: Option<String> = row.try_get_by_index(0)?;
-                let indexed: bool = row.try_get_by_index(1)?;
-                Ok::<_, Error>(
-                    schema
-                        .filter(|_| indexed)
-                        .map(|schema| Arc::from(customers::search_pg_sql(&schema))),
-                )
+                    .map(|row| row.try_get::<bool>("", "indexed"))
+                    .transpose()?
+                    == Some(true);
+                Ok(indexed.then(|| Arc::from(customers::search_pg_sql(&schema))))
             })
             .await?;
         Ok(sql.clone())
