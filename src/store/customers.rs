@@ -220,32 +220,79 @@ pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<C
             .map(into_domain)
             .transpose();
     }
-    let fetched: std::result::Result<Option<customer::Model>, sqlx::Error> = async {
-        Ok(match store.pool() {
-            RawPool::Postgres(readers) => {
-                match readers
-                    .fetch_optional(sqlx::query(find_sql!("$1", "$2")).bind(tenant).bind(id))
-                    .await?
-                {
-                    Some(row) => Some(read_row!(row)),
-                    None => None,
-                }
-            }
-            RawPool::Sqlite { pool, .. } => {
+    let fetched = match store.pool() {
+        RawPool::Postgres(readers) => readers.read_point((tenant.to_owned(), id)).await,
+        RawPool::Sqlite { pool, .. } => {
+            async {
                 match sqlx::query(find_sql!("?1", "?2"))
                     .bind(tenant)
                     .bind(id)
                     .fetch_optional(pool)
                     .await?
                 {
-                    Some(row) => Some(read_row!(row)),
-                    None => None,
+                    Some(row) => Ok(Some(read_row!(row))),
+                    None => Ok(None),
                 }
             }
+            .await
+        }
+    };
+    fetched.map_err(from_sqlx)?.map(into_domain).transpose()
+}
+
+/// GetCustomer's read on PostgreSQL's reader connections: by tenant and id, alone or with the
+/// reads queued behind it (`PgReaders::read_point`).
+#[derive(Debug)]
+pub(crate) struct CustomerById;
+
+impl super::readers::PointRead for CustomerById {
+    type Key = (String, Uuid);
+    type Row = customer::Model;
+
+    async fn one(
+        conn: &mut sea_orm::sqlx::PgConnection,
+        (tenant, id): &Self::Key,
+    ) -> std::result::Result<Option<Self::Row>, sea_orm::sqlx::Error> {
+        let row = sea_orm::sqlx::query(find_sql!("$1", "$2"))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(read_row!(row)),
+            None => None,
         })
     }
-    .await;
-    fetched.map_err(from_sqlx)?.map(into_domain).transpose()
+
+    async fn many(
+        conn: &mut sea_orm::sqlx::PgConnection,
+        keys: &[Self::Key],
+    ) -> std::result::Result<Vec<(usize, Self::Row)>, sea_orm::sqlx::Error> {
+        use sea_orm::sqlx::Row as _;
+        let tenants: Vec<&str> = keys.iter().map(|(tenant, _)| tenant.as_str()).collect();
+        let ids: Vec<Uuid> = keys.iter().map(|(_, id)| *id).collect();
+        // LATERAL: one primary-key probe per key, whatever the generic plan guesses of the
+        // arrays' length; a join could hash a scan of the whole table.
+        let rows = sea_orm::sqlx::query(concat!(
+            "SELECT c.*, k.position FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY \
+             AS k(tenant_id, id, position) CROSS JOIN LATERAL (",
+            find_sql!("k.tenant_id", "k.id"),
+            ") c"
+        ))
+        .bind(tenants)
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let position: i64 = row.try_get(19)?;
+                Ok((
+                    usize::try_from(position - 1).unwrap_or(usize::MAX),
+                    read_row!(row),
+                ))
+            })
+            .collect()
+    }
 }
 
 /// `find_fast`'s statement on one of SQLite's synchronous reader connections. Values are decoded

@@ -1,5 +1,7 @@
 //! Concurrent writers: SQLite's writers queue behind BEGIN IMMEDIATE instead of failing with
 //! "database is locked", and every record write moves the customer's graph version exactly once.
+//! Concurrent readers: GetCustomer calls that PostgreSQL's readers batch into one statement each
+//! get their own customer, of their own tenant.
 
 use std::time::Instant;
 
@@ -7,7 +9,10 @@ use crm_service::proto::crm::v1 as pb;
 
 use crate::common::{TestApp, new_customer};
 
-crate::on_both_databases!(concurrent_record_writes_all_succeed_and_each_moves_the_graph_etag_once);
+crate::on_both_databases!(
+    concurrent_record_writes_all_succeed_and_each_moves_the_graph_etag_once,
+    concurrent_reads_each_get_their_own_tenants_customer,
+);
 
 async fn concurrent_record_writes_all_succeed_and_each_moves_the_graph_etag_once(app: TestApp) {
     const WRITERS: usize = 32;
@@ -82,4 +87,62 @@ async fn concurrent_record_writes_all_succeed_and_each_moves_the_graph_etag_once
         app.db,
         started.elapsed()
     );
+}
+
+/// 256 GetCustomer calls in flight on the test server's 4 reader connections: on PostgreSQL most
+/// queue and go out in batches of many tenants' reads. Each call must get exactly its customer,
+/// and NOT_FOUND for another tenant's id or an unknown one, as when it runs alone.
+async fn concurrent_reads_each_get_their_own_tenants_customer(app: TestApp) {
+    const CALLS: usize = 256;
+    let tenants = ["acme", "globex"];
+    let mut customers = Vec::new();
+    for tenant in tenants {
+        let mut client = app.customers_as(tenant, "rep-1", &["sales_rep"]);
+        for i in 0..8 {
+            let created = client
+                .create_customer(new_customer(&format!("{tenant} {i}")))
+                .await
+                .unwrap()
+                .into_inner()
+                .customer
+                .unwrap();
+            customers.push((tenant, created.id, created.name));
+        }
+    }
+    let mut calls = Vec::new();
+    for call in 0..CALLS {
+        let caller = tenants[call % 2];
+        let (owner, id, name) = match call % 5 {
+            // One call in five asks for an id nobody has.
+            4 => ("nobody", crate::common::random_id(), String::new()),
+            _ => customers[(call * 7) % customers.len()].clone(),
+        };
+        let mut client = app.customers_as(caller, "rep-1", &["sales_rep"]);
+        calls.push(tokio::spawn(async move {
+            let got = client
+                .get_customer(pb::GetCustomerRequest {
+                    customer_id: id.clone(),
+                })
+                .await;
+            (caller, owner, id, name, got)
+        }));
+    }
+    for call in calls {
+        let (caller, owner, id, name, got) = call.await.unwrap();
+        if caller == owner {
+            let customer = got
+                .unwrap_or_else(|s| panic!("{caller} reading its {id}: {s:?}"))
+                .into_inner()
+                .customer
+                .unwrap();
+            assert_eq!((customer.id, customer.name), (id, name));
+        } else {
+            let status = got.expect_err("another tenant's or an unknown id");
+            assert_eq!(
+                status.code(),
+                tonic::Code::NotFound,
+                "{caller} reading {owner}'s {id}"
+            );
+        }
+    }
 }
