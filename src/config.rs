@@ -67,6 +67,15 @@ pub struct CommonArgs {
         default_value_t = 8
     )]
     pub database_max_connections: u32,
+    /// PostgreSQL connections of GetCustomer and free-text pages, besides the pool; 0: one per
+    /// CPU this process may use, at most the pool's size.
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_DATABASE_READER_CONNECTIONS",
+        default_value_t = 0
+    )]
+    pub database_reader_connections: u32,
     /// Milliseconds a call waits for a pooled connection before failing UNAVAILABLE.
     #[arg(
         long,
@@ -267,6 +276,7 @@ impl CommonArgs {
             url: self.database_url.clone(),
             schema: self.database_schema.clone(),
             max_connections: self.database_max_connections.max(1),
+            reader_connections: self.database_reader_connections,
             acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
             session: SessionLimits {
                 statement_timeout: self.database_statement_timeout,

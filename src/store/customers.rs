@@ -713,6 +713,7 @@ mod tests {
             url: format!("sqlite://{}", dir.join("crm.db").display()),
             schema: None,
             max_connections: 2,
+            reader_connections: 0,
             acquire_timeout: std::time::Duration::from_secs(5),
             session: Default::default(),
         })
@@ -1010,6 +1011,7 @@ mod tests {
             url: url.clone(),
             schema: Some(schema.clone()),
             max_connections: 2,
+            reader_connections: 0,
             acquire_timeout: std::time::Duration::from_secs(5),
             session: Default::default(),
         })

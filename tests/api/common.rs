@@ -173,6 +173,7 @@ impl TestApp {
                 url: database_url.to_owned(),
                 schema,
                 max_connections: 4,
+                reader_connections: 0,
                 acquire_timeout: Duration::from_secs(5),
                 session: SessionLimits::default(),
             },
@@ -369,6 +370,7 @@ impl TestApp {
             url: self.database_url.clone(),
             schema: self.schema.clone(),
             max_connections: 4,
+            reader_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             session: SessionLimits::default(),
         })

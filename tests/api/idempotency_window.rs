@@ -40,6 +40,7 @@ async fn a_request_id_is_remembered_until_its_window_is_swept(app: TestApp) {
         url: app.database_url.clone(),
         schema: app.schema.clone(),
         max_connections: 1,
+        reader_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         session: Default::default(),
     })

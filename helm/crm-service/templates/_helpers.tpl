@@ -202,6 +202,10 @@ The URL always comes from a Secret, never as a literal value.
 {{- end }}
 - name: CRM_DATABASE_MAX_CONNECTIONS
   value: {{ $v.database.maxConnections | int | quote }}
+{{- with $v.database.readerConnections }}
+- name: CRM_DATABASE_READER_CONNECTIONS
+  value: {{ . | int | quote }}
+{{- end }}
 - name: CRM_DATABASE_ACQUIRE_TIMEOUT_MS
   value: {{ $v.database.acquireTimeoutMs | int | quote }}
 - name: CRM_DATABASE_STATEMENT_TIMEOUT
