@@ -58,6 +58,12 @@ enum Reply<T> {
     Lead,
 }
 
+/// What a point read found on arrival: a free connection, or a place in the queue.
+enum Turn<'a, T> {
+    Now(SemaphorePermit<'a>),
+    Queued(oneshot::Receiver<Reply<T>>),
+}
+
 /// PostgreSQL's reader connections (see the module's documentation), and the point reads `R`
 /// queued for one of them.
 pub(crate) struct PgReaders<R: PointRead = super::customers::CustomerById> {
@@ -149,23 +155,23 @@ impl<R: PointRead> PgReaders<R> {
     /// each of its reads back to run by itself, so one bad read cannot fail the others.
     pub(crate) async fn read_point(&self, key: R::Key) -> Result<Option<R::Row>, sqlx::Error> {
         let deadline = Instant::now() + self.acquire_timeout;
-        let waiting = {
+        let turn = {
             let mut queued = self.queue();
             match self.permits.try_acquire() {
-                Ok(permit) => Err(permit),
+                Ok(permit) => Turn::Now(permit),
                 Err(_) => {
-                    let (reply, waiting) = oneshot::channel();
+                    let (reply, answer) = oneshot::channel();
                     queued.push_back(Queued {
                         key: key.clone(),
                         reply,
                     });
-                    Ok(waiting)
+                    Turn::Queued(answer)
                 }
             }
         };
-        let permit = match waiting {
-            Err(permit) => permit,
-            Ok(waiting) => match tokio::time::timeout_at(deadline, waiting).await {
+        let permit = match turn {
+            Turn::Now(permit) => permit,
+            Turn::Queued(answer) => match tokio::time::timeout_at(deadline, answer).await {
                 Err(_) => return Err(sqlx::Error::PoolTimedOut),
                 Ok(Ok(Reply::Read(row))) => return Ok(row),
                 // Told to lead, or the batch's leader went away (dropping the reply's sender).
