@@ -379,17 +379,22 @@ impl Deletions {
     /// What deleting the customer would do. Writes nothing.
     pub async fn preview(&self, caller: &Caller, customer_id: Uuid) -> Result<DeletionPreview> {
         caller.require(Action::Read)?;
-        let conn = self.store.conn();
-        // The version is read before the counts: a write that lands between them moves the
-        // version on, so a request made from this preview is refused as stale rather than
-        // approving counts that were never shown.
+        // The customer's version, the counts, the samples and the pipeline come from one
+        // snapshot: a write after it moves the version on, so a request made from this preview is
+        // refused as stale rather than approving counts that were never shown.
+        let tx = self.store.begin_read().await?;
+        let conn = tx.conn();
         let customer = store::customers::find(conn, &caller.tenant, customer_id)
             .await?
             .ok_or_else(|| Error::not_found("customer", customer_id))?;
         if customer.is_deleted() {
             return Err(customer_deleted(customer_id));
         }
-        self.preview_in(conn, &caller.tenant, &customer, true).await
+        let preview = self
+            .preview_in(conn, &caller.tenant, &customer, true)
+            .await?;
+        tx.commit().await?;
+        Ok(preview)
     }
 
     /// Locks and returns the live customer, or why not.

@@ -331,8 +331,10 @@ impl Store {
     }
 
     /// A read-only transaction that sees one snapshot of the database for its whole life
-    /// (REPEATABLE READ on PostgreSQL; a WAL read transaction on SQLite), for exports.
-    pub async fn begin_snapshot(&self) -> Result<WriteTx> {
+    /// (REPEATABLE READ on PostgreSQL; a WAL read transaction on SQLite), on one connection: for
+    /// reads of many statements that must agree, which also skip the pool's check-out and
+    /// return (a ping on PostgreSQL) between statements.
+    pub async fn begin_read(&self) -> Result<WriteTx> {
         let options = match self.backend() {
             DatabaseBackend::Postgres => TransactionOptions {
                 isolation_level: Some(sea_orm::IsolationLevel::RepeatableRead),
@@ -341,7 +343,12 @@ impl Store {
             },
             _ => TransactionOptions::default(),
         };
-        let tx = self.begin(options).await?;
+        self.begin(options).await
+    }
+
+    /// `begin_read` for exports, which idle in their transaction while the client reads.
+    pub async fn begin_snapshot(&self) -> Result<WriteTx> {
+        let tx = self.begin_read().await?;
         if self.backend() == DatabaseBackend::Postgres {
             tx.conn()
                 .execute_unprepared(&format!(
