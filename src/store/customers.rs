@@ -1004,11 +1004,10 @@ mod tests {
     /// line) when PostgreSQL is unreachable outside CI.
     async fn temp_pg_store() -> Option<(Store, String)> {
         use sea_orm_migration::MigratorTrait as _;
-        let url = std::env::var("CRM_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let url = crate::store::test_postgres_url().await?;
         let schema = format!("unit_{}", Uuid::now_v7().simple());
-        let store = match Store::connect(&crate::store::StoreConfig {
-            url: url.clone(),
+        let store = Store::connect(&crate::store::StoreConfig {
+            url,
             schema: Some(schema.clone()),
             max_connections: 2,
             reader_connections: 0,
@@ -1016,18 +1015,7 @@ mod tests {
             session: Default::default(),
         })
         .await
-        {
-            Ok(store) => store,
-            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: PostgreSQL at {url} is unreachable ({e}); set CRM_TEST_DATABASE_URL"
-                );
-                return None;
-            }
-            Err(e) => panic!("PostgreSQL at {url} is unreachable under CI=true: {e}"),
-        };
+        .unwrap();
         crate::store::migration::Migrator::up(store.conn(), None)
             .await
             .unwrap();
