@@ -230,6 +230,11 @@ pub struct PurgeArgs {
     /// At most this many customers per transaction.
     #[arg(long, default_value_t = 100)]
     pub batch: u64,
+    /// Then rewrite the tables erasure touches, so that no database file keeps erased bytes in
+    /// dead rows or free space: on PostgreSQL `VACUUM FULL` of each, which locks the table
+    /// against every call while it runs (a maintenance window's job); on SQLite `VACUUM`.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub rewrite: bool,
 }
 
 #[derive(Debug, Args)]

@@ -167,6 +167,17 @@ async fn purge(
             "erased"
         }
     );
+    if args.rewrite {
+        for rewritten in purges.rewrite().await.map_err(|e| e.to_string())? {
+            println!(
+                "rewrote {} in {:.1} s: {} → {} bytes",
+                rewritten.table,
+                rewritten.took.as_secs_f64(),
+                rewritten.bytes_before,
+                rewritten.bytes_after
+            );
+        }
+    }
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 //! forbids both. An erased customer is a tombstone: NOT_FOUND to every call; the records its
 //! deletion kept (paid orders, ended contracts) still point at it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -48,11 +51,43 @@ fn under_hold(id: Uuid) -> Error {
 pub struct Purges {
     store: Store,
     clock: Clock,
+    /// An erasure committed but its checkpoint could not complete (a reader held an older
+    /// snapshot): the next pass of the purger tries again.
+    checkpoint_owed: Arc<AtomicBool>,
 }
 
 impl Purges {
     pub fn new(store: Store, clock: Clock) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            checkpoint_owed: Arc::default(),
+        }
+    }
+
+    /// After an erasure commits: clears what the database can clear online of the erased bytes
+    /// (`Store::checkpoint_erasure`), or notes that it is still owed. The erasure itself stands
+    /// either way, so a failure here is logged, not returned.
+    async fn checkpoint_erasure(&self) {
+        let done = match self.store.checkpoint_erasure().await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint after an erasure failed; retrying at the next purge pass");
+                false
+            }
+        };
+        if !done {
+            tracing::warn!(
+                "a reader kept the checkpoint after an erasure from completing; retrying at the next purge pass"
+            );
+        }
+        self.checkpoint_owed.store(!done, Ordering::SeqCst);
+    }
+
+    /// Rewrites the tables erasure touches so that no file keeps erased bytes
+    /// (`store::purge::rewrite`): the operator's step where even free space must hold nothing.
+    pub async fn rewrite(&self) -> Result<Vec<store::purge::Rewritten>> {
+        store::purge::rewrite(&self.store).await
     }
 
     /// Erases a deleted customer now. Admin only; not under legal hold.
@@ -64,7 +99,7 @@ impl Purges {
         key: Option<Idempotency>,
     ) -> Result<Erased> {
         caller.require(Action::Erase)?;
-        idempotency::retry_in_flight(|| async {
+        let erased = idempotency::retry_in_flight(|| async {
             let tx = self.store.begin_write().await?;
             if !validate_only
                 && let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), "PurgeCustomer").await?
@@ -105,7 +140,11 @@ impl Purges {
             tx.commit().await?;
             Ok(outcome)
         })
-        .await
+        .await?;
+        if !validate_only {
+            self.checkpoint_erasure().await;
+        }
+        Ok(erased)
     }
 
     /// Sets or lifts a legal hold, moving the graph etag on (so open deletion requests go stale).
@@ -219,6 +258,9 @@ impl Purges {
             ));
         }
         tx.commit().await?;
+        if !report.erased.is_empty() || self.checkpoint_owed.load(Ordering::SeqCst) {
+            self.checkpoint_erasure().await;
+        }
         Ok(report)
     }
 }

@@ -117,6 +117,9 @@ impl Default for SessionLimits {
 /// memory held for good; the OS page cache already keeps the file's hot pages.
 pub(crate) const SQLITE_CACHE_SIZE: &str = "-1024";
 
+/// How long a SQLite writer waits for the write lock before the call fails `DATABASE_BUSY`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long an export's snapshot may wait on a slow reader between two chunks: an export
 /// legitimately idles inside its read transaction while the client reads.
 const EXPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -132,6 +135,8 @@ pub struct Store {
     /// PostgreSQL: the free-text page's statement, once the first search has found its index
     /// (migration m0008); `None` inside when the index is missing.
     search_sql: Arc<tokio::sync::OnceCell<Option<Arc<str>>>>,
+    /// PostgreSQL: the session of maintenance work (`maintenance_connection`).
+    maintenance: Option<sea_orm::sqlx::postgres::PgConnectOptions>,
 }
 
 #[derive(Clone, Debug)]
@@ -212,10 +217,16 @@ impl Store {
             .map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(5))
+                    // FULL: a commit is on disk (the WAL synced) before the client hears of it.
+                    // NORMAL syncs only at checkpoints, so a power loss could take the last
+                    // commits that clients were told had succeeded.
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true)
                     .pragma("cache_size", SQLITE_CACHE_SIZE)
+                    // Erasure must leave no personal data in the file's free space: deleted
+                    // rows and freed pages are overwritten with zeros, not just unlinked.
+                    .pragma("secure_delete", "ON")
             });
         if let Some(schema) = config
             .schema
@@ -227,14 +238,17 @@ impl Store {
         }
         options.set_application_name(application_name(config.schema.as_deref()));
         let db = Database::connect(options).await?;
-        let readers = if db.get_database_backend() == DatabaseBackend::Postgres {
-            Readers::Postgres(Arc::new(readers::PgReaders::new(
+        let (readers, maintenance) = if db.get_database_backend() == DatabaseBackend::Postgres {
+            let readers = Readers::Postgres(Arc::new(readers::PgReaders::new(
                 reader_options(config)?,
                 config.readers(),
                 config.acquire_timeout,
-            )))
+            )));
+            (readers, Some(maintenance_options(config)?))
         } else {
-            Readers::Sqlite(sqlite_readers(db.get_sqlite_connection_pool()).map(Arc::new))
+            let readers =
+                Readers::Sqlite(sqlite_readers(db.get_sqlite_connection_pool()).map(Arc::new));
+            (readers, None)
         };
         Ok(Self {
             db,
@@ -242,6 +256,7 @@ impl Store {
             url: config.url.clone(),
             readers,
             search_sql: Arc::default(),
+            maintenance,
         })
     }
 
@@ -316,6 +331,68 @@ impl Store {
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
         Ok(self.db.ping().await?)
+    }
+
+    /// After an erasure has committed: removes what the database can remove online of the erased
+    /// rows' bytes. On SQLite the rows themselves were overwritten in place (`secure_delete`),
+    /// but the WAL still holds earlier images of their pages; a TRUNCATE checkpoint copies the
+    /// WAL into the file and empties it. It waits (busy timeout) for readers on older snapshots
+    /// and returns `false` if one outlasted that (an export, say): call again later. On
+    /// PostgreSQL there is nothing to do online: dead tuples stay in the relation files until a
+    /// rewrite (`purge::rewrite`).
+    pub async fn checkpoint_erasure(&self) -> Result<bool> {
+        if self.is_postgres() {
+            return Ok(true);
+        }
+        use sea_orm::sqlx::Row as _;
+        let from_sqlx = |e: sea_orm::sqlx::Error| {
+            Error::from(DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into())))
+        };
+        let mut conn = self
+            .db
+            .get_sqlite_connection_pool()
+            .acquire()
+            .await
+            .map_err(from_sqlx)?;
+        // While it waits for readers, a TRUNCATE checkpoint holds the write lock: every writer
+        // waits with it. Wait one second at most, not the connections' five, and leave the rest
+        // to the next purge pass.
+        sea_orm::sqlx::query("PRAGMA busy_timeout = 1000")
+            .execute(&mut *conn)
+            .await
+            .map_err(from_sqlx)?;
+        let checkpoint = sea_orm::sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await;
+        sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(format!(
+            "PRAGMA busy_timeout = {}",
+            millis(SQLITE_BUSY_TIMEOUT)
+        )))
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+        // (busy, log, checkpointed): busy is 1 when the checkpoint could not complete.
+        let busy: i64 = checkpoint
+            .and_then(|row| row.try_get(0))
+            .map_err(from_sqlx)?;
+        Ok(busy == 0)
+    }
+
+    /// PostgreSQL: a connection of its own for maintenance that runs longer than any call may
+    /// (`purge::rewrite`): no statement timeout, but the configured lock timeout, so that a
+    /// statement waiting for a table lock gives up instead of queueing every call behind it.
+    pub(crate) async fn maintenance_connection(
+        &self,
+    ) -> Result<Option<sea_orm::sqlx::postgres::PgConnection>> {
+        use sea_orm::sqlx::ConnectOptions as _;
+        let Some(options) = &self.maintenance else {
+            return Ok(None);
+        };
+        let conn = options
+            .connect()
+            .await
+            .map_err(|e| Error::from(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()))))?;
+        Ok(Some(conn))
     }
 
     pub async fn begin_write(&self) -> Result<WriteTx> {
@@ -458,6 +535,31 @@ fn reader_options(
         .options(settings)
         .application_name(&application_name(config.schema.as_deref()))
         .disable_statement_logging())
+}
+
+/// The session of `Store::maintenance_connection`: the pool's schema and name, its lock and
+/// idle-in-transaction limits, and no statement timeout.
+fn maintenance_options(
+    config: &StoreConfig,
+) -> std::result::Result<sea_orm::sqlx::postgres::PgConnectOptions, DbErr> {
+    let options: sea_orm::sqlx::postgres::PgConnectOptions =
+        config.url.parse().map_err(|e: sea_orm::sqlx::Error| {
+            DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string()))
+        })?;
+    let mut settings: Vec<(&str, String)> = config
+        .session
+        .settings()
+        .into_iter()
+        .filter(|(name, _)| *name != "statement_timeout")
+        .collect();
+    settings.push(("statement_timeout", "0".to_owned()));
+    if let Some(schema) = &config.schema {
+        settings.push(("search_path", format!("\"{schema}\"")));
+    }
+    Ok(options.options(settings).application_name(&format!(
+        "{}:maintenance",
+        application_name(config.schema.as_deref())
+    )))
 }
 
 fn millis(d: Duration) -> u128 {

@@ -157,3 +157,120 @@ pub async fn erase(
     }
     Ok((erased, kept))
 }
+
+/// Every table an erasure deletes rows from or blanks values in: where an erased customer's bytes
+/// stay behind on PostgreSQL (dead tuples, then free space) until the table is rewritten.
+pub const ERASED_TABLES: [&str; 9] = [
+    "customer",
+    "contact",
+    "deal",
+    "sales_order",
+    "contract",
+    "project",
+    "activity",
+    "deletion_request",
+    "idempotency_key",
+];
+
+/// How many times a table's rewrite asks for its lock (each ask bounded by the lock timeout)
+/// before giving up: a transaction holding the table that long is better waited out by the
+/// operator than queued behind.
+const REWRITE_LOCK_TRIES: u32 = 10;
+
+/// One table rewritten: how long it held its lock and its size (with indexes and TOAST) before
+/// and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    pub table: String,
+    pub took: std::time::Duration,
+    pub bytes_before: i64,
+    pub bytes_after: i64,
+}
+
+/// Rewrites the database so that no file keeps the bytes of erased rows.
+///
+/// PostgreSQL: `VACUUM FULL` of each of `ERASED_TABLES`, one at a time: a new copy of the table,
+/// its TOAST and its indexes with the live rows only; the old files are truncated when it commits.
+/// Each holds an ACCESS EXCLUSIVE lock on its table for its whole run, so calls touching that
+/// table wait (and fail `DATABASE_BUSY` after the lock timeout). Asking for the lock is bounded by
+/// the lock timeout and retried, so a long transaction delays the rewrite instead of every call.
+///
+/// SQLite: `VACUUM` rebuilds the whole file from its live content (free pages from before
+/// `secure_delete` was on included), then a TRUNCATE checkpoint empties the WAL it went through.
+pub async fn rewrite(store: &super::Store) -> Result<Vec<Rewritten>> {
+    use sea_orm::sqlx::{AssertSqlSafe, Row as _};
+    let Some(mut conn) = store.maintenance_connection().await? else {
+        let size = async || {
+            let row = store
+                .conn()
+                .query_one_raw(sea_orm::Statement::from_string(
+                    DbBackend::Sqlite,
+                    "SELECT page_count * page_size AS bytes \
+                     FROM pragma_page_count(), pragma_page_size()",
+                ))
+                .await?
+                .ok_or_else(|| crate::Error::internal("no page count"))?;
+            Ok::<i64, crate::Error>(row.try_get::<i64>("", "bytes")?)
+        };
+        let bytes_before = size().await?;
+        let started = std::time::Instant::now();
+        store.conn().execute_unprepared("VACUUM").await?;
+        if !store.checkpoint_erasure().await? {
+            return Err(crate::Error::Unavailable(crate::error::Problem::new(
+                "DATABASE_BUSY",
+                "the rewrite is done but a reader kept the WAL from being emptied; run it again",
+            )));
+        }
+        return Ok(vec![Rewritten {
+            table: "(the whole SQLite file)".into(),
+            took: started.elapsed(),
+            bytes_before,
+            bytes_after: size().await?,
+        }]);
+    };
+    let from_sqlx = |e: sea_orm::sqlx::Error| {
+        crate::Error::from(sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(
+            e.into(),
+        )))
+    };
+    let mut done = Vec::new();
+    let size = async |conn: &mut sea_orm::sqlx::PgConnection, table: &str| {
+        sea_orm::sqlx::query("SELECT pg_total_relation_size($1::regclass) AS bytes")
+            .bind(table)
+            .fetch_one(conn)
+            .await
+            .and_then(|row| row.try_get::<i64, _>("bytes"))
+            .map_err(from_sqlx)
+    };
+    for table in ERASED_TABLES {
+        let bytes_before = size(&mut conn, table).await?;
+        let mut tries = 0;
+        let took = loop {
+            let started = std::time::Instant::now();
+            let vacuum = sea_orm::sqlx::query(AssertSqlSafe(format!("VACUUM FULL {table}")));
+            match vacuum.execute(&mut conn).await {
+                Ok(_) => break started.elapsed(),
+                Err(sea_orm::sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("55P03") && tries + 1 < REWRITE_LOCK_TRIES =>
+                {
+                    tries += 1;
+                    tracing::warn!(
+                        table,
+                        tries,
+                        "the table is in use: asking for its lock again"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(from_sqlx(e)),
+            }
+        };
+        let bytes_after = size(&mut conn, table).await?;
+        done.push(Rewritten {
+            table: table.to_owned(),
+            took,
+            bytes_before,
+            bytes_after,
+        });
+    }
+    Ok(done)
+}

@@ -362,6 +362,9 @@ impl SqliteReaders {
         // Read-write (a read-only WAL connection needs the -shm file to be writable anyway), but
         // refusing any write: these connections only ever read.
         conn.pragma_update(None, "query_only", true)?;
+        // Like every connection of the service (`Store::connect`), though a query-only one never
+        // deletes anything.
+        conn.pragma_update(None, "secure_delete", true)?;
         conn.execute_batch(&format!("PRAGMA cache_size = {}", super::SQLITE_CACHE_SIZE))?;
         Ok(conn)
     }

@@ -8,6 +8,7 @@ mod concurrency;
 mod customers;
 mod deletion_races;
 mod deletion_rules;
+mod erasure_on_disk;
 mod events;
 mod export;
 mod idempotency_window;
