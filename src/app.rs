@@ -542,12 +542,25 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
+/// How long the database watch waits for an answer before it counts the database as gone.
+const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+/// Between the watch's periodic checks: while serving, and while not.
+const DATABASE_CHECK_SERVING: Duration = Duration::from_secs(5);
+const DATABASE_CHECK_NOT_SERVING: Duration = Duration::from_secs(1);
+/// However many calls fail, the watch checks at most this often.
+const DATABASE_CHECK_AT_MOST: Duration = Duration::from_millis(200);
+
 /// Keeps the named services' health in step with the database: SERVING while it answers,
-/// NOT_SERVING while it does not, so readiness probes take a replica out of rotation.
+/// NOT_SERVING while it does not, so readiness probes take a replica out of rotation. Besides its
+/// periodic checks, it checks at once when a call has failed for a database reason
+/// (`error::database_trouble`): readiness follows an outage within a second of the first call
+/// that met it, instead of up to a period later.
 async fn watch_database(store: Store, health: HealthReporter) {
+    let mut trouble = crate::error::database_trouble().subscribe();
     let mut serving = None;
     loop {
-        let ok = store.ping().await.is_ok();
+        let checked = tokio::time::Instant::now();
+        let ok = store.answers(DATABASE_CHECK_TIMEOUT).await;
         if serving != Some(ok) {
             let status = if ok {
                 ServingStatus::Serving
@@ -564,7 +577,17 @@ async fn watch_database(store: Store, health: HealthReporter) {
             }
             serving = Some(ok);
         }
-        tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })).await;
+        let period = if ok {
+            DATABASE_CHECK_SERVING
+        } else {
+            DATABASE_CHECK_NOT_SERVING
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(checked + period) => {}
+            Ok(()) = trouble.changed() => {
+                tokio::time::sleep_until(checked + DATABASE_CHECK_AT_MOST).await;
+            }
+        }
     }
 }
 

@@ -166,12 +166,33 @@ impl Error {
     }
 }
 
+/// Counts the calls that failed because the database was unreachable or busy. The database watch
+/// (`app`) subscribes and checks at once when it moves, so readiness turns NOT_SERVING within a
+/// second of an outage that calls have met, not at its next periodic check. A watch channel, not
+/// a `Notify`: every watcher (one per server in this process) sees every change, none is lost
+/// while a watcher is busy checking.
+pub fn database_trouble() -> &'static tokio::sync::watch::Sender<u64> {
+    static TROUBLE: std::sync::OnceLock<tokio::sync::watch::Sender<u64>> =
+        std::sync::OnceLock::new();
+    TROUBLE.get_or_init(|| tokio::sync::watch::Sender::new(0))
+}
+
 impl From<DbErr> for Error {
     /// Classifies a database failure: transient ones (pool timeout, lost connection, SQLite busy,
     /// serialization failure or deadlock) become retryable codes, everything else `INTERNAL`.
     /// Constraint violations that mean something to a client are translated where the statement is
     /// issued (the store knows which constraint it risks); any that reach this point are bugs.
     fn from(err: DbErr) -> Self {
+        let classified = Self::classify(err);
+        if matches!(classified, Self::Unavailable(_)) {
+            database_trouble().send_modify(|failures| *failures = failures.wrapping_add(1));
+        }
+        classified
+    }
+}
+
+impl Error {
+    fn classify(err: DbErr) -> Self {
         if let Some(late) = statement_timeout_at_deadline(&err) {
             return late;
         }

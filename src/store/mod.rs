@@ -137,6 +137,8 @@ pub struct Store {
     search_sql: Arc<tokio::sync::OnceCell<Option<Arc<str>>>>,
     /// PostgreSQL: the session of maintenance work (`maintenance_connection`).
     maintenance: Option<sea_orm::sqlx::postgres::PgConnectOptions>,
+    /// PostgreSQL: the connection `answers` checks, kept open between checks.
+    probe: Arc<tokio::sync::Mutex<Option<sea_orm::sqlx::postgres::PgConnection>>>,
 }
 
 #[derive(Clone, Debug)]
@@ -257,6 +259,7 @@ impl Store {
             readers,
             search_sql: Arc::default(),
             maintenance,
+            probe: Arc::default(),
         })
     }
 
@@ -328,9 +331,31 @@ impl Store {
         }
     }
 
-    /// Whether the database answers.
-    pub async fn ping(&self) -> Result<()> {
-        Ok(self.db.ping().await?)
+    /// Whether the database answers within `timeout`. On PostgreSQL through a connection of its
+    /// own, kept open between checks, not through the pool: a pool whose connections are all busy
+    /// serving calls is not an outage, and a server that has gone is found within the timeout
+    /// (a refused or dead connection fails at once) rather than after the pool's acquire timeout.
+    pub async fn answers(&self, timeout: Duration) -> bool {
+        use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+        let Some(options) = &self.maintenance else {
+            return matches!(
+                tokio::time::timeout(timeout, self.db.ping()).await,
+                Ok(Ok(()))
+            );
+        };
+        let check = async {
+            let mut probe = self.probe.lock().await;
+            let mut conn = match probe.take() {
+                Some(conn) => conn,
+                None => options.connect().await?,
+            };
+            conn.ping().await?;
+            *probe = Some(conn);
+            Ok::<(), sea_orm::sqlx::Error>(())
+        };
+        // A check cut short by the timeout drops the connection it was using: the next one
+        // starts afresh.
+        matches!(tokio::time::timeout(timeout, check).await, Ok(Ok(())))
     }
 
     /// After an erasure has committed: removes what the database can remove online of the erased

@@ -18,6 +18,7 @@ mod limits;
 mod malformed;
 mod pagination;
 mod process;
+mod readiness;
 mod purge;
 mod records;
 mod replicas;
