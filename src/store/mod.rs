@@ -581,10 +581,15 @@ fn maintenance_options(
     if let Some(schema) = &config.schema {
         settings.push(("search_path", format!("\"{schema}\"")));
     }
-    Ok(options.options(settings).application_name(&format!(
-        "{}:maintenance",
-        application_name(config.schema.as_deref())
-    )))
+    use sea_orm::sqlx::ConnectOptions as _;
+    // A rewrite's statements run for seconds by design: not slow statements to warn about.
+    Ok(options
+        .options(settings)
+        .application_name(&format!(
+            "{}:maintenance",
+            application_name(config.schema.as_deref())
+        ))
+        .disable_statement_logging())
 }
 
 fn millis(d: Duration) -> u128 {
