@@ -535,15 +535,36 @@ fn sqlite_readers(pool: &sea_orm::sqlx::SqlitePool) -> Option<readers::SqliteRea
     readers::SqliteReaders::for_file(options.get_filename(), threads)
 }
 
-/// The session of a reader connection: the pool's (schema, name, limits), set at start-up.
-fn reader_options(
+/// A PostgreSQL session of its own beside the pool: the pool's URL, schema and name (with
+/// `role` appended when it has one), `settings` on top of nothing, and no statement logging (the
+/// service logs its own failures).
+fn session_options(
     config: &StoreConfig,
+    role: Option<&str>,
+    mut settings: Vec<(&'static str, String)>,
 ) -> std::result::Result<sea_orm::sqlx::postgres::PgConnectOptions, DbErr> {
     use sea_orm::sqlx::ConnectOptions as _;
     let options: sea_orm::sqlx::postgres::PgConnectOptions =
         config.url.parse().map_err(|e: sea_orm::sqlx::Error| {
             DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string()))
         })?;
+    if let Some(schema) = &config.schema {
+        settings.push(("search_path", format!("\"{schema}\"")));
+    }
+    let mut name = application_name(config.schema.as_deref());
+    if let Some(role) = role {
+        name = format!("{name}:{role}");
+    }
+    Ok(options
+        .options(settings)
+        .application_name(&name)
+        .disable_statement_logging())
+}
+
+/// The session of a reader connection: the pool's (schema, name, limits), set at start-up.
+fn reader_options(
+    config: &StoreConfig,
+) -> std::result::Result<sea_orm::sqlx::postgres::PgConnectOptions, DbErr> {
     let mut settings = config.session.settings().to_vec();
     // The free-text page must walk its index in order (`customers::search_pg`): left to its
     // estimates, which cannot tell a term matching 1 customer in 320 from one matching none, the
@@ -553,43 +574,23 @@ fn reader_options(
     // these sessions run.
     settings.push(("enable_bitmapscan", "off".to_owned()));
     settings.push(("plan_cache_mode", "force_generic_plan".to_owned()));
-    if let Some(schema) = &config.schema {
-        settings.push(("search_path", format!("\"{schema}\"")));
-    }
-    Ok(options
-        .options(settings)
-        .application_name(&application_name(config.schema.as_deref()))
-        .disable_statement_logging())
+    session_options(config, None, settings)
 }
 
-/// The session of `Store::maintenance_connection`: the pool's schema and name, its lock and
-/// idle-in-transaction limits, and no statement timeout.
+/// The session of `Store::maintenance_connection` (and the readiness check): the pool's lock and
+/// idle-in-transaction limits, and no statement timeout. A rewrite's statements run for seconds
+/// by design.
 fn maintenance_options(
     config: &StoreConfig,
 ) -> std::result::Result<sea_orm::sqlx::postgres::PgConnectOptions, DbErr> {
-    let options: sea_orm::sqlx::postgres::PgConnectOptions =
-        config.url.parse().map_err(|e: sea_orm::sqlx::Error| {
-            DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string()))
-        })?;
-    let mut settings: Vec<(&str, String)> = config
+    let mut settings: Vec<(&'static str, String)> = config
         .session
         .settings()
         .into_iter()
         .filter(|(name, _)| *name != "statement_timeout")
         .collect();
     settings.push(("statement_timeout", "0".to_owned()));
-    if let Some(schema) = &config.schema {
-        settings.push(("search_path", format!("\"{schema}\"")));
-    }
-    use sea_orm::sqlx::ConnectOptions as _;
-    // A rewrite's statements run for seconds by design: not slow statements to warn about.
-    Ok(options
-        .options(settings)
-        .application_name(&format!(
-            "{}:maintenance",
-            application_name(config.schema.as_deref())
-        ))
-        .disable_statement_logging())
+    session_options(config, Some("maintenance"), settings)
 }
 
 fn millis(d: Duration) -> u128 {

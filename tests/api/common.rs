@@ -378,6 +378,33 @@ impl TestApp {
         .expect("store connects")
     }
 
+    /// Runs the real `crm-service` binary with `args` on this test's database (its URL and
+    /// schema appended, no `CRM_*` database variables inherited); its stdout. A non-zero exit
+    /// fails the test with the binary's stderr.
+    pub async fn run_cli(&self, args: &[&str]) -> String {
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--database-url".into(), self.database_url.clone()]);
+        if let Some(schema) = &self.schema {
+            args.extend(["--database-schema".into(), schema.clone()]);
+        }
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_crm-service"))
+                .args(&args)
+                .env_remove("CRM_DATABASE_URL")
+                .env_remove("CRM_DATABASE_SCHEMA")
+                .output()
+        })
+        .await
+        .unwrap()
+        .expect("crm-service runs");
+        assert!(
+            output.status.success(),
+            "crm-service failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+
     /// Runs SQL against this test's database (in its schema on PostgreSQL).
     pub async fn sql(&self, statement: &str) {
         let db = Database::connect(&self.database_url)

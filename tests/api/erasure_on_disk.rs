@@ -362,31 +362,6 @@ async fn checkpoint(app: &TestApp) {
     db.close().await.ok();
 }
 
-/// Runs the real `crm-service purge --rewrite` on the test's database; its stdout.
-async fn purge_and_rewrite(app: &TestApp) -> String {
-    let mut args = vec!["purge".to_owned(), "--rewrite".to_owned()];
-    args.extend(["--database-url".into(), app.database_url.clone()]);
-    if let Some(schema) = &app.schema {
-        args.extend(["--database-schema".into(), schema.clone()]);
-    }
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_crm-service"))
-            .args(&args)
-            .env_remove("CRM_DATABASE_URL")
-            .env_remove("CRM_DATABASE_SCHEMA")
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("crm-service runs");
-    assert!(
-        output.status.success(),
-        "crm-service purge --rewrite failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8")
-}
-
 /// The files of the test's database, or `None` (with a printed reason) where PostgreSQL's data
 /// directory cannot be read from this process.
 async fn database_files(app: &TestApp) -> Option<Vec<PathBuf>> {
@@ -429,7 +404,7 @@ async fn assert_no_markers_left(app: &TestApp, m: &Markers, how: &str) {
                  tuples and free space until a rewrite): {left:?}",
                 total(&left)
             ));
-            let report = purge_and_rewrite(app).await;
+            let report = app.run_cli(&["purge", "--rewrite"]).await;
             assert!(report.contains("rewrote"), "{report}");
             let files = database_files(app).await.expect("readable a moment ago");
             let left = markers_in(&files, m);

@@ -291,34 +291,12 @@ fn ids_of(report: &PurgeReport) -> Vec<String> {
 
 /// Runs `crm-service purge` (the real binary) on the test's database; its stdout lines.
 async fn purge_command(app: &TestApp, dry_run: bool) -> Vec<String> {
-    let mut args = vec!["purge".to_owned()];
-    if dry_run {
-        args.push("--dry-run".into());
-    }
-    args.extend(["--database-url".into(), app.database_url.clone()]);
-    if let Some(schema) = &app.schema {
-        args.extend(["--database-schema".into(), schema.clone()]);
-    }
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_crm-service"))
-            .args(&args)
-            .env_remove("CRM_DATABASE_URL")
-            .env_remove("CRM_DATABASE_SCHEMA")
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("crm-service runs");
-    assert!(
-        output.status.success(),
-        "crm-service purge failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let args: &[&str] = if dry_run {
+        &["purge", "--dry-run"]
+    } else {
+        &["purge"]
+    };
+    app.run_cli(args).await.lines().map(str::to_owned).collect()
 }
 
 // ----- reading the stored rows ----------------------------------------------------------------
