@@ -66,8 +66,27 @@ pub struct Blocker {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineWarning {
     pub currency: String,
+    /// The open deals' total, or `i64::MAX` when the total is larger (`open_amount_saturated`).
     pub open_amount_minor: i64,
     pub open_deals: i64,
+    /// The total did not fit in `i64`. Absent from previews stored before it existed, which could
+    /// not have been saturated: their sum failed instead.
+    #[serde(default)]
+    pub open_amount_saturated: bool,
+}
+
+impl PipelineWarning {
+    /// The warning for an exact total: a total that does not fit the contract's int64 is given as
+    /// the nearest int64 and flagged, rather than failing the preview or wrapping around.
+    pub fn from_total(currency: String, total: i128, open_deals: i64) -> Self {
+        let clamped = total.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+        Self {
+            currency,
+            open_amount_minor: clamped as i64,
+            open_deals,
+            open_amount_saturated: clamped != total,
+        }
+    }
 }
 
 /// The dry run of a deletion. Holds ids and counts only, never personal data: it is stored with
@@ -168,7 +187,7 @@ pub fn build_preview(
     customer: &Customer,
     counts: &[store::deletion::StateCount],
     samples: impl Fn(RecordKind, Option<&str>) -> Vec<Uuid>,
-    pipeline: Vec<(String, i64, i64)>,
+    pipeline: Vec<store::deletion::OpenPipeline>,
 ) -> DeletionPreview {
     let mut impacts = Vec::new();
     let mut blockers = Vec::new();
@@ -214,13 +233,7 @@ pub fn build_preview(
     }
     let warnings = pipeline
         .into_iter()
-        .map(
-            |(currency, open_amount_minor, open_deals)| PipelineWarning {
-                currency,
-                open_amount_minor,
-                open_deals,
-            },
-        )
+        .map(|p| PipelineWarning::from_total(p.currency, p.amount_minor, p.deals))
         .collect();
     DeletionPreview {
         customer_id: customer.id,
@@ -1030,5 +1043,38 @@ impl Deletions {
             Ok(outcome)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_total_past_int64_is_clamped_and_flagged_and_an_exact_one_is_not() {
+        let max = i128::from(i64::MAX);
+        for (total, amount, saturated) in [
+            (0, 0, false),
+            (max - 1, i64::MAX - 1, false),
+            (max, i64::MAX, false),
+            (max + 1, i64::MAX, true),
+            (3 * max, i64::MAX, true),
+            (i128::from(i64::MIN) - 1, i64::MIN, true),
+        ] {
+            let w = PipelineWarning::from_total("EUR".into(), total, 2);
+            assert_eq!(
+                (w.open_amount_minor, w.open_amount_saturated),
+                (amount, saturated),
+                "{total}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_warning_stored_before_the_saturation_flag_reads_as_not_saturated() {
+        let stored = r#"{"currency":"EUR","open_amount_minor":125000,"open_deals":1}"#;
+        let w: PipelineWarning = serde_json::from_str(stored).unwrap();
+        assert!(!w.open_amount_saturated);
+        assert_eq!(w.open_amount_minor, 125_000);
     }
 }

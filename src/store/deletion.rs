@@ -142,17 +142,43 @@ pub async fn sample_ids(
     Ok(per_table!(kind, all, by_state))
 }
 
-/// Open pipeline value per currency: (currency, sum of amounts, number of open deals).
+/// The open deals of one currency: how many, and their exact total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPipeline {
+    pub currency: String,
+    /// The exact sum: deals of up to `i64::MAX` each can add up past `i64` (two of them do).
+    pub amount_minor: i128,
+    pub deals: i64,
+}
+
+/// Open pipeline value per currency, summed without overflow.
+///
+/// `SUM(amount_minor)` fails as soon as the total leaves `BIGINT` (SQLite "integer overflow",
+/// PostgreSQL "bigint out of range"), so two open deals of the largest amount would make the
+/// preview, and the submit that stores one, fail. Each amount is split into its high and low
+/// 32-bit halves (`amount = high * 2^32 + low`, an arithmetic shift, so negative amounts split
+/// exactly too), each half is summed in SQL — a half's sum stays inside `BIGINT` for up to 2^31
+/// deals — and the halves are recombined in `i128` here. The halves are expressions over the
+/// indexed column, so the sum is still read from the covering partial index
+/// `ix_deal_open_pipeline` alone (checked with EXPLAIN on both databases). Rejected: summing as
+/// `NUMERIC` on PostgreSQL and with `TOTAL()` on SQLite, which is a float there and rounds.
 pub async fn open_pipeline(
     conn: &impl ConnectionTrait,
     tenant: &str,
     customer_id: Uuid,
-) -> Result<Vec<(String, i64, i64)>> {
+) -> Result<Vec<OpenPipeline>> {
     use entity::deal::{Column as C, Entity};
-    let rows: Vec<(String, Option<i64>, i64)> = Entity::find()
+    let rows: Vec<(String, Option<i64>, Option<i64>, i64)> = Entity::find()
         .select_only()
         .column(C::Currency)
-        .column_as(Expr::col(C::AmountMinor).sum().cast_as("BIGINT"), "total")
+        .column_as(
+            Expr::cust("CAST(SUM(amount_minor >> 32) AS BIGINT)"),
+            "high",
+        )
+        .column_as(
+            Expr::cust("CAST(SUM(amount_minor & 4294967295) AS BIGINT)"),
+            "low",
+        )
         // COUNT(*), not COUNT(id): id is not in the index, and the sum must come from it alone.
         .column_as(Expr::cust("COUNT(*)"), "n")
         .filter(C::TenantId.eq(tenant))
@@ -168,7 +194,11 @@ pub async fn open_pipeline(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(currency, total, n)| (currency, total.unwrap_or(0), n))
+        .map(|(currency, high, low, deals)| OpenPipeline {
+            currency,
+            amount_minor: (i128::from(high.unwrap_or(0)) << 32) + i128::from(low.unwrap_or(0)),
+            deals,
+        })
         .collect())
 }
 

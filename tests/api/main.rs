@@ -16,6 +16,7 @@ mod lifecycle;
 mod limits;
 mod malformed;
 mod pagination;
+mod preview_pipeline;
 mod process;
 mod purge;
 mod records;
