@@ -157,13 +157,45 @@ impl DeletionRequest {
         self.version.to_string()
     }
 
-    /// The state as a reader should see it: an open request past its expire_time has lapsed even
-    /// if no write has recorded it yet.
-    pub fn effective_state(&self, now: DateTime<Utc>) -> RequestState {
-        if self.state.is_open() && self.expire_time <= now {
+    /// The state as a reader sees it, given the customer's current graph version (`None`: no such
+    /// customer). An open request has lapsed, even before any write records it, once its
+    /// expire_time has passed (EXPIRED) or once the graph is no longer the one its preview saw
+    /// (STALE). Expiry is judged first: a request past its expire_time is EXPIRED whatever
+    /// happened to the graph. Every transition records exactly this state before anything else
+    /// ([`Deletions::refuse_lapsed`]), and ListDeletionRequests' state filter is this rule in SQL
+    /// (`store::deletion::list_requests`), so what a reader saw is what the next write records.
+    pub fn effective_state(
+        &self,
+        now: DateTime<Utc>,
+        customer_version: Option<i64>,
+    ) -> RequestState {
+        if !self.state.is_open() {
+            self.state
+        } else if self.expire_time <= now {
             RequestState::Expired
+        } else if customer_version != Some(self.preview.version) {
+            RequestState::Stale
         } else {
             self.state
+        }
+    }
+}
+
+/// A request as stored, and its customer's graph version as read in the same statement: what
+/// its state is judged against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    pub request: DeletionRequest,
+    pub customer_version: Option<i64>,
+}
+
+impl StoredRequest {
+    /// The request with the state a reader sees at `now` ([`DeletionRequest::effective_state`]).
+    pub fn as_seen(self, now: DateTime<Utc>) -> DeletionRequest {
+        let state = self.request.effective_state(now, self.customer_version);
+        DeletionRequest {
+            state,
+            ..self.request
         }
     }
 }
@@ -463,6 +495,37 @@ impl Deletions {
         Ok(())
     }
 
+    /// Fails a transition on a request that has lapsed as readers see it (EXPIRED, or STALE when
+    /// the customer's graph moved on), after recording the lapse and committing it; otherwise
+    /// hands the transaction back. `wanted` names the states the transition needs, for the
+    /// message. Called before any other check of the request's state, so that a request readers
+    /// saw lapse never turns APPROVED, REJECTED, CANCELLED or EXECUTED afterwards.
+    async fn refuse_lapsed(
+        &self,
+        tx: WriteTx,
+        caller: &Caller,
+        request: &DeletionRequest,
+        customer: Option<&Customer>,
+        wanted: &str,
+    ) -> Result<WriteTx> {
+        let seen = request.effective_state(self.clock.now(), customer.map(|c| c.version));
+        if seen == request.state {
+            return Ok(tx);
+        }
+        self.lapse(tx, caller, request.clone(), seen).await?;
+        Err(match seen {
+            RequestState::Expired => not_in_state(
+                &DeletionRequest {
+                    state: RequestState::Expired,
+                    ..request.clone()
+                },
+                "DELETION_REQUEST_EXPIRED",
+                wanted,
+            ),
+            _ => stale(request.id, request.customer_id),
+        })
+    }
+
     /// Records a lapse and commits it, even though the call itself then fails.
     async fn lapse(
         &self,
@@ -502,10 +565,12 @@ impl Deletions {
             }
             let now = self.clock.now();
             let customer = self.lock_live_customer(&tx, &caller.tenant, customer_id).await?;
-            // Requests that lapsed unrecorded would hold the one-open-request slot.
+            // Requests that lapsed unrecorded (EXPIRED or STALE to a reader) would hold the
+            // one-open-request slot.
             for open in store::deletion::open_requests(tx.conn(), &caller.tenant, customer_id).await? {
-                if open.expire_time <= now {
-                    self.record_lapse(&tx, caller, open, RequestState::Expired, now).await?;
+                let seen = open.effective_state(now, Some(customer.version));
+                if seen != open.state {
+                    self.record_lapse(&tx, caller, open, seen, now).await?;
                 }
             }
             if preview_version != Some(customer.version) {
@@ -574,11 +639,10 @@ enum Decision {
 impl Deletions {
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<DeletionRequest> {
         caller.require(Action::Read)?;
-        let mut request = store::deletion::find_request(self.store.conn(), &caller.tenant, id)
+        let read = store::deletion::find_request_as_read(self.store.conn(), &caller.tenant, id)
             .await?
             .ok_or_else(|| Error::not_found("deletion_request", id))?;
-        request.state = request.effective_state(self.clock.now());
-        Ok(request)
+        Ok(read.as_seen(self.clock.now()))
     }
 
     pub async fn list(
@@ -607,7 +671,7 @@ impl Deletions {
                 now.timestamp(),
             )?)
         };
-        let mut items = store::deletion::list_requests(
+        let mut read = store::deletion::list_requests(
             self.store.conn(),
             &caller.tenant,
             state,
@@ -617,18 +681,20 @@ impl Deletions {
             now,
         )
         .await?;
-        let next_page_token = if items.len() as u64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|last| {
-                self.page_key
-                    .seal(&caller.tenant, fingerprint, last.id, now.timestamp())
+        let next_page_token = if read.len() as u64 > limit {
+            read.truncate(limit as usize);
+            read.last().map(|last| {
+                self.page_key.seal(
+                    &caller.tenant,
+                    fingerprint,
+                    last.request.id,
+                    now.timestamp(),
+                )
             })
         } else {
             None
         };
-        for item in &mut items {
-            item.state = item.effective_state(now);
-        }
+        let items = read.into_iter().map(|r| r.as_seen(now)).collect();
         Ok(Page {
             items,
             next_page_token,
@@ -710,26 +776,13 @@ impl Deletions {
                     .with("deletionRequestId", id),
                 ));
             }
+            // A lapsed request is neither approved nor rejected: the graph a supervisor would
+            // decide on is not the previewed one, or the time to decide has passed.
+            let tx = self.refuse_lapsed(tx, caller, &request, customer.as_ref(), "PENDING").await?;
             if request.state != RequestState::Pending {
                 return Err(not_in_state(&request, "DELETION_REQUEST_NOT_PENDING", "PENDING"));
             }
             let now = self.clock.now();
-            if request.expire_time <= now {
-                self.lapse(tx, caller, request.clone(), RequestState::Expired).await?;
-                return Err(not_in_state(
-                    &DeletionRequest { state: RequestState::Expired, ..request },
-                    "DELETION_REQUEST_EXPIRED",
-                    "PENDING",
-                ));
-            }
-            let graph_unchanged = customer
-                .as_ref()
-                .is_some_and(|c| !c.is_deleted() && c.version == request.preview.version);
-            if decision == Decision::Approve && !graph_unchanged {
-                let (request_id, customer_id) = (request.id, request.customer_id);
-                self.lapse(tx, caller, request, RequestState::Stale).await?;
-                return Err(stale(request_id, customer_id));
-            }
             let expected = request.version;
             let next = DeletionRequest {
                 state: if decision == Decision::Approve { RequestState::Approved } else { RequestState::Rejected },
@@ -786,8 +839,19 @@ impl Deletions {
             {
                 return Ok(first);
             }
-            let (_, request) = self.lock_request(&tx, caller, id).await?;
+            let (customer, request) = self.lock_request(&tx, caller, id).await?;
             self.require_actor(caller, &request)?;
+            // A lapsed request reads as EXPIRED or STALE, which are final: record the lapse,
+            // cancel nothing.
+            let tx = self
+                .refuse_lapsed(
+                    tx,
+                    caller,
+                    &request,
+                    customer.as_ref(),
+                    "PENDING or APPROVED",
+                )
+                .await?;
             if !request.state.is_open() {
                 return Err(not_in_state(
                     &request,
@@ -796,19 +860,6 @@ impl Deletions {
                 ));
             }
             let now = self.clock.now();
-            // A lapsed request reads as EXPIRED, which is final: record the lapse, cancel nothing.
-            if request.expire_time <= now {
-                self.lapse(tx, caller, request.clone(), RequestState::Expired)
-                    .await?;
-                return Err(not_in_state(
-                    &DeletionRequest {
-                        state: RequestState::Expired,
-                        ..request
-                    },
-                    "DELETION_REQUEST_EXPIRED",
-                    "PENDING or APPROVED",
-                ));
-            }
             let expected = request.version;
             let next = DeletionRequest {
                 state: RequestState::Cancelled,
@@ -875,22 +926,13 @@ impl Deletions {
             }
             self.require_actor(caller, &request)?;
             let customer = customer.ok_or_else(|| Error::not_found("customer", customer_id))?;
+            // Past here the request is live and its graph is the approved one: a deleted
+            // customer's version has moved on from any preview of it.
+            let tx = self.refuse_lapsed(tx, caller, &request, Some(&customer), "APPROVED").await?;
             if request.state != RequestState::Approved {
                 return Err(not_in_state(&request, "DELETION_NOT_APPROVED", "APPROVED"));
             }
             let now = self.clock.now();
-            if request.expire_time <= now {
-                self.lapse(tx, caller, request.clone(), RequestState::Expired).await?;
-                return Err(not_in_state(
-                    &DeletionRequest { state: RequestState::Expired, ..request },
-                    "DELETION_REQUEST_EXPIRED",
-                    "APPROVED",
-                ));
-            }
-            if customer.is_deleted() || customer.version != request.preview.version {
-                self.lapse(tx, caller, request, RequestState::Stale).await?;
-                return Err(stale(request_id, customer_id));
-            }
             if etag != customer.etag() {
                 return Err(super::etag_mismatch("customer", customer_id, &customer.etag()));
             }
@@ -1066,6 +1108,68 @@ mod tests {
                 (w.open_amount_minor, w.open_amount_saturated),
                 (amount, saturated),
                 "{total}"
+            );
+        }
+    }
+
+    fn request(
+        state: RequestState,
+        preview_version: i64,
+        expire_time: DateTime<Utc>,
+    ) -> DeletionRequest {
+        let customer_id = Uuid::now_v7();
+        DeletionRequest {
+            id: Uuid::now_v7(),
+            customer_id,
+            requester_id: "rep-1".into(),
+            reason: "duplicate".into(),
+            preview: DeletionPreview {
+                customer_id,
+                version: preview_version,
+                impacts: Vec::new(),
+                blockers: Vec::new(),
+                warnings: Vec::new(),
+                approval_required: true,
+                cascade_count: 0,
+                keep_count: 0,
+            },
+            state,
+            decided_by: String::new(),
+            decision_comment: String::new(),
+            decide_time: None,
+            expire_time,
+            create_time: expire_time,
+            update_time: expire_time,
+            execute_time: None,
+            deletion_id: None,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn an_open_request_reads_expired_first_then_stale_and_a_closed_one_as_stored() {
+        use RequestState::*;
+        let now = Utc::now();
+        let (live, lapsed) = (now + chrono::Duration::hours(1), now);
+        for (state, expire, version, seen) in [
+            (Pending, live, Some(3), Pending),
+            (Approved, live, Some(3), Approved),
+            (Pending, live, Some(4), Stale),
+            (Approved, live, Some(4), Stale),
+            (Approved, live, None, Stale),
+            (Pending, lapsed, Some(3), Expired),
+            (Approved, lapsed, Some(4), Expired),
+            (Rejected, lapsed, Some(4), Rejected),
+            (Cancelled, live, Some(4), Cancelled),
+            (Executed, live, Some(4), Executed),
+            (Stale, lapsed, Some(3), Stale),
+            (Expired, live, Some(3), Expired),
+        ] {
+            let r = request(state, 3, expire);
+            assert_eq!(
+                r.effective_state(now, version),
+                seen,
+                "{state:?} {version:?}"
             );
         }
     }

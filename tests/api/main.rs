@@ -21,6 +21,7 @@ mod process;
 mod purge;
 mod records;
 mod replicas;
+mod request_states;
 mod restore_property;
 mod shutdown;
 mod telemetry;
