@@ -8,6 +8,7 @@ mod concurrency;
 mod customers;
 mod deletion_races;
 mod deletion_rules;
+mod error_size;
 mod events;
 mod export;
 mod idempotency_window;
