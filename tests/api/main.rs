@@ -16,6 +16,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod malformed;
+mod metadata_limits;
 mod pagination;
 mod preview_pipeline;
 mod process;
