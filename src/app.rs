@@ -29,7 +29,7 @@ use crate::domain::export::Exports;
 use crate::domain::paging::PageTokenKey;
 use crate::domain::purge::Purges;
 use crate::domain::records::Records;
-use crate::layers::{AdmissionLayer, TelemetryLayer};
+use crate::layers::{AdmissionLayer, MAX_METADATA_BYTES, MetadataLimitLayer, TelemetryLayer};
 use crate::proto::crm::v1::audit_service_server::AuditServiceServer;
 use crate::proto::crm::v1::customer_event_service_server::CustomerEventServiceServer;
 use crate::proto::crm::v1::customer_service_server::CustomerServiceServer;
@@ -40,6 +40,12 @@ use crate::store::{Store, StoreConfig, secrets};
 /// Requests larger than this are refused by tonic's framing (`OUT_OF_RANGE`); no call of this API
 /// needs more.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// The header list HTTP/2 accepts (`SETTINGS_MAX_HEADER_LIST_SIZE`; hyper's default is 16 KiB).
+/// Far above the service's own limit (`layers::MAX_METADATA_BYTES`), so that a call between the
+/// two reaches the metadata layer and gets a gRPC status instead of HTTP 431 or a GOAWAY; no more
+/// than a message may hold, since h2 keeps a header list whole in memory. Above it h2 still
+/// refuses the call itself (README: "Limits and what a client sees").
+pub const TRANSPORT_MAX_HEADER_LIST_BYTES: u32 = 1024 * 1024;
 /// The named services readiness probes ask about.
 pub const SERVICE_NAMES: [&str; 5] = [
     "crm.v1.CustomerService",
@@ -371,6 +377,7 @@ impl Application {
 
         let limits = &self.limits;
         let mut builder = Server::builder()
+            .http2_max_header_list_size(TRANSPORT_MAX_HEADER_LIST_BYTES)
             .max_concurrent_streams(limits.http2_max_concurrent_streams)
             .http2_keepalive_interval(limits.http2_keepalive_interval)
             .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
@@ -400,6 +407,7 @@ impl Application {
         });
         let server = builder
             .layer(TelemetryLayer::new())
+            .layer(MetadataLimitLayer::new(MAX_METADATA_BYTES))
             .layer(AdmissionLayer::new(
                 limits.max_concurrent_calls,
                 limits.max_call_duration,

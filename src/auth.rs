@@ -192,11 +192,20 @@ impl Authenticator {
         Ok(caller)
     }
 
-    /// Checks the signature and every claim.
+    /// Checks the header, the signature and every claim.
     fn verify_fully(&self, token: &str) -> Result<Verified, Error> {
         let Verifier {
             key, validation, ..
         } = &*self.inner;
+        // Before the signature: a refused token is never remembered (`verify` only remembers
+        // what this function accepts), so a token with `crit` is refused on every use.
+        if has_critical_header(token) {
+            return Err(unauthenticated(
+                "INVALID_TOKEN",
+                "the token's header lists critical extensions (crit), and this server \
+                 understands none: issue the token without crit",
+            ));
+        }
         let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             let why = match e.kind() {
@@ -280,6 +289,25 @@ impl Authenticator {
         request.extensions_mut().insert(caller);
         Ok(request)
     }
+}
+
+/// Whether the token's JOSE header has a `crit` member, whatever its value. RFC 7515 §4.1.11: a
+/// recipient that does not understand every extension `crit` lists must refuse the token, and
+/// this server understands none. `jsonwebtoken` parses `crit` but does not act on it, and reads
+/// `"crit": null` as absent, so the header is read here as plain JSON. A header that does not
+/// decode is left to `jsonwebtoken`, which refuses it as malformed.
+fn has_critical_header(token: &str) -> bool {
+    use base64::Engine as _;
+    let Some((header, _)) = token.split_once('.') else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|json| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json).ok()
+        })
+        .is_some_and(|members| members.contains_key("crit"))
 }
 
 /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
@@ -521,6 +549,44 @@ mod tests {
         // A token from another key is refused even after a good one was remembered.
         let other = mint(b"another-secret-0123456789abcdef!", &request(&["admin"])).unwrap();
         assert!(auth.verify(&other).is_err());
+    }
+
+    /// A token signed with `SECRET` whose header is exactly `header`.
+    fn with_header(header: &str) -> String {
+        use base64::Engine as _;
+        use hmac::{Hmac, Mac};
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = serde_json::json!({"sub": "alice", "tenant": "acme", "roles": ["admin"],
+            "exp": jsonwebtoken::get_current_timestamp() + 60});
+        let input = format!("{}.{}", b64.encode(header), b64.encode(claims.to_string()));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
+        mac.update(input.as_bytes());
+        format!("{input}.{}", b64.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_token_with_crit_is_refused_and_never_remembered() {
+        let auth = authenticator(None, None);
+        let plain = with_header(r#"{"alg":"HS256","typ":"JWT"}"#);
+        assert!(
+            auth.verify(&plain).is_ok(),
+            "the hand-made token is well signed"
+        );
+        for header in [
+            r#"{"alg":"HS256","crit":["x-unknown"],"x-unknown":1}"#,
+            r#"{"alg":"HS256","crit":[]}"#,
+            r#"{"alg":"HS256","crit":null}"#,
+        ] {
+            let token = with_header(header);
+            for _ in 0..2 {
+                let Err(Error::Unauthenticated(problem)) = auth.verify(&token) else {
+                    panic!("{header} accepted");
+                };
+                assert!(problem.message.contains("crit"), "{}", problem.message);
+            }
+            let remembered = auth.inner.verified.entries.lock().unwrap();
+            assert!(!remembered.contains_key(&digest(&token)), "{header}");
+        }
     }
 
     #[test]

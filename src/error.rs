@@ -19,6 +19,49 @@ const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What one error answer may carry. A status leaves in the response's trailers (grpc-message
+/// percent-encoded, grpc-status-details-bin in base64), and clients refuse trailers that are too
+/// large: tonic's client past 16 KiB, grpc-core past its 8 KiB soft and 16 KiB hard limits,
+/// reporting RESOURCE_EXHAUSTED in place of the real error. An error can echo its input (the paths
+/// of an update mask: 1,000 unknown ones came back as 122 KB of trailers, a 1 MiB request as 7 MB),
+/// so the mapping caps everything it sends: at most [`MAX_VIOLATIONS`] field or precondition
+/// violations (the message counts the rest), and each text cut at a character boundary, "…"
+/// included, to the byte lengths below. With every cap reached and every character outside ASCII
+/// (three bytes once percent-encoded), the largest answer is 5,497 bytes of trailers, counted as
+/// HTTP/2 counts a header list (a unit test builds it and keeps it under 6 KiB).
+pub const MAX_VIOLATIONS: usize = 10;
+/// Bytes of the message (grpc-message, and `google.rpc.Status.message` in the details).
+pub const MESSAGE_MAX_BYTES: usize = 256;
+/// Bytes of a violation's description.
+pub const DESCRIPTION_MAX_BYTES: usize = 128;
+/// Bytes of a field path, a precondition's type or subject, and an ErrorInfo reason or key.
+pub const NAME_MAX_BYTES: usize = 64;
+/// Bytes of an ErrorInfo metadata value.
+pub const METADATA_VALUE_MAX_BYTES: usize = 96;
+/// ErrorInfo metadata entries (errors carry at most four today).
+pub const MAX_METADATA_ENTRIES: usize = 8;
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in "…" when cut.
+pub fn truncate(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    const ELLIPSIS: &str = "…";
+    let mut end = max.saturating_sub(ELLIPSIS.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(ELLIPSIS);
+    text
+}
+
+/// A piece of the request quoted in a description (an unknown update_mask path), short enough
+/// that the description around it survives [`DESCRIPTION_MAX_BYTES`].
+pub fn echo(input: &str) -> String {
+    truncate(input.to_owned(), 48)
+}
+
 /// One field of the request that breaks the contract (becomes a `BadRequest.FieldViolation`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -125,21 +168,18 @@ impl Error {
     }
 
     pub fn invalid_fields(violations: Vec<FieldViolation>) -> Self {
+        // Each field once, in order: a thousand bad paths of one update_mask are one field.
+        let mut fields: Vec<&str> = Vec::new();
+        for v in &violations {
+            if !fields.contains(&v.field.as_str()) {
+                fields.push(&v.field);
+            }
+        }
         let message = match violations.as_slice() {
             [only] => format!("invalid {}: {}", only.field, only.description),
-            many => format!(
-                "invalid fields: {}",
-                many.iter()
-                    .map(|v| v.field.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            _ => format!("invalid fields: {}", fields.join(", ")),
         };
-        let fields = violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        let fields = fields.join(",");
         let problem = Problem::new("INVALID_FIELD", message).with("fields", fields);
         Self::InvalidArgument {
             problem,
@@ -290,22 +330,135 @@ impl From<Error> for Status {
                 (Code::Internal, problem, Vec::new(), Vec::new())
             }
         };
+        // Everything below is capped (see MAX_VIOLATIONS): the answer must reach the client.
+        let omitted = violations.len().saturating_sub(MAX_VIOLATIONS)
+            + preconditions.len().saturating_sub(MAX_VIOLATIONS);
+        let message = if omitted == 0 {
+            truncate(problem.message, MESSAGE_MAX_BYTES)
+        } else {
+            let more = format!(" (and {omitted} more)");
+            truncate(problem.message, MESSAGE_MAX_BYTES - more.len()) + &more
+        };
+        let name = |text: &str| truncate(text.to_owned(), NAME_MAX_BYTES);
         let metadata: HashMap<String, String> = problem
             .metadata
             .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
+            .take(MAX_METADATA_ENTRIES)
+            .map(|(k, v)| (name(k), truncate(v, METADATA_VALUE_MAX_BYTES)))
             .collect();
         let mut details = ErrorDetails::new();
-        details.set_error_info(problem.reason, ERROR_DOMAIN, metadata);
+        details.set_error_info(name(problem.reason), ERROR_DOMAIN, metadata);
         if matches!(code, Code::ResourceExhausted | Code::Unavailable) {
             details.set_retry_info(Some(RETRY_AFTER));
         }
-        for v in violations {
-            details.add_bad_request_violation(v.field, v.description);
+        for v in violations.into_iter().take(MAX_VIOLATIONS) {
+            details.add_bad_request_violation(
+                truncate(v.field, NAME_MAX_BYTES),
+                truncate(v.description, DESCRIPTION_MAX_BYTES),
+            );
         }
-        for v in preconditions {
-            details.add_precondition_failure_violation(v.kind, v.subject, v.description);
+        for v in preconditions.into_iter().take(MAX_VIOLATIONS) {
+            details.add_precondition_failure_violation(
+                name(v.kind),
+                truncate(v.subject, NAME_MAX_BYTES),
+                truncate(v.description, DESCRIPTION_MAX_BYTES),
+            );
         }
-        Status::with_error_details(code, problem.message, details)
+        Status::with_error_details(code, message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The header list a status leaves in, as HTTP/2 counts it (name + value + 32 per field).
+    fn trailer_bytes(status: Status) -> usize {
+        let response = status.into_http::<()>();
+        response
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum()
+    }
+
+    /// Four-byte characters: percent-encoding makes each of their bytes three.
+    fn huge() -> String {
+        "𝄞".repeat(1_000)
+    }
+
+    #[test]
+    fn truncation_cuts_at_a_character_boundary_and_says_so() {
+        assert_eq!(truncate("short".into(), 10), "short");
+        assert_eq!(truncate("exactly ten".into(), 11), "exactly ten");
+        for (text, max) in [
+            ("é".repeat(200), 128),
+            ("𝄞".repeat(50), 64),
+            ("abc".repeat(50), 20),
+        ] {
+            let cut = truncate(text.clone(), max);
+            assert!(cut.len() <= max, "{} > {max}", cut.len());
+            assert!(cut.ends_with('…'));
+            assert!(text.starts_with(cut.trim_end_matches('…')));
+        }
+        assert_eq!(echo(&"x".repeat(1000)).len(), 48);
+    }
+
+    #[test]
+    fn the_largest_possible_answers_stay_under_6_kib_of_trailers() {
+        let keys = [
+            "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11",
+        ];
+        let mut problem = Problem::new("INVALID_FIELD", huge());
+        for key in keys {
+            problem = problem.with(key, huge());
+        }
+        let invalid = Error::InvalidArgument {
+            problem: problem.clone(),
+            violations: (0..1_000)
+                .map(|_| FieldViolation {
+                    field: huge(),
+                    description: huge(),
+                })
+                .collect(),
+        };
+        let failed = Error::FailedPrecondition {
+            problem: problem.clone(),
+            violations: (0..1_000)
+                .map(|_| PreconditionViolation {
+                    kind: "CUSTOMER_HAS_BLOCKERS",
+                    subject: huge(),
+                    description: huge(),
+                })
+                .collect(),
+        };
+        for error in [invalid, failed, Error::ResourceExhausted(problem)] {
+            let bytes = trailer_bytes(Status::from(error));
+            assert!(bytes < 6 * 1024, "{bytes} bytes");
+        }
+    }
+
+    #[test]
+    fn a_capped_answer_names_the_first_violations_and_counts_the_rest() {
+        let violations = (0..1000)
+            .map(|i| FieldViolation {
+                field: "update_mask".into(),
+                description: format!("{} is not a field of Customer", echo(&format!("p{i}"))),
+            })
+            .collect();
+        let status = Status::from(Error::invalid_fields(violations));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "invalid fields: update_mask (and 990 more)"
+        );
+        let details = status.get_error_details();
+        let listed = &details.bad_request().unwrap().field_violations;
+        assert_eq!(listed.len(), MAX_VIOLATIONS);
+        assert_eq!(listed[0].description, "p0 is not a field of Customer");
+        assert_eq!(
+            details.error_info().unwrap().metadata["fields"],
+            "update_mask"
+        );
     }
 }

@@ -3,12 +3,16 @@
 //! 1. [`TelemetryLayer`]: a span that continues the caller's W3C trace, and the
 //!    `rpc.server.call.duration` measurement with the final status (read from the trailers for
 //!    calls that stream or succeed).
-//! 2. [`AdmissionLayer`]: a process-wide cap on calls in flight that sheds the excess at once with
+//! 2. [`MetadataLimitLayer`]: a call whose metadata is over [`MAX_METADATA_BYTES`] gets
+//!    `INVALID_ARGUMENT` (`METADATA_TOO_LARGE`) before anything reads its metadata (its token
+//!    included).
+//! 3. [`AdmissionLayer`]: a process-wide cap on calls in flight that sheds the excess at once with
 //!    `RESOURCE_EXHAUSTED` (never a queue that ends at the deadline), and a cap on call deadlines
 //!    that ends an over-long call with `DEADLINE_EXCEEDED`.
 //!
-//! Health checks and reflection pass both untouched: a probe must get an answer from a saturated
-//! server, and the answer is about the server, not about a call.
+//! Health checks and reflection pass telemetry and admission untouched: a probe must get an answer
+//! from a saturated server, and the answer is about the server, not about a call. They are held to
+//! the metadata limit like every call: no probe sends 16 KiB of headers.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,6 +38,133 @@ use crate::telemetry;
 /// Paths that are about the server itself: never shed, never traced.
 fn is_infrastructure(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata limit
+
+/// The largest header list a call may carry, in bytes as HTTP/2 counts it ([`header_list_size`]).
+///
+/// HTTP/2 refuses a header list over `SETTINGS_MAX_HEADER_LIST_SIZE` before any service sees the
+/// call, and in ways gRPC clients misreport: h2 answers HTTP 431 (tonic's client reports
+/// `UNKNOWN`) or ends the whole connection with GOAWAY (`RESOURCE_EXHAUSTED`, `UNAVAILABLE` or
+/// `INTERNAL` depending on why, all of which invite retries of a call that can never succeed).
+/// So the transport is given a far larger limit (`app::TRANSPORT_MAX_HEADER_LIST_BYTES`) and this
+/// one is enforced here, with a gRPC status. 16 KiB is what hyper's HTTP/2 server accepted before,
+/// so no call that was served is refused now, and it is the hard limit of grpc-core clients' own
+/// metadata.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// HTTP/2's overhead per header field (RFC 7541 §4.1).
+const FIELD_OVERHEAD: usize = 32;
+
+/// The request's header list in bytes, as HTTP/2 counts it against `SETTINGS_MAX_HEADER_LIST_SIZE`
+/// and as h2 measures it: name + value + 32 for each field, the pseudo-headers included
+/// (`:method`, `:scheme`, `:authority`, `:path`, each present one; h2 rebuilds the request's URI
+/// from them). Returns the size and the name of the largest field.
+pub fn header_list_size<B>(request: &Request<B>) -> (usize, String) {
+    let uri = request.uri();
+    let pseudo = [
+        (":method", Some(request.method().as_str())),
+        (":scheme", uri.scheme_str()),
+        (":authority", uri.authority().map(|a| a.as_str())),
+        (":path", uri.path_and_query().map(|p| p.as_str())),
+    ];
+    let fields = pseudo
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v.len())))
+        .chain(
+            request
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.len())),
+        );
+    let (mut total, mut largest) = (0, (0, ""));
+    for (name, value_len) in fields {
+        let size = name.len() + value_len + FIELD_OVERHEAD;
+        total += size;
+        if size > largest.0 {
+            largest = (size, name);
+        }
+    }
+    (total, largest.1.to_owned())
+}
+
+/// Refuses calls whose metadata is over a limit, with a gRPC status.
+#[derive(Clone)]
+pub struct MetadataLimitLayer {
+    limit: usize,
+}
+
+impl MetadataLimitLayer {
+    pub fn new(limit: usize) -> Self {
+        Self { limit }
+    }
+}
+
+impl<S> Layer<S> for MetadataLimitLayer {
+    type Service = MetadataLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetadataLimit {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetadataLimit<S> {
+    inner: S,
+    limit: usize,
+}
+
+impl<S, B> Service<Request<B>> for MetadataLimit<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (size, largest) = header_list_size(&request);
+        if size <= self.limit {
+            return Box::pin(self.inner.call(request));
+        }
+        tracing::info!(
+            metadata_bytes = size,
+            limit = self.limit,
+            largest_header = %crate::error::echo(&largest),
+            "call refused: its metadata is over the limit"
+        );
+        // INVALID_ARGUMENT, not RESOURCE_EXHAUSTED: the same call can never succeed, and clients
+        // and retry policies read RESOURCE_EXHAUSTED as overload worth retrying (the mapping
+        // would add RetryInfo to it).
+        let status = tonic::Status::from(Error::InvalidArgument {
+            problem: Problem::new(
+                "METADATA_TOO_LARGE",
+                format!(
+                    "the call's metadata is {size} bytes, over the limit of {} bytes (each header \
+                     counted as name + value + 32 bytes); the largest header is {}: send a \
+                     smaller token or fewer headers",
+                    self.limit,
+                    crate::error::echo(&largest),
+                ),
+            )
+            .with("limitBytes", self.limit)
+            .with("metadataBytes", size)
+            .with("largestHeader", largest),
+            violations: Vec::new(),
+        });
+        Box::pin(async move { Ok(status.into_http()) })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,5 +472,37 @@ impl http_body::Body for ObservedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_list_is_counted_as_http2_counts_it() {
+        let request = Request::builder()
+            .method("POST")
+            .uri("http://127.0.0.1:50051/crm.v1.CustomerService/GetCustomer")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", "Bearer abc")
+            .header("x-many", "1")
+            .header("x-many", "22")
+            .body(())
+            .unwrap();
+        let fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":authority", "127.0.0.1:50051"),
+            (":path", "/crm.v1.CustomerService/GetCustomer"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("authorization", "Bearer abc"),
+            ("x-many", "1"),
+            ("x-many", "22"),
+        ];
+        let expected: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+        assert_eq!(header_list_size(&request), (expected, ":path".to_owned()));
     }
 }

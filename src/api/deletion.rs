@@ -60,6 +60,7 @@ pub fn preview_to_proto(p: DeletionPreview) -> pb::DeletionPreview {
                 currency: w.currency,
                 open_amount_minor: w.open_amount_minor,
                 open_deals: w.open_deals,
+                open_amount_saturated: w.open_amount_saturated,
             })
             .collect(),
         approval_required: p.approval_required,

@@ -116,7 +116,10 @@ impl CustomerField {
             p if OUTPUT_ONLY.contains(&p) => {
                 return Err(format!("{p} is output only and cannot be updated"));
             }
-            p => return Err(format!("{p} is not a field of Customer")),
+            p => {
+                let p = crate::error::echo(p);
+                return Err(format!("{p} is not a field of Customer"));
+            }
         })
     }
 }

@@ -66,8 +66,27 @@ pub struct Blocker {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineWarning {
     pub currency: String,
+    /// The open deals' total, or `i64::MAX` when the total is larger (`open_amount_saturated`).
     pub open_amount_minor: i64,
     pub open_deals: i64,
+    /// The total did not fit in `i64`. Absent from previews stored before it existed, which could
+    /// not have been saturated: their sum failed instead.
+    #[serde(default)]
+    pub open_amount_saturated: bool,
+}
+
+impl PipelineWarning {
+    /// The warning for an exact total: a total that does not fit the contract's int64 is given as
+    /// the nearest int64 and flagged, rather than failing the preview or wrapping around.
+    pub fn from_total(currency: String, total: i128, open_deals: i64) -> Self {
+        let clamped = total.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+        Self {
+            currency,
+            open_amount_minor: clamped as i64,
+            open_deals,
+            open_amount_saturated: clamped != total,
+        }
+    }
 }
 
 /// The dry run of a deletion. Holds ids and counts only, never personal data: it is stored with
@@ -138,13 +157,45 @@ impl DeletionRequest {
         self.version.to_string()
     }
 
-    /// The state as a reader should see it: an open request past its expire_time has lapsed even
-    /// if no write has recorded it yet.
-    pub fn effective_state(&self, now: DateTime<Utc>) -> RequestState {
-        if self.state.is_open() && self.expire_time <= now {
+    /// The state as a reader sees it, given the customer's current graph version (`None`: no such
+    /// customer). An open request has lapsed, even before any write records it, once its
+    /// expire_time has passed (EXPIRED) or once the graph is no longer the one its preview saw
+    /// (STALE). Expiry is judged first: a request past its expire_time is EXPIRED whatever
+    /// happened to the graph. Every transition records exactly this state before anything else
+    /// ([`Deletions::refuse_lapsed`]), and ListDeletionRequests' state filter is this rule in SQL
+    /// (`store::deletion::list_requests`), so what a reader saw is what the next write records.
+    pub fn effective_state(
+        &self,
+        now: DateTime<Utc>,
+        customer_version: Option<i64>,
+    ) -> RequestState {
+        if !self.state.is_open() {
+            self.state
+        } else if self.expire_time <= now {
             RequestState::Expired
+        } else if customer_version != Some(self.preview.version) {
+            RequestState::Stale
         } else {
             self.state
+        }
+    }
+}
+
+/// A request as stored, and its customer's graph version as read in the same statement: what
+/// its state is judged against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    pub request: DeletionRequest,
+    pub customer_version: Option<i64>,
+}
+
+impl StoredRequest {
+    /// The request with the state a reader sees at `now` ([`DeletionRequest::effective_state`]).
+    pub fn as_seen(self, now: DateTime<Utc>) -> DeletionRequest {
+        let state = self.request.effective_state(now, self.customer_version);
+        DeletionRequest {
+            state,
+            ..self.request
         }
     }
 }
@@ -168,7 +219,7 @@ pub fn build_preview(
     customer: &Customer,
     counts: &[store::deletion::StateCount],
     samples: impl Fn(RecordKind, Option<&str>) -> Vec<Uuid>,
-    pipeline: Vec<(String, i64, i64)>,
+    pipeline: Vec<store::deletion::OpenPipeline>,
 ) -> DeletionPreview {
     let mut impacts = Vec::new();
     let mut blockers = Vec::new();
@@ -214,13 +265,7 @@ pub fn build_preview(
     }
     let warnings = pipeline
         .into_iter()
-        .map(
-            |(currency, open_amount_minor, open_deals)| PipelineWarning {
-                currency,
-                open_amount_minor,
-                open_deals,
-            },
-        )
+        .map(|p| PipelineWarning::from_total(p.currency, p.amount_minor, p.deals))
         .collect();
     DeletionPreview {
         customer_id: customer.id,
@@ -450,6 +495,37 @@ impl Deletions {
         Ok(())
     }
 
+    /// Fails a transition on a request that has lapsed as readers see it (EXPIRED, or STALE when
+    /// the customer's graph moved on), after recording the lapse and committing it; otherwise
+    /// hands the transaction back. `wanted` names the states the transition needs, for the
+    /// message. Called before any other check of the request's state, so that a request readers
+    /// saw lapse never turns APPROVED, REJECTED, CANCELLED or EXECUTED afterwards.
+    async fn refuse_lapsed(
+        &self,
+        tx: WriteTx,
+        caller: &Caller,
+        request: &DeletionRequest,
+        customer: Option<&Customer>,
+        wanted: &str,
+    ) -> Result<WriteTx> {
+        let seen = request.effective_state(self.clock.now(), customer.map(|c| c.version));
+        if seen == request.state {
+            return Ok(tx);
+        }
+        self.lapse(tx, caller, request.clone(), seen).await?;
+        Err(match seen {
+            RequestState::Expired => not_in_state(
+                &DeletionRequest {
+                    state: RequestState::Expired,
+                    ..request.clone()
+                },
+                "DELETION_REQUEST_EXPIRED",
+                wanted,
+            ),
+            _ => stale(request.id, request.customer_id),
+        })
+    }
+
     /// Records a lapse and commits it, even though the call itself then fails.
     async fn lapse(
         &self,
@@ -489,10 +565,12 @@ impl Deletions {
             }
             let now = self.clock.now();
             let customer = self.lock_live_customer(&tx, &caller.tenant, customer_id).await?;
-            // Requests that lapsed unrecorded would hold the one-open-request slot.
+            // Requests that lapsed unrecorded (EXPIRED or STALE to a reader) would hold the
+            // one-open-request slot.
             for open in store::deletion::open_requests(tx.conn(), &caller.tenant, customer_id).await? {
-                if open.expire_time <= now {
-                    self.record_lapse(&tx, caller, open, RequestState::Expired, now).await?;
+                let seen = open.effective_state(now, Some(customer.version));
+                if seen != open.state {
+                    self.record_lapse(&tx, caller, open, seen, now).await?;
                 }
             }
             if preview_version != Some(customer.version) {
@@ -561,11 +639,10 @@ enum Decision {
 impl Deletions {
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<DeletionRequest> {
         caller.require(Action::Read)?;
-        let mut request = store::deletion::find_request(self.store.conn(), &caller.tenant, id)
+        let read = store::deletion::find_request_as_read(self.store.conn(), &caller.tenant, id)
             .await?
             .ok_or_else(|| Error::not_found("deletion_request", id))?;
-        request.state = request.effective_state(self.clock.now());
-        Ok(request)
+        Ok(read.as_seen(self.clock.now()))
     }
 
     pub async fn list(
@@ -594,7 +671,7 @@ impl Deletions {
                 now.timestamp(),
             )?)
         };
-        let mut items = store::deletion::list_requests(
+        let mut read = store::deletion::list_requests(
             self.store.conn(),
             &caller.tenant,
             state,
@@ -604,18 +681,20 @@ impl Deletions {
             now,
         )
         .await?;
-        let next_page_token = if items.len() as u64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|last| {
-                self.page_key
-                    .seal(&caller.tenant, fingerprint, last.id, now.timestamp())
+        let next_page_token = if read.len() as u64 > limit {
+            read.truncate(limit as usize);
+            read.last().map(|last| {
+                self.page_key.seal(
+                    &caller.tenant,
+                    fingerprint,
+                    last.request.id,
+                    now.timestamp(),
+                )
             })
         } else {
             None
         };
-        for item in &mut items {
-            item.state = item.effective_state(now);
-        }
+        let items = read.into_iter().map(|r| r.as_seen(now)).collect();
         Ok(Page {
             items,
             next_page_token,
@@ -697,26 +776,13 @@ impl Deletions {
                     .with("deletionRequestId", id),
                 ));
             }
+            // A lapsed request is neither approved nor rejected: the graph a supervisor would
+            // decide on is not the previewed one, or the time to decide has passed.
+            let tx = self.refuse_lapsed(tx, caller, &request, customer.as_ref(), "PENDING").await?;
             if request.state != RequestState::Pending {
                 return Err(not_in_state(&request, "DELETION_REQUEST_NOT_PENDING", "PENDING"));
             }
             let now = self.clock.now();
-            if request.expire_time <= now {
-                self.lapse(tx, caller, request.clone(), RequestState::Expired).await?;
-                return Err(not_in_state(
-                    &DeletionRequest { state: RequestState::Expired, ..request },
-                    "DELETION_REQUEST_EXPIRED",
-                    "PENDING",
-                ));
-            }
-            let graph_unchanged = customer
-                .as_ref()
-                .is_some_and(|c| !c.is_deleted() && c.version == request.preview.version);
-            if decision == Decision::Approve && !graph_unchanged {
-                let (request_id, customer_id) = (request.id, request.customer_id);
-                self.lapse(tx, caller, request, RequestState::Stale).await?;
-                return Err(stale(request_id, customer_id));
-            }
             let expected = request.version;
             let next = DeletionRequest {
                 state: if decision == Decision::Approve { RequestState::Approved } else { RequestState::Rejected },
@@ -773,8 +839,19 @@ impl Deletions {
             {
                 return Ok(first);
             }
-            let (_, request) = self.lock_request(&tx, caller, id).await?;
+            let (customer, request) = self.lock_request(&tx, caller, id).await?;
             self.require_actor(caller, &request)?;
+            // A lapsed request reads as EXPIRED or STALE, which are final: record the lapse,
+            // cancel nothing.
+            let tx = self
+                .refuse_lapsed(
+                    tx,
+                    caller,
+                    &request,
+                    customer.as_ref(),
+                    "PENDING or APPROVED",
+                )
+                .await?;
             if !request.state.is_open() {
                 return Err(not_in_state(
                     &request,
@@ -783,19 +860,6 @@ impl Deletions {
                 ));
             }
             let now = self.clock.now();
-            // A lapsed request reads as EXPIRED, which is final: record the lapse, cancel nothing.
-            if request.expire_time <= now {
-                self.lapse(tx, caller, request.clone(), RequestState::Expired)
-                    .await?;
-                return Err(not_in_state(
-                    &DeletionRequest {
-                        state: RequestState::Expired,
-                        ..request
-                    },
-                    "DELETION_REQUEST_EXPIRED",
-                    "PENDING or APPROVED",
-                ));
-            }
             let expected = request.version;
             let next = DeletionRequest {
                 state: RequestState::Cancelled,
@@ -862,22 +926,13 @@ impl Deletions {
             }
             self.require_actor(caller, &request)?;
             let customer = customer.ok_or_else(|| Error::not_found("customer", customer_id))?;
+            // Past here the request is live and its graph is the approved one: a deleted
+            // customer's version has moved on from any preview of it.
+            let tx = self.refuse_lapsed(tx, caller, &request, Some(&customer), "APPROVED").await?;
             if request.state != RequestState::Approved {
                 return Err(not_in_state(&request, "DELETION_NOT_APPROVED", "APPROVED"));
             }
             let now = self.clock.now();
-            if request.expire_time <= now {
-                self.lapse(tx, caller, request.clone(), RequestState::Expired).await?;
-                return Err(not_in_state(
-                    &DeletionRequest { state: RequestState::Expired, ..request },
-                    "DELETION_REQUEST_EXPIRED",
-                    "APPROVED",
-                ));
-            }
-            if customer.is_deleted() || customer.version != request.preview.version {
-                self.lapse(tx, caller, request, RequestState::Stale).await?;
-                return Err(stale(request_id, customer_id));
-            }
             if etag != customer.etag() {
                 return Err(super::etag_mismatch("customer", customer_id, &customer.etag()));
             }
@@ -1030,5 +1085,100 @@ impl Deletions {
             Ok(outcome)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_total_past_int64_is_clamped_and_flagged_and_an_exact_one_is_not() {
+        let max = i128::from(i64::MAX);
+        for (total, amount, saturated) in [
+            (0, 0, false),
+            (max - 1, i64::MAX - 1, false),
+            (max, i64::MAX, false),
+            (max + 1, i64::MAX, true),
+            (3 * max, i64::MAX, true),
+            (i128::from(i64::MIN) - 1, i64::MIN, true),
+        ] {
+            let w = PipelineWarning::from_total("EUR".into(), total, 2);
+            assert_eq!(
+                (w.open_amount_minor, w.open_amount_saturated),
+                (amount, saturated),
+                "{total}"
+            );
+        }
+    }
+
+    fn request(
+        state: RequestState,
+        preview_version: i64,
+        expire_time: DateTime<Utc>,
+    ) -> DeletionRequest {
+        let customer_id = Uuid::now_v7();
+        DeletionRequest {
+            id: Uuid::now_v7(),
+            customer_id,
+            requester_id: "rep-1".into(),
+            reason: "duplicate".into(),
+            preview: DeletionPreview {
+                customer_id,
+                version: preview_version,
+                impacts: Vec::new(),
+                blockers: Vec::new(),
+                warnings: Vec::new(),
+                approval_required: true,
+                cascade_count: 0,
+                keep_count: 0,
+            },
+            state,
+            decided_by: String::new(),
+            decision_comment: String::new(),
+            decide_time: None,
+            expire_time,
+            create_time: expire_time,
+            update_time: expire_time,
+            execute_time: None,
+            deletion_id: None,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn an_open_request_reads_expired_first_then_stale_and_a_closed_one_as_stored() {
+        use RequestState::*;
+        let now = Utc::now();
+        let (live, lapsed) = (now + chrono::Duration::hours(1), now);
+        for (state, expire, version, seen) in [
+            (Pending, live, Some(3), Pending),
+            (Approved, live, Some(3), Approved),
+            (Pending, live, Some(4), Stale),
+            (Approved, live, Some(4), Stale),
+            (Approved, live, None, Stale),
+            (Pending, lapsed, Some(3), Expired),
+            (Approved, lapsed, Some(4), Expired),
+            (Rejected, lapsed, Some(4), Rejected),
+            (Cancelled, live, Some(4), Cancelled),
+            (Executed, live, Some(4), Executed),
+            (Stale, lapsed, Some(3), Stale),
+            (Expired, live, Some(3), Expired),
+        ] {
+            let r = request(state, 3, expire);
+            assert_eq!(
+                r.effective_state(now, version),
+                seen,
+                "{state:?} {version:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_warning_stored_before_the_saturation_flag_reads_as_not_saturated() {
+        let stored = r#"{"currency":"EUR","open_amount_minor":125000,"open_deals":1}"#;
+        let w: PipelineWarning = serde_json::from_str(stored).unwrap();
+        assert!(!w.open_amount_saturated);
+        assert_eq!(w.open_amount_minor, 125_000);
     }
 }

@@ -81,6 +81,9 @@ impl Exports {
                     }
                 }
             }
+            // Each request with the state a reader sees (lapsed ones as EXPIRED or STALE), as
+            // GetDeletionRequest would give it.
+            let now = super::Clock.now();
             let mut before = None;
             loop {
                 match store::deletion::list_requests(
@@ -90,14 +93,15 @@ impl Exports {
                     Some(id),
                     before,
                     CHUNK,
-                    chrono::Utc::now(),
+                    now,
                 )
                 .await
                 {
                     Ok(requests) if requests.is_empty() => break,
-                    Ok(requests) => {
-                        let full = requests.len() as u64 == CHUNK;
-                        before = requests.last().map(|r| r.id);
+                    Ok(read) => {
+                        let full = read.len() as u64 == CHUNK;
+                        before = read.last().map(|r| r.request.id);
+                        let requests = read.into_iter().map(|r| r.as_seen(now)).collect();
                         if send(Ok(ExportChunk::DeletionRequests(requests)))
                             .await
                             .is_err()

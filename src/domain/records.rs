@@ -381,6 +381,7 @@ pub fn parse_mask(kind: RecordKind, paths: &[String]) -> Result<Vec<String>> {
         } else if path == "customer_id" {
             "customer_id cannot be changed: a record stays with its customer".to_owned()
         } else {
+            let path = crate::error::echo(path);
             format!("{path} is not an updatable field of {}", kind.name())
         };
         v.add("update_mask", why);

@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entity::{self, deletion_request};
-use crate::domain::deletion::{DeletionPreview, DeletionRequest, RequestState};
+use crate::domain::deletion::{DeletionPreview, DeletionRequest, RequestState, StoredRequest};
 use crate::domain::policy;
 use crate::domain::records::RecordKind;
 use crate::error::{Error, Problem, Result};
@@ -142,17 +142,43 @@ pub async fn sample_ids(
     Ok(per_table!(kind, all, by_state))
 }
 
-/// Open pipeline value per currency: (currency, sum of amounts, number of open deals).
+/// The open deals of one currency: how many, and their exact total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPipeline {
+    pub currency: String,
+    /// The exact sum: deals of up to `i64::MAX` each can add up past `i64` (two of them do).
+    pub amount_minor: i128,
+    pub deals: i64,
+}
+
+/// Open pipeline value per currency, summed without overflow.
+///
+/// `SUM(amount_minor)` fails as soon as the total leaves `BIGINT` (SQLite "integer overflow",
+/// PostgreSQL "bigint out of range"), so two open deals of the largest amount would make the
+/// preview, and the submit that stores one, fail. Each amount is split into its high and low
+/// 32-bit halves (`amount = high * 2^32 + low`, an arithmetic shift, so negative amounts split
+/// exactly too), each half is summed in SQL — a half's sum stays inside `BIGINT` for up to 2^31
+/// deals — and the halves are recombined in `i128` here. The halves are expressions over the
+/// indexed column, so the sum is still read from the covering partial index
+/// `ix_deal_open_pipeline` alone (checked with EXPLAIN on both databases). Rejected: summing as
+/// `NUMERIC` on PostgreSQL and with `TOTAL()` on SQLite, which is a float there and rounds.
 pub async fn open_pipeline(
     conn: &impl ConnectionTrait,
     tenant: &str,
     customer_id: Uuid,
-) -> Result<Vec<(String, i64, i64)>> {
+) -> Result<Vec<OpenPipeline>> {
     use entity::deal::{Column as C, Entity};
-    let rows: Vec<(String, Option<i64>, i64)> = Entity::find()
+    let rows: Vec<(String, Option<i64>, Option<i64>, i64)> = Entity::find()
         .select_only()
         .column(C::Currency)
-        .column_as(Expr::col(C::AmountMinor).sum().cast_as("BIGINT"), "total")
+        .column_as(
+            Expr::cust("CAST(SUM(amount_minor >> 32) AS BIGINT)"),
+            "high",
+        )
+        .column_as(
+            Expr::cust("CAST(SUM(amount_minor & 4294967295) AS BIGINT)"),
+            "low",
+        )
         // COUNT(*), not COUNT(id): id is not in the index, and the sum must come from it alone.
         .column_as(Expr::cust("COUNT(*)"), "n")
         .filter(C::TenantId.eq(tenant))
@@ -168,7 +194,11 @@ pub async fn open_pipeline(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(currency, total, n)| (currency, total.unwrap_or(0), n))
+        .map(|(currency, high, low, deals)| OpenPipeline {
+            currency,
+            amount_minor: (i128::from(high.unwrap_or(0)) << 32) + i128::from(low.unwrap_or(0)),
+            deals,
+        })
         .collect())
 }
 
@@ -463,6 +493,57 @@ pub async fn insert_request(
     Ok(())
 }
 
+/// The current graph version of the request row's customer: a correlated primary-key probe,
+/// scoped to the request's tenant.
+const CUSTOMER_VERSION: &str = "(SELECT c.version FROM customer c \
+     WHERE c.tenant_id = deletion_request.tenant_id AND c.id = deletion_request.customer_id)";
+
+/// Whether the request row's customer is still at the graph version its preview saw; false, not
+/// NULL, without a customer (as `effective_state` has it). A scalar subquery, which both
+/// databases run as a primary-key probe per candidate row: PostgreSQL turned the `NOT EXISTS`
+/// form of the STALE filter into a hashed subplan that read every customer of every tenant.
+const GRAPH_UNCHANGED: &str = "COALESCE((SELECT c.version FROM customer c \
+     WHERE c.tenant_id = deletion_request.tenant_id AND c.id = deletion_request.customer_id) \
+     = deletion_request.preview_version, FALSE)";
+
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct RequestRow {
+    #[sea_orm(nested)]
+    request: deletion_request::Model,
+    customer_version: Option<i64>,
+}
+
+fn into_stored(row: RequestRow) -> Result<StoredRequest> {
+    Ok(StoredRequest {
+        request: into_domain(row.request)?,
+        customer_version: row.customer_version,
+    })
+}
+
+/// Requests with their customer's current graph version, read in the same statement, so that
+/// the state they are judged to have is the one of one moment (a request that is executed while
+/// it is read must not pair its old state with the version its execution moved on).
+fn select_as_read() -> sea_orm::Select<deletion_request::Entity> {
+    deletion_request::Entity::find().column_as(Expr::cust(CUSTOMER_VERSION), "customer_version")
+}
+
+/// A request and its customer's current graph version, for a reader.
+pub async fn find_request_as_read(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<StoredRequest>> {
+    use deletion_request::Column as C;
+    select_as_read()
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::Id.eq(id))
+        .into_model::<RequestRow>()
+        .one(conn)
+        .await?
+        .map(into_stored)
+        .transpose()
+}
+
 pub async fn find_request(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -527,9 +608,13 @@ pub async fn open_requests(
     rows.into_iter().map(into_domain).collect()
 }
 
-/// A page of requests, newest first, before `before` (ids are UUIDv7). `state` filters by the
-/// state a reader sees at `now` (`DeletionRequest::effective_state`): an open request past its
-/// expire_time is EXPIRED, not PENDING or APPROVED, even before a write records the lapse.
+/// A page of requests, newest first, before `before` (ids are UUIDv7), each with its customer's
+/// current graph version. `state` filters by the state a reader sees at `now`
+/// (`DeletionRequest::effective_state`, in SQL): an open request past its expire_time is EXPIRED,
+/// and one whose customer's graph moved on since its preview is STALE, not PENDING or APPROVED,
+/// even before a write records the lapse. The page is still a walk of
+/// `ix_deletion_request_state` (or of the primary key) in id order; the graph test is a
+/// primary-key probe of `customer` per candidate row.
 pub async fn list_requests(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -538,19 +623,30 @@ pub async fn list_requests(
     before: Option<Uuid>,
     limit: u64,
     now: DateTime<Utc>,
-) -> Result<Vec<DeletionRequest>> {
+) -> Result<Vec<StoredRequest>> {
     use deletion_request::Column as C;
-    let mut select = deletion_request::Entity::find().filter(C::TenantId.eq(tenant));
+    const OPEN: [&str; 2] = ["PENDING", "APPROVED"];
+    let mut select = select_as_read().filter(C::TenantId.eq(tenant));
     if let Some(state) = state {
         select = match state {
             RequestState::Pending | RequestState::Approved => select
                 .filter(C::State.eq(state_str(state)))
-                .filter(C::ExpireTime.gt(now)),
+                .filter(C::ExpireTime.gt(now))
+                .filter(Expr::cust(GRAPH_UNCHANGED)),
+            // Expiry first: an open request past its expire_time is EXPIRED whatever its graph.
             RequestState::Expired => select.filter(
                 Condition::any().add(C::State.eq(state_str(state))).add(
                     Condition::all()
-                        .add(C::State.is_in(["PENDING", "APPROVED"]))
+                        .add(C::State.is_in(OPEN))
                         .add(C::ExpireTime.lte(now)),
+                ),
+            ),
+            RequestState::Stale => select.filter(
+                Condition::any().add(C::State.eq(state_str(state))).add(
+                    Condition::all()
+                        .add(C::State.is_in(OPEN))
+                        .add(C::ExpireTime.gt(now))
+                        .add(Expr::cust(GRAPH_UNCHANGED).not()),
                 ),
             ),
             _ => select.filter(C::State.eq(state_str(state))),
@@ -562,6 +658,11 @@ pub async fn list_requests(
     if let Some(before) = before {
         select = select.filter(C::Id.lt(before));
     }
-    let rows = select.order_by_desc(C::Id).limit(limit).all(conn).await?;
-    rows.into_iter().map(into_domain).collect()
+    let rows = select
+        .order_by_desc(C::Id)
+        .limit(limit)
+        .into_model::<RequestRow>()
+        .all(conn)
+        .await?;
+    rows.into_iter().map(into_stored).collect()
 }

@@ -439,3 +439,78 @@ mod sqlite {
         assert_lists_the_api(&names, "grpc.reflection.v1alpha.ServerReflection");
     }
 }
+
+/// RFC 7515 §4.1.11: a JOSE header's `crit` lists extensions the recipient must understand or
+/// refuse the token. This server understands none, so any `crit` is refused, signed or not, and
+/// however often the token is sent (a refused token is never remembered as verified).
+mod critical_header {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use crm_service::proto::crm::v1 as pb;
+    use hmac::{Hmac, Mac};
+    use serde_json::{Value, json};
+    use sha2::Sha256;
+    use tonic::Code;
+
+    use super::claims;
+    use crate::common::{SECRET, TestApp, assert_status};
+
+    crate::on_both_databases!(
+        a_token_whose_header_has_crit_is_unauthenticated_every_time,
+        the_same_token_built_by_hand_without_crit_is_accepted,
+    );
+
+    /// An HS256 token with exactly `header`, signed with the test secret.
+    fn hand_made(header: &Value) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims().to_string())
+        );
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(signing_input.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{signing_input}.{signature}")
+    }
+
+    async fn list(app: &TestApp, token: &str) -> Result<pb::ListCustomersResponse, tonic::Status> {
+        app.customers_with_header(Some(&format!("Bearer {token}")))
+            .list_customers(pb::ListCustomersRequest::default())
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    async fn a_token_whose_header_has_crit_is_unauthenticated_every_time(app: TestApp) {
+        for header in [
+            json!({"alg": "HS256", "typ": "JWT", "crit": ["x-unknown"], "x-unknown": true}),
+            json!({"alg": "HS256", "typ": "JWT", "crit": ["x-unknown"]}),
+            json!({"alg": "HS256", "crit": ["exp"]}),
+            json!({"alg": "HS256", "crit": []}),
+            json!({"alg": "HS256", "crit": null}),
+        ] {
+            let token = hand_made(&header);
+            for attempt in 1..=2 {
+                let status = assert_status(
+                    list(&app, &token).await,
+                    Code::Unauthenticated,
+                    "INVALID_TOKEN",
+                );
+                assert!(
+                    status.message().contains("crit"),
+                    "{header} (attempt {attempt}): {status:?}"
+                );
+            }
+        }
+    }
+
+    async fn the_same_token_built_by_hand_without_crit_is_accepted(app: TestApp) {
+        for header in [
+            json!({"alg": "HS256", "typ": "JWT"}),
+            json!({"alg": "HS256", "typ": "JWT", "x-unknown": true}),
+        ] {
+            list(&app, &hand_made(&header))
+                .await
+                .unwrap_or_else(|e| panic!("{header}: {e:?}"));
+        }
+    }
+}

@@ -69,14 +69,16 @@ class DeletionBlocker(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., relation: _Optional[str] = ..., count: _Optional[int] = ..., sample_ids: _Optional[_Iterable[str]] = ..., resolution: _Optional[str] = ...) -> None: ...
 
 class PipelineWarning(_message.Message):
-    __slots__ = ("currency", "open_amount_minor", "open_deals")
+    __slots__ = ("currency", "open_amount_minor", "open_deals", "open_amount_saturated")
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
     OPEN_AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
     OPEN_DEALS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_AMOUNT_SATURATED_FIELD_NUMBER: _ClassVar[int]
     currency: str
     open_amount_minor: int
     open_deals: int
-    def __init__(self, currency: _Optional[str] = ..., open_amount_minor: _Optional[int] = ..., open_deals: _Optional[int] = ...) -> None: ...
+    open_amount_saturated: bool
+    def __init__(self, currency: _Optional[str] = ..., open_amount_minor: _Optional[int] = ..., open_deals: _Optional[int] = ..., open_amount_saturated: _Optional[bool] = ...) -> None: ...
 
 class DeletionPreview(_message.Message):
     __slots__ = ("customer_id", "etag", "impacts", "blockers", "warnings", "approval_required", "cascade_count", "keep_count")

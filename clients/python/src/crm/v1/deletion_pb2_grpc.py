@@ -36,6 +36,10 @@ class DeletionApprovalServiceStub:
     (expire_time passes) PENDING / APPROVED ─▶ EXPIRED
     (the customer's graph etag changes) PENDING / APPROVED ─▶ STALE: preview again, submit anew
 
+    A request reads EXPIRED or STALE as soon as its expire_time passes or its customer's graph
+    changes (expiry first), on every read and in ListDeletionRequests' state filter; the next call
+    that acts on it records that state and fails (DELETION_REQUEST_EXPIRED, PREVIEW_STALE).
+
     At most one request per customer is open (PENDING or APPROVED) at a time; the database enforces
     it. Every transition is one conditional update: of N concurrent approvals exactly one wins.
     Roles: anyone may submit; supervisor or admin approve and reject, never their own request (the
@@ -90,6 +94,10 @@ class DeletionApprovalServiceServicer:
     └─ Cancel  ─▶ CANCELLED
     (expire_time passes) PENDING / APPROVED ─▶ EXPIRED
     (the customer's graph etag changes) PENDING / APPROVED ─▶ STALE: preview again, submit anew
+
+    A request reads EXPIRED or STALE as soon as its expire_time passes or its customer's graph
+    changes (expiry first), on every read and in ListDeletionRequests' state filter; the next call
+    that acts on it records that state and fails (DELETION_REQUEST_EXPIRED, PREVIEW_STALE).
 
     At most one request per customer is open (PENDING or APPROVED) at a time; the database enforces
     it. Every transition is one conditional update: of N concurrent approvals exactly one wins.
@@ -194,6 +202,10 @@ class DeletionApprovalService:
     └─ Cancel  ─▶ CANCELLED
     (expire_time passes) PENDING / APPROVED ─▶ EXPIRED
     (the customer's graph etag changes) PENDING / APPROVED ─▶ STALE: preview again, submit anew
+
+    A request reads EXPIRED or STALE as soon as its expire_time passes or its customer's graph
+    changes (expiry first), on every read and in ListDeletionRequests' state filter; the next call
+    that acts on it records that state and fails (DELETION_REQUEST_EXPIRED, PREVIEW_STALE).
 
     At most one request per customer is open (PENDING or APPROVED) at a time; the database enforces
     it. Every transition is one conditional update: of N concurrent approvals exactly one wins.
