@@ -1,8 +1,8 @@
 //! Graceful shutdown (RELIABILITY D7), through the real binary and a real SIGTERM: health goes
 //! NOT_SERVING at once, event streams end with UNAVAILABLE (resume elsewhere), calls keep being
 //! served for the shutdown delay, the call in flight finishes, new connections are refused, and
-//! the process exits 0 within delay + grace. Calls made throughout end OK or UNAVAILABLE, never
-//! INTERNAL.
+//! the process exits 0 within delay + grace. Calls made throughout end OK or UNAVAILABLE, or were
+//! refused by the closing connection before the service saw them; never a failure of the service.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,30 @@ use tonic_types::StatusExt;
 use crate::common::{Bearer, Db, figure};
 use crate::limits::{HeldLock, rename};
 use crate::process::{ServerProcess, fresh_database};
+
+/// A call the closing connection never handed to the service: the client opened its stream as the
+/// server's final GOAWAY was on its way (tonic reports h2's `GoAway(NO_ERROR)` as INTERNAL), or
+/// the connection closed before the request went out (hyper's `Canceled`, CANCELLED). Both are
+/// transport-level refusals a client can retry on another connection, like UNAVAILABLE; the
+/// server never saw the call. Seen here under load on the unchanged server too (3 runs in 15).
+fn never_sent_to_the_service(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>()
+            && hyper.is_canceled()
+        {
+            return true;
+        }
+        if let Some(h2) = error.downcast_ref::<h2::Error>()
+            && h2.is_go_away()
+            && h2.reason() == Some(h2::Reason::NO_ERROR)
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
 
 async fn readiness(channel: Channel) -> Result<i32, tonic::Status> {
     HealthClient::new(channel)
@@ -79,16 +103,17 @@ async fn sigterm_drains_in_flight_calls_and_refuses_new_ones() {
             let mut codes = std::collections::BTreeMap::<String, u32>::new();
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(4) {
-                let code = match client
+                let outcome = match client
                     .get_customer(pb::GetCustomerRequest {
                         customer_id: id.clone(),
                     })
                     .await
                 {
-                    Ok(_) => Code::Ok,
-                    Err(status) => status.code(),
+                    Ok(_) => "Ok".to_owned(),
+                    Err(status) if never_sent_to_the_service(&status) => "NeverSent".to_owned(),
+                    Err(status) => format!("{:?}", status.code()),
                 };
-                *codes.entry(format!("{code:?}")).or_default() += 1;
+                *codes.entry(outcome).or_default() += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             codes
@@ -163,7 +188,7 @@ async fn sigterm_drains_in_flight_calls_and_refuses_new_ones() {
     let codes = load.await.unwrap();
     for code in codes.keys() {
         assert!(
-            code == "Ok" || code == "Unavailable",
+            code == "Ok" || code == "Unavailable" || code == "NeverSent",
             "calls during shutdown end OK or UNAVAILABLE, never {code}: {codes:?}"
         );
     }
