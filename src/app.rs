@@ -252,7 +252,12 @@ impl Application {
             .map_err(|e| format!("cannot read the page-token key: {e}"))?;
         let page_key = PageTokenKey::new(page_key);
         let customers = Customers::new(store.clone(), page_key.clone(), Clock);
-        let records = Records::new(store.clone(), page_key.clone(), Clock);
+        let records = Records::new(
+            store.clone(),
+            page_key.clone(),
+            Clock,
+            settings.lifecycle.retention,
+        );
         let deletions = Deletions::new(store.clone(), page_key.clone(), Clock, settings.lifecycle);
         let audit = AuditLog::new(store.clone(), page_key, Clock);
         let store_for_purges = store.clone();

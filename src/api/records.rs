@@ -211,6 +211,7 @@ macro_rules! record_to_proto {
             create_time: Some(timestamp(r.create_time)),
             update_time: Some(timestamp(r.update_time)),
             delete_time: optional_timestamp(r.delete_time),
+            purge_time: optional_timestamp(r.purge_time),
             etag: r.etag(),
             ..<pb::$Msg as RecordMessage>::with_data(r.data)
         }
@@ -227,6 +228,7 @@ macro_rules! reject_output_only {
             (m.create_time.is_some(), "create_time"),
             (m.update_time.is_some(), "update_time"),
             (m.delete_time.is_some(), "delete_time"),
+            (m.purge_time.is_some(), "purge_time"),
             (!m.etag.is_empty(), "etag"),
         ] {
             if is_set {

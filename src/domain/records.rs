@@ -1,7 +1,9 @@
 //! The records that hang off a customer (contacts, deals, orders, contracts, projects, activities):
-//! their fields, status transitions and which may be deleted on their own. Every write also bumps
-//! the customer's graph version in the same transaction, taking the customer's row lock, so a
-//! deletion that runs concurrently either sees the write or makes it fail (RELIABILITY M8).
+//! their fields, status transitions and which may be deleted on their own (and until when such a
+//! record is kept: its purge_time). Every write also bumps the customer's graph version in the
+//! same transaction, taking the customer's row lock, so a deletion that runs concurrently either sees the write or makes it fail (RELIABILITY M8).
+
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +11,7 @@ use uuid::Uuid;
 
 use super::access::{Action, Caller};
 use super::audit::{self, Entry};
+use super::deletion::chrono_duration;
 use super::idempotency::{self, Idempotency};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
@@ -357,6 +360,9 @@ pub struct Record {
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub delete_time: Option<DateTime<Utc>>,
+    /// Set while the record is deleted: when it is erased. For a record deleted on its own,
+    /// delete_time + the retention; for one deleted with its customer, the customer's.
+    pub purge_time: Option<DateTime<Utc>>,
     pub version: i64,
 }
 
@@ -395,6 +401,9 @@ pub struct Records {
     store: Store,
     page_key: PageTokenKey,
     clock: Clock,
+    /// How long a record deleted on its own can be restored before the purger erases it (the
+    /// customers' CRM_RETENTION).
+    retention: Duration,
 }
 
 /// What the graph-version bump found; anything but a live customer stops the write.
@@ -407,11 +416,12 @@ fn require_live_customer(bump: GraphBump, customer_id: Uuid) -> Result<()> {
 }
 
 impl Records {
-    pub fn new(store: Store, page_key: PageTokenKey, clock: Clock) -> Self {
+    pub fn new(store: Store, page_key: PageTokenKey, clock: Clock, retention: Duration) -> Self {
         Self {
             store,
             page_key,
             clock,
+            retention,
         }
     }
 
@@ -440,6 +450,7 @@ impl Records {
                 create_time: now,
                 update_time: now,
                 delete_time: None,
+                purge_time: None,
                 version: 1,
             };
             store::records::insert(tx.conn(), &caller.tenant, &record).await?;
@@ -616,6 +627,7 @@ impl Records {
             require_live_customer(bump, current.customer_id)?;
             let next = Record {
                 delete_time: Some(now),
+                purge_time: Some(now + chrono_duration(self.retention)),
                 update_time: now,
                 version: current.version + 1,
                 ..current.clone()
