@@ -285,6 +285,24 @@ pub async fn find(
     })
 }
 
+/// A record, live or deleted, locked until the end of the transaction on PostgreSQL (a purger
+/// pass skips it meanwhile; SQLite has one writer anyway).
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    kind: RecordKind,
+    id: Uuid,
+) -> Result<Option<Record>> {
+    with_table!(kind, t => {
+        t::Entity::find_by_id((tenant.to_owned(), id))
+            .lock_exclusive()
+            .one(conn)
+            .await?
+            .map(|row| row.into_record())
+            .transpose()
+    })
+}
+
 /// Writes `r` over the stored row if the row is still at `expected_version`; `ABORTED` if another
 /// write got there first.
 pub async fn update(
