@@ -594,8 +594,8 @@ async fn sweep_idempotency_keys(store: Store, ttl: Duration) {
 /// Batches of the purger: bounded work per transaction, repeated until nothing is due.
 const PURGE_BATCH: u64 = 100;
 
-/// The purger: every replica runs it; replicas skip each other's customers (SKIP LOCKED on
-/// PostgreSQL, one writer on SQLite), so each customer is erased once.
+/// The purger: every replica runs it; replicas skip each other's customers and records (SKIP
+/// LOCKED on PostgreSQL, one writer on SQLite), so each is erased once.
 async fn purge_due(purges: Purges, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
@@ -606,7 +606,11 @@ async fn purge_due(purges: Purges, every: Duration) {
                         tracing::info!(%tenant, customer_id = %erased.customer_id, erased = erased.erased_records,
                             kept = erased.kept_records, "customer erased after its retention");
                     }
-                    if (report.erased.len() as u64) < PURGE_BATCH {
+                    for record in &report.records {
+                        tracing::info!(tenant = %record.tenant, kind = record.kind.name(), id = %record.id,
+                            customer_id = %record.customer_id, "record deleted on its own erased after its retention");
+                    }
+                    if !report.filled(PURGE_BATCH) {
                         break;
                     }
                 }

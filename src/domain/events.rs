@@ -45,9 +45,9 @@ pub fn outbox(
         | "deletion_request.cancel"
         | "deletion_request.stale"
         | "deletion_request.expire" => "DELETION_WITHDRAWN",
-        // A record's own writes; `.restore` here is a record deleted on its own coming back (the
-        // customer's own is matched above).
-        a if [".create", ".update", ".delete", ".restore"]
+        // A record's own writes; `.restore` and `.purge` here are a record deleted on its own
+        // coming back or being erased (the customer's own are matched above).
+        a if [".create", ".update", ".delete", ".restore", ".purge"]
             .iter()
             .any(|write| a.ends_with(write)) =>
         {
@@ -269,6 +269,7 @@ mod tests {
         assert_eq!(kind("contact.delete", "contact"), Some("RECORD_CHANGED"));
         assert_eq!(kind("order.update", "order"), Some("RECORD_CHANGED"));
         assert_eq!(kind("deal.restore", "deal"), Some("RECORD_CHANGED"));
+        assert_eq!(kind("activity.purge", "activity"), Some("RECORD_CHANGED"));
         let restored = outbox("project.restore", "project", r, c).unwrap();
         assert_eq!(
             (restored.record_type.as_str(), restored.record_id),

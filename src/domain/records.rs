@@ -52,6 +52,18 @@ impl RecordKind {
         }
     }
 
+    /// The audit action of the purger erasing a record of this kind deleted on its own.
+    pub fn purge_action(self) -> &'static str {
+        match self {
+            RecordKind::Contact => "contact.purge",
+            RecordKind::Deal => "deal.purge",
+            RecordKind::Order => "order.purge",
+            RecordKind::Contract => "contract.purge",
+            RecordKind::Project => "project.purge",
+            RecordKind::Activity => "activity.purge",
+        }
+    }
+
     /// Fields an update mask may name.
     fn updatable(self) -> &'static [&'static str] {
         match self {

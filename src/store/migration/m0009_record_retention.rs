@@ -211,7 +211,9 @@ mod tests {
             .purge_time
     }
 
-    /// Records stored before m0009 get what the rule would have given them, to the microsecond.
+    /// Records stored before m0009 get what the rule would have given them, to the microsecond,
+    /// in the format every other time is written in: the purger finds one due exactly from its
+    /// purge_time on.
     async fn backfill(store: &Store, session: &str) {
         Migrator::up(store.conn(), Some(8)).await.unwrap();
         let (live_customer, deleted_customer) = (Uuid::now_v7(), Uuid::now_v7());
@@ -250,14 +252,31 @@ mod tests {
         Migrator::up(&tx, None).await.unwrap();
         tx.commit().await.unwrap();
         for (time, id) in &alone {
-            assert_eq!(
-                purge_time(store, *id).await,
-                Some(*time + Duration::hours(720)),
-                "{time}"
-            );
+            let due = *time + Duration::hours(720);
+            assert_eq!(purge_time(store, *id).await, Some(due), "{time}");
+            let scan = |now| {
+                crate::store::purge::due_records(store.conn(), RecordKind::Contact, now, 10, false)
+            };
+            let found = |rows: Vec<(String, Uuid, Uuid)>| rows.iter().any(|r| r.1 == *id);
+            assert!(found(scan(due).await.unwrap()), "due at {due}");
+            assert!(!found(scan(due - Duration::microseconds(1)).await.unwrap()));
         }
         assert_eq!(purge_time(store, cascaded).await, Some(customer_purge));
         assert_eq!(purge_time(store, live).await, None);
+        let far_future = times[2] + Duration::days(3650);
+        let due = crate::store::purge::due_records(
+            store.conn(),
+            RecordKind::Contact,
+            far_future,
+            10,
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(
+            due.iter().all(|r| r.1 != cascaded && r.1 != live),
+            "never a record deleted with its customer, never a live one"
+        );
     }
 
     #[tokio::test]
