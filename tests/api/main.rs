@@ -18,6 +18,7 @@ mod malformed;
 mod pagination;
 mod process;
 mod purge;
+mod record_lifecycle;
 mod records;
 mod replicas;
 mod restore_property;

@@ -290,7 +290,7 @@ fn ids_of(report: &PurgeReport) -> Vec<String> {
 }
 
 /// Runs `crm-service purge` (the real binary) on the test's database; its stdout lines.
-async fn purge_command(app: &TestApp, dry_run: bool) -> Vec<String> {
+pub(crate) async fn purge_command(app: &TestApp, dry_run: bool) -> Vec<String> {
     let mut args = vec!["purge".to_owned()];
     if dry_run {
         args.push("--dry-run".into());
