@@ -258,7 +258,12 @@ impl Application {
             .map_err(|e| format!("cannot read the page-token key: {e}"))?;
         let page_key = PageTokenKey::new(page_key);
         let customers = Customers::new(store.clone(), page_key.clone(), Clock);
-        let records = Records::new(store.clone(), page_key.clone(), Clock);
+        let records = Records::new(
+            store.clone(),
+            page_key.clone(),
+            Clock,
+            settings.lifecycle.retention,
+        );
         let deletions = Deletions::new(store.clone(), page_key.clone(), Clock, settings.lifecycle);
         let audit = AuditLog::new(store.clone(), page_key, Clock);
         let store_for_purges = store.clone();
@@ -620,8 +625,8 @@ async fn sweep_idempotency_keys(store: Store, ttl: Duration) {
 /// Batches of the purger: bounded work per transaction, repeated until nothing is due.
 const PURGE_BATCH: u64 = 100;
 
-/// The purger: every replica runs it; replicas skip each other's customers (SKIP LOCKED on
-/// PostgreSQL, one writer on SQLite), so each customer is erased once.
+/// The purger: every replica runs it; replicas skip each other's customers and records (SKIP
+/// LOCKED on PostgreSQL, one writer on SQLite), so each is erased once.
 async fn purge_due(purges: Purges, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
@@ -632,7 +637,11 @@ async fn purge_due(purges: Purges, every: Duration) {
                         tracing::info!(%tenant, customer_id = %erased.customer_id, erased = erased.erased_records,
                             kept = erased.kept_records, "customer erased after its retention");
                     }
-                    if (report.erased.len() as u64) < PURGE_BATCH {
+                    for record in &report.records {
+                        tracing::info!(tenant = %record.tenant, kind = record.kind.name(), id = %record.id,
+                            customer_id = %record.customer_id, "record deleted on its own erased after its retention");
+                    }
+                    if !report.filled(PURGE_BATCH) {
                         break;
                     }
                 }

@@ -34,7 +34,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Fill the database with demo or benchmark data.
     Seed(SeedArgs),
-    /// Erase, once, every deleted customer whose retention has passed, and print what was done.
+    /// Erase, once, every deleted customer and every record deleted on its own whose retention has
+    /// passed, and print what was done.
     Purge(PurgeArgs),
 }
 
@@ -102,14 +103,15 @@ pub struct CommonArgs {
     /// How long a deletion request waits for approval, then for execution, before it lapses.
     #[arg(long, global = true, env = "CRM_DELETION_REQUEST_TTL", default_value = "72h", value_parser = parse_duration)]
     pub deletion_request_ttl: Duration,
-    /// How long a deleted customer can be restored before it is erased.
+    /// How long a deleted customer, or a record deleted on its own, can be restored before it is
+    /// erased.
     #[arg(long, global = true, env = "CRM_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub retention: Duration,
     /// How long a mutation's request_id is remembered (AIP-155 retries within it get the first answer).
     #[arg(long, global = true, env = "CRM_IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
     pub idempotency_key_ttl: Duration,
-    /// How often the server's purger erases deleted customers whose retention has passed; 0 turns
-    /// it off (run `crm-service purge` as a job instead).
+    /// How often the server's purger erases deleted customers and records whose retention has
+    /// passed; 0 turns it off (run `crm-service purge` as a job instead).
     #[arg(long, global = true, env = "CRM_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub purge_interval: Duration,
     /// Log format: `text` for people, `json` for log collectors.
@@ -227,7 +229,7 @@ pub struct PurgeArgs {
     /// Print what would be erased, erase nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// At most this many customers per transaction.
+    /// At most this many customers, and this many records, per transaction.
     #[arg(long, default_value_t = 100)]
     pub batch: u64,
     /// Then rewrite the tables erasure touches, so that no database file keeps erased bytes in

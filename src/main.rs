@@ -133,7 +133,7 @@ async fn purge(
         .await
         .map_err(|e| format!("migration failed: {e}"))?;
     let purges = crm_service::domain::purge::Purges::new(store, crm_service::domain::Clock);
-    let mut total = 0;
+    let (mut customers, mut records) = (0, 0);
     loop {
         let report = purges
             .run_due(args.batch.max(1), args.dry_run)
@@ -153,20 +153,35 @@ async fn purge(
                 erased.kept_records
             );
         }
-        total += report.erased.len();
-        // A dry run sees the same due customers every time: one pass is the whole answer.
-        if args.dry_run || (report.erased.len() as u64) < args.batch.max(1) {
+        for record in &report.records {
+            println!(
+                "{} tenant {} {} {} of customer {} (deleted on its own)",
+                if args.dry_run {
+                    "would erase"
+                } else {
+                    "erased"
+                },
+                record.tenant,
+                record.kind.name(),
+                record.id,
+                record.customer_id
+            );
+        }
+        customers += report.erased.len();
+        records += report.records.len();
+        // A dry run sees the same due customers and records every time: one pass is the whole
+        // answer.
+        if args.dry_run || !report.filled(args.batch.max(1)) {
             break;
         }
     }
-    println!(
-        "{total} customer(s) {}",
-        if args.dry_run {
-            "due for erasure"
-        } else {
-            "erased"
-        }
-    );
+    let done = if args.dry_run {
+        "due for erasure"
+    } else {
+        "erased"
+    };
+    println!("{customers} customer(s) {done}");
+    println!("{records} record(s) deleted on their own {done}");
     if args.rewrite {
         for rewritten in purges.rewrite().await.map_err(|e| e.to_string())? {
             println!(

@@ -182,6 +182,7 @@ fn record(
         create_time: now,
         update_time: now,
         delete_time: None,
+        purge_time: None,
         version: 1,
     }
 }

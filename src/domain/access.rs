@@ -60,7 +60,7 @@ pub enum Action {
     ActOnOwnDeletion,
     /// Cancel or execute anyone's deletion request.
     ActOnAnyDeletion,
-    /// Restore a deleted customer.
+    /// Restore a deleted customer, or a record deleted on its own.
     Restore,
     /// Read the audit trail.
     ReadAudit,
@@ -82,7 +82,7 @@ impl Action {
             Action::DecideDeletion => "approve or reject deletion requests",
             Action::ActOnOwnDeletion => "cancel or execute your deletion requests",
             Action::ActOnAnyDeletion => "cancel or execute other people's deletion requests",
-            Action::Restore => "restore deleted customers",
+            Action::Restore => "restore deleted customers and records",
             Action::ReadAudit => "read the audit trail",
             Action::Erase => "erase customers or set legal holds",
             Action::Export => "export customers",

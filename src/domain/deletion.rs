@@ -32,7 +32,8 @@ const REASON_MAX: usize = 1000;
 pub struct LifecycleSettings {
     /// How long a request may wait for approval and then for execution.
     pub request_ttl: Duration,
-    /// How long a deleted customer can be restored before it is erased.
+    /// How long a deleted customer, or a record deleted on its own, can be restored before it is
+    /// erased.
     pub retention: Duration,
 }
 
@@ -350,7 +351,7 @@ pub(crate) fn restore_conflict(customer_id: Uuid) -> Error {
     }
 }
 
-fn chrono_duration(d: Duration) -> chrono::Duration {
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
@@ -943,7 +944,7 @@ impl Deletions {
             }
             let deletion_id = Uuid::now_v7();
             let purge_time = now + chrono_duration(self.settings.retention);
-            let deleted_records = store::deletion::cascade(tx.conn(), &caller.tenant, customer_id, deletion_id, now).await?;
+            let deleted_records = store::deletion::cascade(tx.conn(), &caller.tenant, customer_id, deletion_id, now, purge_time).await?;
             store::deletion::mark_customer_deleted(tx.conn(), &caller.tenant, customer_id, deletion_id, now, purge_time)
                 .await?;
             let expected = request.version;

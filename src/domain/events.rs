@@ -45,7 +45,12 @@ pub fn outbox(
         | "deletion_request.cancel"
         | "deletion_request.stale"
         | "deletion_request.expire" => "DELETION_WITHDRAWN",
-        a if a.ends_with(".create") || a.ends_with(".update") || a.ends_with(".delete") => {
+        // A record's own writes; `.restore` and `.purge` here are a record deleted on its own
+        // coming back or being erased (the customer's own are matched above).
+        a if [".create", ".update", ".delete", ".restore", ".purge"]
+            .iter()
+            .any(|write| a.ends_with(write)) =>
+        {
             "RECORD_CHANGED"
         }
         _ => return None,
@@ -263,6 +268,13 @@ mod tests {
         assert_eq!(kind("customer.update", "customer"), Some("UPDATED"));
         assert_eq!(kind("contact.delete", "contact"), Some("RECORD_CHANGED"));
         assert_eq!(kind("order.update", "order"), Some("RECORD_CHANGED"));
+        assert_eq!(kind("deal.restore", "deal"), Some("RECORD_CHANGED"));
+        assert_eq!(kind("activity.purge", "activity"), Some("RECORD_CHANGED"));
+        let restored = outbox("project.restore", "project", r, c).unwrap();
+        assert_eq!(
+            (restored.record_type.as_str(), restored.record_id),
+            ("project", Some(r))
+        );
         assert_eq!(
             kind("deletion_request.submit", "deletion_request"),
             Some("DELETION_REQUESTED")

@@ -1,11 +1,14 @@
-//! Erasure (DESIGN §4, "final when it must be"): the purger that erases deleted customers once
-//! their retention has passed, PurgeCustomer (an admin's erasure now), and the legal hold that
-//! forbids both. An erased customer is a tombstone: NOT_FOUND to every call; the records its
-//! deletion kept (paid orders, ended contracts) still point at it.
+//! Erasure (DESIGN §4, "final when it must be"): the purger that erases deleted customers, and
+//! records deleted on their own, once their retention has passed, PurgeCustomer (an admin's
+//! erasure now), and the legal hold that forbids both. An erased customer is a tombstone:
+//! NOT_FOUND to every call; the records its deletion kept (paid orders, ended contracts) still
+//! point at it. An erased record is gone: NOT_FOUND.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -14,6 +17,7 @@ use super::access::{Action, Caller};
 use super::audit::{self, Entry};
 use super::customers::Customer;
 use super::idempotency::{self, Idempotency};
+use super::records::RecordKind;
 use super::validate::Violations;
 use crate::error::{Error, Problem, Result};
 use crate::store::{self, Store};
@@ -30,11 +34,29 @@ pub struct Erased {
     pub kept_records: u64,
 }
 
+/// A record deleted on its own that the purger erased once its purge_time had passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedRecord {
+    pub tenant: String,
+    pub kind: RecordKind,
+    pub id: Uuid,
+    pub customer_id: Uuid,
+}
+
 /// One pass of the purger.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurgeReport {
-    /// (tenant, what was erased), in the order done.
+    /// Customers: (tenant, what was erased), in the order done.
     pub erased: Vec<(String, Erased)>,
+    /// Records deleted on their own, in the order done.
+    pub records: Vec<ErasedRecord>,
+}
+
+impl PurgeReport {
+    /// Whether the pass did as much as a batch allows, so another pass may find more due.
+    pub fn filled(&self, batch: u64) -> bool {
+        self.erased.len() as u64 >= batch || self.records.len() as u64 >= batch
+    }
 }
 
 fn under_hold(id: Uuid) -> Error {
@@ -45,6 +67,16 @@ fn under_hold(id: Uuid) -> Error {
         )
         .with("customerId", id),
     )
+}
+
+/// The purger as the audit trail names it, in `tenant`.
+fn purger(tenant: &str) -> Caller {
+    Caller {
+        tenant: tenant.to_owned(),
+        subject: PURGER.into(),
+        roles: Vec::new(),
+        trace_id: String::new(),
+    }
 }
 
 #[derive(Clone)]
@@ -205,15 +237,37 @@ impl Purges {
     }
 
     /// One pass of the purger: erases up to `batch` customers whose purge_time has passed, in one
-    /// transaction. With `dry_run`, only reports what it would erase.
+    /// transaction, then up to `batch` records deleted on their own whose purge_time has passed,
+    /// in another. With `dry_run`, only reports what it would erase.
     pub async fn run_due(&self, batch: u64, dry_run: bool) -> Result<PurgeReport> {
         let now = self.clock.now();
-        let mut report = PurgeReport::default();
+        // Customers first: a due customer's erasure takes its deleted records with it, and the
+        // records' scan leaves those out, so nothing is reported twice.
+        let erased = self.erase_due_customers(now, batch, dry_run).await?;
+        let records = self.erase_due_records(now, batch, dry_run).await?;
+        let report = PurgeReport { erased, records };
+        if !dry_run
+            && (!report.erased.is_empty()
+                || !report.records.is_empty()
+                || self.checkpoint_owed.load(Ordering::SeqCst))
+        {
+            self.checkpoint_erasure().await;
+        }
+        Ok(report)
+    }
+
+    async fn erase_due_customers(
+        &self,
+        now: DateTime<Utc>,
+        batch: u64,
+        dry_run: bool,
+    ) -> Result<Vec<(String, Erased)>> {
+        let mut erased = Vec::new();
         if dry_run {
             for (tenant, id) in store::purge::due(self.store.conn(), now, batch, false).await? {
                 let (erased_records, kept_records) =
                     store::purge::erasable_counts(self.store.conn(), &tenant, id).await?;
-                report.erased.push((
+                erased.push((
                     tenant,
                     Erased {
                         customer_id: id,
@@ -222,21 +276,15 @@ impl Purges {
                     },
                 ));
             }
-            return Ok(report);
+            return Ok(erased);
         }
         let tx = self.store.begin_write().await?;
         for (tenant, id) in store::purge::due(tx.conn(), now, batch, true).await? {
             let (erased_records, kept_records) =
                 store::purge::erase(tx.conn(), &tenant, id, now).await?;
-            let system = Caller {
-                tenant: tenant.clone(),
-                subject: PURGER.into(),
-                roles: Vec::new(),
-                trace_id: String::new(),
-            };
             audit::record(
                 &tx,
-                &system,
+                &purger(&tenant),
                 None,
                 now,
                 Entry {
@@ -248,7 +296,7 @@ impl Purges {
                 },
             )
             .await?;
-            report.erased.push((
+            erased.push((
                 tenant,
                 Erased {
                     customer_id: id,
@@ -258,9 +306,81 @@ impl Purges {
             ));
         }
         tx.commit().await?;
-        if !report.erased.is_empty() || self.checkpoint_owed.load(Ordering::SeqCst) {
-            self.checkpoint_erasure().await;
+        Ok(erased)
+    }
+
+    /// Erases up to `batch` records deleted on their own whose purge_time has passed (all kinds
+    /// together), in one transaction: each row goes for good, with a `<kind>.purge` audit event
+    /// (ids only) and the stored idempotent answers that name it. The customer's etag stays: the
+    /// record was already deleted, so its live graph (what a deletion preview counts) is the same.
+    async fn erase_due_records(
+        &self,
+        now: DateTime<Utc>,
+        batch: u64,
+        dry_run: bool,
+    ) -> Result<Vec<ErasedRecord>> {
+        let mut erased: Vec<ErasedRecord> = Vec::new();
+        let left = |erased: &Vec<ErasedRecord>| batch.saturating_sub(erased.len() as u64);
+        if dry_run {
+            for kind in RecordKind::ALL {
+                if left(&erased) == 0 {
+                    break;
+                }
+                let due =
+                    store::purge::due_records(self.store.conn(), kind, now, left(&erased), false)
+                        .await?;
+                erased.extend(
+                    due.into_iter()
+                        .map(|(tenant, id, customer_id)| ErasedRecord {
+                            tenant,
+                            kind,
+                            id,
+                            customer_id,
+                        }),
+                );
+            }
+            return Ok(erased);
         }
-        Ok(report)
+        let tx = self.store.begin_write().await?;
+        for kind in RecordKind::ALL {
+            if left(&erased) == 0 {
+                break;
+            }
+            let due = store::purge::due_records(tx.conn(), kind, now, left(&erased), true).await?;
+            for (tenant, id, customer_id) in due {
+                if !store::purge::erase_record(tx.conn(), &tenant, kind, id).await? {
+                    continue;
+                }
+                audit::record(
+                    &tx,
+                    &purger(&tenant),
+                    None,
+                    now,
+                    Entry {
+                        action: kind.purge_action(),
+                        target_type: kind.name(),
+                        target_id: id,
+                        customer_id: Some(customer_id),
+                        summary: "by=retention".into(),
+                    },
+                )
+                .await?;
+                erased.push(ErasedRecord {
+                    tenant,
+                    kind,
+                    id,
+                    customer_id,
+                });
+            }
+        }
+        let mut by_tenant: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+        for record in &erased {
+            by_tenant.entry(&record.tenant).or_default().push(record.id);
+        }
+        for (tenant, ids) in by_tenant {
+            store::purge::drop_answers_naming(tx.conn(), tenant, &ids).await?;
+        }
+        tx.commit().await?;
+        Ok(erased)
     }
 }

@@ -1,7 +1,10 @@
 //! The records that hang off a customer (contacts, deals, orders, contracts, projects, activities):
-//! their fields, status transitions and which may be deleted on their own. Every write also bumps
-//! the customer's graph version in the same transaction, taking the customer's row lock, so a
+//! their fields, status transitions, which may be deleted on their own, and when such a record can
+//! be restored (before its purge_time, while its customer is live). Every write also bumps the
+//! customer's graph version in the same transaction, taking the customer's row lock, so a
 //! deletion that runs concurrently either sees the write or makes it fail (RELIABILITY M8).
+
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +12,7 @@ use uuid::Uuid;
 
 use super::access::{Action, Caller};
 use super::audit::{self, Entry};
+use super::deletion::chrono_duration;
 use super::idempotency::{self, Idempotency};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
@@ -45,6 +49,18 @@ impl RecordKind {
             RecordKind::Contract => "contract",
             RecordKind::Project => "project",
             RecordKind::Activity => "activity",
+        }
+    }
+
+    /// The audit action of the purger erasing a record of this kind deleted on its own.
+    pub fn purge_action(self) -> &'static str {
+        match self {
+            RecordKind::Contact => "contact.purge",
+            RecordKind::Deal => "deal.purge",
+            RecordKind::Order => "order.purge",
+            RecordKind::Contract => "contract.purge",
+            RecordKind::Project => "project.purge",
+            RecordKind::Activity => "activity.purge",
         }
     }
 
@@ -348,6 +364,43 @@ pub fn deletable_alone(data: &RecordData) -> bool {
     }
 }
 
+/// Whether a record can be restored on its own now, given whether its customer is deleted. In the
+/// order a caller has to deal with them: nothing to restore; the customer first (a record deleted
+/// with its customer comes back with it, and no record of a deleted customer may change); too
+/// late. The etag is checked after these, like on every other write.
+pub fn check_restorable(
+    kind: RecordKind,
+    record: &Record,
+    customer_deleted_now: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if record.delete_time.is_none() {
+        return Err(Error::failed_precondition(
+            Problem::new(
+                "RECORD_NOT_DELETED",
+                format!("the {} is live: there is nothing to restore", kind.name()),
+            )
+            .with("id", record.id),
+        ));
+    }
+    if customer_deleted_now {
+        return Err(customer_deleted(record.customer_id));
+    }
+    if record.purge_time.is_some_and(|t| t <= now) {
+        return Err(Error::failed_precondition(
+            Problem::new(
+                "RETENTION_EXPIRED",
+                format!(
+                    "the {}'s retention has passed: it is being erased and can no longer be restored",
+                    kind.name()
+                ),
+            )
+            .with("id", record.id),
+        ));
+    }
+    Ok(())
+}
+
 /// A record as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -357,6 +410,9 @@ pub struct Record {
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub delete_time: Option<DateTime<Utc>>,
+    /// Set while the record is deleted: when it is erased. For a record deleted on its own,
+    /// delete_time + the retention; for one deleted with its customer, the customer's.
+    pub purge_time: Option<DateTime<Utc>>,
     pub version: i64,
 }
 
@@ -396,6 +452,9 @@ pub struct Records {
     store: Store,
     page_key: PageTokenKey,
     clock: Clock,
+    /// How long a record deleted on its own can be restored before the purger erases it (the
+    /// customers' CRM_RETENTION).
+    retention: Duration,
 }
 
 /// What the graph-version bump found; anything but a live customer stops the write.
@@ -408,11 +467,12 @@ fn require_live_customer(bump: GraphBump, customer_id: Uuid) -> Result<()> {
 }
 
 impl Records {
-    pub fn new(store: Store, page_key: PageTokenKey, clock: Clock) -> Self {
+    pub fn new(store: Store, page_key: PageTokenKey, clock: Clock, retention: Duration) -> Self {
         Self {
             store,
             page_key,
             clock,
+            retention,
         }
     }
 
@@ -441,6 +501,7 @@ impl Records {
                 create_time: now,
                 update_time: now,
                 delete_time: None,
+                purge_time: None,
                 version: 1,
             };
             store::records::insert(tx.conn(), &caller.tenant, &record).await?;
@@ -617,6 +678,7 @@ impl Records {
             require_live_customer(bump, current.customer_id)?;
             let next = Record {
                 delete_time: Some(now),
+                purge_time: Some(now + chrono_duration(self.retention)),
                 update_time: now,
                 version: current.version + 1,
                 ..current.clone()
@@ -629,6 +691,82 @@ impl Records {
                 customer_id: Some(next.customer_id),
                 summary: "deleted".into(),
             })
+            .await?;
+            idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
+            tx.commit().await?;
+            Ok(next)
+        })
+        .await
+    }
+
+    /// Brings back a record deleted on its own, before its purge_time. Supervisor or admin.
+    /// `validate_only` runs every check and writes nothing.
+    pub async fn restore(
+        &self,
+        caller: &Caller,
+        kind: RecordKind,
+        id: Uuid,
+        etag: String,
+        validate_only: bool,
+        key: Option<Idempotency>,
+    ) -> Result<Record> {
+        caller.require(Action::Restore)?;
+        let (operation, action) = names(kind, Write::Restore);
+        idempotency::retry_in_flight(|| async {
+            let tx = self.store.begin_write().await?;
+            if !validate_only
+                && let Some(first) =
+                    idempotency::replay(&tx, caller, key.as_ref(), operation).await?
+            {
+                return Ok(first);
+            }
+            let found = store::records::find(tx.conn(), &caller.tenant, kind, id)
+                .await?
+                .ok_or_else(|| Error::not_found(kind.name(), id))?;
+            // The customer's row lock first, as every write of its graph takes it, then the record
+            // read again under its own lock: a purger pass erasing it at this moment has either
+            // committed (NOT_FOUND) or will skip it (SKIP LOCKED), never both restore and erase.
+            let customer =
+                store::customers::find_for_update(tx.conn(), &caller.tenant, found.customer_id)
+                    .await?;
+            let current = store::records::find_for_update(tx.conn(), &caller.tenant, kind, id)
+                .await?
+                .ok_or_else(|| Error::not_found(kind.name(), id))?;
+            let now = self.clock.now();
+            // An erased customer (no row found) is a deleted one.
+            let customer_is_deleted = customer.is_none_or(|c| c.is_deleted());
+            check_restorable(kind, &current, customer_is_deleted, now)?;
+            if !etag_matches(&etag, current.version) {
+                return Err(etag_mismatch(kind.name(), id, &current.etag()));
+            }
+            if validate_only {
+                // Dropping the transaction rolls back: nothing was written.
+                return Ok(current);
+            }
+            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id)
+                .await?;
+            require_live_customer(bump, current.customer_id)?;
+            let next = Record {
+                delete_time: None,
+                purge_time: None,
+                update_time: now,
+                version: current.version + 1,
+                ..current.clone()
+            };
+            store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+            audit::record(
+                &tx,
+                caller,
+                key.as_ref().map(|k| k.request_id),
+                now,
+                Entry {
+                    action,
+                    target_type: kind.name(),
+                    target_id: id,
+                    customer_id: Some(next.customer_id),
+                    summary: "restored".into(),
+                },
+            )
             .await?;
             idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
             tx.commit().await?;
@@ -679,47 +817,54 @@ impl Records {
     }
 }
 
-/// The three writes of a record.
+/// The writes of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Write {
     Create = 0,
     Update = 1,
     Delete = 2,
+    Restore = 3,
 }
 
 /// For a write of a kind: the operation its idempotent answers are stored under (one per RPC)
 /// and its audit action.
 fn names(kind: RecordKind, write: Write) -> (&'static str, &'static str) {
-    const NAMES: [[(&str, &str); 3]; 6] = [
+    const NAMES: [[(&str, &str); 4]; 6] = [
         [
             ("CreateContact", "contact.create"),
             ("UpdateContact", "contact.update"),
             ("DeleteContact", "contact.delete"),
+            ("RestoreContact", "contact.restore"),
         ],
         [
             ("CreateDeal", "deal.create"),
             ("UpdateDeal", "deal.update"),
             ("DeleteDeal", "deal.delete"),
+            ("RestoreDeal", "deal.restore"),
         ],
         [
             ("CreateOrder", "order.create"),
             ("UpdateOrder", "order.update"),
             ("DeleteOrder", "order.delete"),
+            ("RestoreOrder", "order.restore"),
         ],
         [
             ("CreateContract", "contract.create"),
             ("UpdateContract", "contract.update"),
             ("DeleteContract", "contract.delete"),
+            ("RestoreContract", "contract.restore"),
         ],
         [
             ("CreateProject", "project.create"),
             ("UpdateProject", "project.update"),
             ("DeleteProject", "project.delete"),
+            ("RestoreProject", "project.restore"),
         ],
         [
             ("CreateActivity", "activity.create"),
             ("UpdateActivity", "activity.update"),
             ("DeleteActivity", "activity.delete"),
+            ("RestoreActivity", "activity.restore"),
         ],
     ];
     let row = match kind {
@@ -755,7 +900,7 @@ mod tests {
     fn every_write_has_its_own_operation_and_action() {
         let mut seen = std::collections::HashSet::new();
         for kind in RecordKind::ALL {
-            for write in [Write::Create, Write::Update, Write::Delete] {
+            for write in [Write::Create, Write::Update, Write::Delete, Write::Restore] {
                 let (operation, action) = names(kind, write);
                 assert!(
                     action.starts_with(kind.name()),
@@ -792,6 +937,83 @@ mod tests {
         assert!(deletable_alone(
             &RecordData::Contact(ContactData::default())
         ));
+    }
+
+    fn deleted_contact(purge_time: Option<DateTime<Utc>>) -> Record {
+        let now = Utc::now();
+        Record {
+            id: Uuid::now_v7(),
+            customer_id: Uuid::now_v7(),
+            data: RecordData::Contact(ContactData::default()),
+            create_time: now,
+            update_time: now,
+            delete_time: Some(now),
+            purge_time,
+            version: 2,
+        }
+    }
+
+    fn refusal(result: Result<()>) -> Option<&'static str> {
+        match result {
+            Ok(()) => None,
+            Err(Error::FailedPrecondition { problem, .. }) => Some(problem.reason),
+            Err(other) => panic!("not a precondition failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_record_is_restorable_only_while_deleted_with_a_live_customer_before_its_purge_time() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::days(30);
+        let kind = RecordKind::Contact;
+        let restorable = deleted_contact(Some(later));
+        assert_eq!(
+            refusal(check_restorable(kind, &restorable, false, now)),
+            None
+        );
+        let live = Record {
+            delete_time: None,
+            purge_time: None,
+            ..restorable.clone()
+        };
+        assert_eq!(
+            refusal(check_restorable(kind, &live, false, now)),
+            Some("RECORD_NOT_DELETED")
+        );
+        // A live record of a deleted customer (kept for the books) is still "not deleted".
+        assert_eq!(
+            refusal(check_restorable(kind, &live, true, now)),
+            Some("RECORD_NOT_DELETED")
+        );
+        assert_eq!(
+            refusal(check_restorable(kind, &restorable, true, now)),
+            Some("CUSTOMER_DELETED")
+        );
+        // The customer comes first, even past the record's purge_time: restoring it is the step.
+        let due = deleted_contact(Some(now));
+        assert_eq!(
+            refusal(check_restorable(kind, &due, true, now)),
+            Some("CUSTOMER_DELETED")
+        );
+        assert_eq!(
+            refusal(check_restorable(kind, &due, false, now)),
+            Some("RETENTION_EXPIRED")
+        );
+        assert_eq!(
+            refusal(check_restorable(
+                kind,
+                &due,
+                false,
+                now - chrono::Duration::microseconds(1)
+            )),
+            None,
+            "until the instant itself"
+        );
+        // No purge_time at all: never expires.
+        assert_eq!(
+            refusal(check_restorable(kind, &deleted_contact(None), false, later)),
+            None
+        );
     }
 
     #[test]

@@ -719,9 +719,13 @@ mod tests {
         })
         .await
         .unwrap();
-        crate::store::migration::Migrator::up(store.conn(), migrations)
-            .await
-            .unwrap();
+        match migrations {
+            // As the server migrates: see `Store::migrate`.
+            None => store.migrate().await.unwrap(),
+            Some(_) => crate::store::migration::Migrator::up(store.conn(), migrations)
+                .await
+                .unwrap(),
+        }
         (store, dir)
     }
 

@@ -204,13 +204,15 @@ pub async fn open_pipeline(
 
 /// Soft-deletes the customer's live CASCADE records with `deletion_id`: one UPDATE per table.
 /// Returns how many records it deleted. The records keep their own version and update_time, so a
-/// restore gives them back exactly as they were.
+/// restore gives them back exactly as they were; they show the customer's `purge_time`, which is
+/// when the customer's erasure removes them.
 pub async fn cascade(
     conn: &impl ConnectionTrait,
     tenant: &str,
     customer_id: Uuid,
     deletion_id: Uuid,
     now: DateTime<Utc>,
+    purge_time: DateTime<Utc>,
 ) -> Result<u64> {
     let mut deleted = 0;
     for kind in RecordKind::ALL {
@@ -223,6 +225,7 @@ pub async fn cascade(
                 use entity::$t as t;
                 t::Entity::update_many()
                     .col_expr(t::Column::DeleteTime, Expr::value(now))
+                    .col_expr(t::Column::PurgeTime, Expr::value(purge_time))
                     .col_expr(t::Column::DeletionId, Expr::value(deletion_id))
                     .filter(t::Column::TenantId.eq(tenant))
                     .filter(t::Column::CustomerId.eq(customer_id))
@@ -237,6 +240,7 @@ pub async fn cascade(
                 use entity::$t as t;
                 t::Entity::update_many()
                     .col_expr(t::Column::DeleteTime, Expr::value(now))
+                    .col_expr(t::Column::PurgeTime, Expr::value(purge_time))
                     .col_expr(t::Column::DeletionId, Expr::value(deletion_id))
                     .filter(t::Column::TenantId.eq(tenant))
                     .filter(t::Column::CustomerId.eq(customer_id))
@@ -279,6 +283,10 @@ pub async fn restore_records(
                     t::Entity::update_many()
                         .col_expr(
                             t::Column::DeleteTime,
+                            Expr::value(Option::<DateTime<Utc>>::None),
+                        )
+                        .col_expr(
+                            t::Column::PurgeTime,
                             Expr::value(Option::<DateTime<Utc>>::None),
                         )
                         .col_expr(t::Column::DeletionId, Expr::value(Option::<Uuid>::None))

@@ -500,11 +500,19 @@ impl Store {
         Ok(())
     }
 
-    /// Applies pending migrations. On PostgreSQL, replicas starting together take turns on an
-    /// advisory lock (sea-orm-migration takes none), so only one of them migrates.
+    /// Applies pending migrations, all of them in one transaction. On PostgreSQL, replicas
+    /// starting together take turns on an advisory lock (sea-orm-migration takes none), so only one
+    /// of them migrates.
     pub async fn migrate(&self) -> std::result::Result<(), DbErr> {
         if self.backend() != DatabaseBackend::Postgres {
-            return migration::Migrator::up(&self.db, None).await;
+            // One transaction on SQLite too (each migration a savepoint in it), so that no pooled
+            // connection can cache a schema between two migrations. With a transaction per
+            // migration, a fresh database migrated through m0009 left a pooled connection whose
+            // first INSERT into `customer` (which fires m0007's FTS5 triggers) failed with "no
+            // such table: customer"; a read of any table on it first made the error go away.
+            let tx = self.db.begin().await?;
+            migration::Migrator::up(&tx, None).await?;
+            return tx.commit().await;
         }
         // The lock must be held by one session for the whole run: use a dedicated transaction's
         // connection, whose advisory lock is released at its end (pg_advisory_xact_lock).

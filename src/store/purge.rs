@@ -1,11 +1,12 @@
-//! Erasure: finding deleted customers whose retention has passed, and turning one into an
-//! anonymous tombstone. The only queries that are not tenant-scoped are the purger's scan.
+//! Erasure: finding deleted customers whose retention has passed and turning one into an
+//! anonymous tombstone; finding records deleted on their own whose retention has passed and
+//! removing them. The only queries that are not tenant-scoped are the purger's two scans.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, JoinType,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -37,6 +38,116 @@ pub async fn due(
         select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     Ok(select.into_tuple().all(conn).await?)
+}
+
+/// Records of `kind` deleted on their own whose purge_time has passed, as (tenant, id,
+/// customer_id), oldest due first, at most `limit`. Left out: records deleted with their customer
+/// (a deletion_id: the customer's erasure removes them), records of a customer under legal hold (a
+/// hold keeps everything), and records of a customer that is itself due (its erasure takes and
+/// counts them). With `lock`, on PostgreSQL the record and customer rows are locked `FOR UPDATE
+/// SKIP LOCKED`: replicas purging at once take different records, a record being restored is
+/// skipped, and a legal hold being set waits for the pass or makes it skip the customer's records.
+pub async fn due_records(
+    conn: &impl ConnectionTrait,
+    kind: RecordKind,
+    now: DateTime<Utc>,
+    limit: u64,
+    lock: bool,
+) -> Result<Vec<(String, Uuid, Uuid)>> {
+    macro_rules! due {
+        ($t:ident) => {{
+            use entity::$t as t;
+            let to_customer = t::Entity::belongs_to(customer::Entity)
+                .from((t::Column::TenantId, t::Column::CustomerId))
+                .to((customer::Column::TenantId, customer::Column::Id))
+                .into();
+            let mut select = t::Entity::find()
+                .select_only()
+                .column(t::Column::TenantId)
+                .column(t::Column::Id)
+                .column(t::Column::CustomerId)
+                .join(JoinType::InnerJoin, to_customer)
+                // The predicate of ix_<table>_purge_due, repeated so that SQLite uses the index.
+                .filter(t::Column::DeletionId.is_null())
+                .filter(t::Column::PurgeTime.is_not_null())
+                .filter(t::Column::DeleteTime.is_not_null())
+                .filter(t::Column::PurgeTime.lte(now))
+                .filter(customer::Column::LegalHold.eq(false))
+                .filter(
+                    Condition::any()
+                        .add(customer::Column::PurgeTime.is_null())
+                        .add(customer::Column::PurgeTime.gt(now)),
+                )
+                .order_by_asc(t::Column::PurgeTime)
+                .limit(limit);
+            if lock && conn.get_database_backend() == DbBackend::Postgres {
+                select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            }
+            select.into_tuple().all(conn).await?
+        }};
+    }
+    Ok(match kind {
+        RecordKind::Contact => due!(contact),
+        RecordKind::Activity => due!(activity),
+        RecordKind::Deal => due!(deal),
+        RecordKind::Order => due!(sales_order),
+        RecordKind::Contract => due!(contract),
+        RecordKind::Project => due!(project),
+    })
+}
+
+/// Removes for good a record deleted on its own (never one deleted with its customer). Returns
+/// whether it was there to remove.
+pub async fn erase_record(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    kind: RecordKind,
+    id: Uuid,
+) -> Result<bool> {
+    macro_rules! delete {
+        ($t:ident) => {{
+            use entity::$t as t;
+            t::Entity::delete_many()
+                .filter(t::Column::TenantId.eq(tenant))
+                .filter(t::Column::Id.eq(id))
+                .filter(t::Column::DeletionId.is_null())
+                .filter(t::Column::DeleteTime.is_not_null())
+                .exec(conn)
+                .await?
+                .rows_affected
+        }};
+    }
+    let rows = match kind {
+        RecordKind::Contact => delete!(contact),
+        RecordKind::Activity => delete!(activity),
+        RecordKind::Deal => delete!(deal),
+        RecordKind::Order => delete!(sales_order),
+        RecordKind::Contract => delete!(contract),
+        RecordKind::Project => delete!(project),
+    };
+    Ok(rows == 1)
+}
+
+/// Drops the tenant's stored idempotent answers that name any of `ids` (JSON of domain values
+/// that carry the erased data): one statement for a batch, as a tenant's keys live a day.
+pub async fn drop_answers_naming(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    use idempotency_key::Column as C;
+    let naming = ids.iter().fold(Condition::any(), |any, id| {
+        any.add(C::Response.contains(id.to_string()))
+    });
+    idempotency_key::Entity::delete_many()
+        .filter(C::TenantId.eq(tenant))
+        .filter(naming)
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Counts of what erasing a customer removes (its deleted records) and keeps (its live records:

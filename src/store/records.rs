@@ -1,6 +1,6 @@
 //! Record rows of the six kinds. One table per kind; the shared columns (tenant_id, id,
-//! customer_id, times, deletion_id, version) carry the same names everywhere, so each query is
-//! written once and instantiated per kind by `with_table!`.
+//! customer_id, times, purge_time, deletion_id, version) carry the same names everywhere, so each
+//! query is written once and instantiated per kind by `with_table!`.
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -103,6 +103,7 @@ macro_rules! shared_columns {
             create_time: Set($r.create_time),
             update_time: Set($r.update_time),
             delete_time: Set($r.delete_time),
+            purge_time: Set($r.purge_time),
             deletion_id: NotSet,
             version: Set($r.version),
             $($field: Set($value)),*
@@ -119,6 +120,7 @@ macro_rules! record_from_row {
             create_time: $row.create_time,
             update_time: $row.update_time,
             delete_time: $row.delete_time,
+            purge_time: $row.purge_time,
             version: $row.version,
         })
     };
@@ -280,6 +282,24 @@ pub async fn find(
 ) -> Result<Option<Record>> {
     with_table!(kind, t => {
         t::Entity::find_by_id((tenant.to_owned(), id)).one(conn).await?.map(|row| row.into_record()).transpose()
+    })
+}
+
+/// A record, live or deleted, locked until the end of the transaction on PostgreSQL (a purger
+/// pass skips it meanwhile; SQLite has one writer anyway).
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    kind: RecordKind,
+    id: Uuid,
+) -> Result<Option<Record>> {
+    with_table!(kind, t => {
+        t::Entity::find_by_id((tenant.to_owned(), id))
+            .lock_exclusive()
+            .one(conn)
+            .await?
+            .map(|row| row.into_record())
+            .transpose()
     })
 }
 

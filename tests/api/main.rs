@@ -23,6 +23,7 @@ mod preview_pipeline;
 mod process;
 mod purge;
 mod readiness;
+mod record_lifecycle;
 mod records;
 mod replicas;
 mod request_states;

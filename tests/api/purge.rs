@@ -290,7 +290,7 @@ fn ids_of(report: &PurgeReport) -> Vec<String> {
 }
 
 /// Runs `crm-service purge` (the real binary) on the test's database; its stdout lines.
-async fn purge_command(app: &TestApp, dry_run: bool) -> Vec<String> {
+pub(crate) async fn purge_command(app: &TestApp, dry_run: bool) -> Vec<String> {
     let args: &[&str] = if dry_run {
         &["purge", "--dry-run"]
     } else {
@@ -636,6 +636,13 @@ async fn a_deleted_customer_past_its_retention_is_erased_by_the_purger_into_an_a
         (erased.erased_records, erased.kept_records),
         (ERASED as u64, KEPT as u64)
     );
+    // The bystander's contact deleted on its own was due as well (zero retention): it goes on
+    // its own. The erased customer's went with it, counted in ERASED, not listed again.
+    assert_eq!(report.records.len(), 1, "{report:?}");
+    assert_eq!(
+        report.records[0].customer_id.to_string(),
+        bystander.customer.id
+    );
 
     let event = assert_erased(&app, &sql, &f).await;
     assert_eq!(event.actor, "system:purger");
@@ -645,12 +652,14 @@ async fn a_deleted_customer_past_its_retention_is_erased_by_the_purger_into_an_a
         format!("erased={ERASED} kept={KEPT} by=retention")
     );
 
-    // The live customer next to it is untouched.
+    // The live customer next to it is untouched but for that contact.
     assert_eq!(
         get_customer(&mut app.customers(), &bystander.customer.id).await,
         bystander.customer
     );
-    assert_eq!(sql.record_rows(&bystander.customer.id).await, ROWS_BEFORE);
+    let mut rows = ROWS_BEFORE;
+    rows[0] -= 1;
+    assert_eq!(sql.record_rows(&bystander.customer.id).await, rows);
     assert_eq!(sql.erased_customers().await, 1);
     // Nothing is due any more: a second pass erases nothing.
     assert_eq!(purge_pass(&sql.store, false).await, PurgeReport::default());
@@ -676,9 +685,18 @@ async fn within_its_retention_a_deleted_customer_is_not_due_and_can_still_be_res
     assert_eq!(purge_pass(&sql.store, false).await, PurgeReport::default());
     assert_eq!(
         purge_command(&app, true).await,
-        ["0 customer(s) due for erasure"]
+        [
+            "0 customer(s) due for erasure",
+            "0 record(s) deleted on their own due for erasure"
+        ]
     );
-    assert_eq!(purge_command(&app, false).await, ["0 customer(s) erased"]);
+    assert_eq!(
+        purge_command(&app, false).await,
+        [
+            "0 customer(s) erased",
+            "0 record(s) deleted on their own erased"
+        ]
+    );
     assert_deleted_not_erased(&app, &sql, &f).await;
     assert_eq!(sql.erased_customers().await, 0);
 
@@ -726,6 +744,19 @@ async fn the_purge_command_reports_in_a_dry_run_then_erases_what_is_due(app: Tes
             f.customer.id
         )
     };
+    // The live customer's contact deleted on its own is due too (zero retention); the held
+    // customer's is kept by the hold.
+    let live_contacts = app.snapshot(&live.customer.id).await.contacts;
+    let alone = live_contacts
+        .iter()
+        .find(|c| c.delete_time.is_some())
+        .expect("the fixture's contact deleted on its own");
+    let record_line = |verb: &str| {
+        format!(
+            "{verb} tenant acme contact {} of customer {} (deleted on its own)",
+            alone.id, live.customer.id
+        )
+    };
 
     // Oldest due first; the held one is not due.
     assert_eq!(
@@ -733,7 +764,9 @@ async fn the_purge_command_reports_in_a_dry_run_then_erases_what_is_due(app: Tes
         [
             line("would erase", "would go", &first),
             line("would erase", "would go", &second),
+            record_line("would erase"),
             "2 customer(s) due for erasure".to_owned(),
+            "1 record(s) deleted on their own due for erasure".to_owned(),
         ]
     );
     for f in [&first, &second, &held] {
@@ -746,7 +779,9 @@ async fn the_purge_command_reports_in_a_dry_run_then_erases_what_is_due(app: Tes
         [
             line("erased", "gone", &first),
             line("erased", "gone", &second),
+            record_line("erased"),
             "2 customer(s) erased".to_owned(),
+            "1 record(s) deleted on their own erased".to_owned(),
         ]
     );
     for f in [&first, &second] {
@@ -759,7 +794,13 @@ async fn the_purge_command_reports_in_a_dry_run_then_erases_what_is_due(app: Tes
         live.customer
     );
     assert_eq!(sql.erased_customers().await, 2);
-    assert_eq!(purge_command(&app, false).await, ["0 customer(s) erased"]);
+    assert_eq!(
+        purge_command(&app, false).await,
+        [
+            "0 customer(s) erased",
+            "0 record(s) deleted on their own erased"
+        ]
+    );
 }
 
 async fn purge_customer_is_admin_only_needs_a_deleted_customer_validates_erases_once_and_replays(

@@ -429,10 +429,11 @@ async fn a_restore_brings_back_exactly_the_graph_its_deletion_took(app: TestApp)
         assert_eq!(deleted.deleted_records, expected.cascade, "{ctx}");
         let gone = deleted.customer.unwrap();
 
-        // While deleted: the cascaded records carry the customer's delete_time and nothing else
-        // changed; kept records and records deleted before are exactly as they were.
+        // While deleted: the cascaded records carry the customer's delete_time and purge_time
+        // and nothing else changed; kept records and records deleted before are exactly as they
+        // were.
         let during = app.snapshot(&c).await;
-        assert_deleted_view(&before, &during, gone.delete_time, &ctx);
+        assert_deleted_view(&before, &during, (gone.delete_time, gone.purge_time), &ctx);
 
         // Meanwhile, elsewhere: writes to other customers, and sometimes a whole other deletion
         // that must stay deleted when this one is restored.
@@ -502,11 +503,14 @@ async fn a_restore_brings_back_exactly_the_graph_its_deletion_took(app: TestApp)
 }
 
 /// The graph while deleted: each record live before is either kept unchanged (KEEP) or equal but
-/// for the deletion's delete_time (CASCADE); records deleted before are unchanged.
+/// for the deletion's delete_time and purge_time (CASCADE); records deleted before are unchanged.
 fn assert_deleted_view(
     before: &Snapshot,
     during: &Snapshot,
-    delete_time: Option<prost_types::Timestamp>,
+    (delete_time, purge_time): (
+        Option<prost_types::Timestamp>,
+        Option<prost_types::Timestamp>,
+    ),
     ctx: &str,
 ) {
     macro_rules! check {
@@ -518,9 +522,14 @@ fn assert_deleted_view(
                     assert_eq!(now, was, "{ctx}: untouched");
                 } else {
                     assert_eq!(now.delete_time, delete_time, "{ctx}");
+                    assert_eq!(now.purge_time, purge_time, "{ctx}");
                     let mut undeleted = now.clone();
                     undeleted.delete_time = None;
-                    assert_eq!(&undeleted, was, "{ctx}: only delete_time changed");
+                    undeleted.purge_time = None;
+                    assert_eq!(
+                        &undeleted, was,
+                        "{ctx}: only delete_time and purge_time changed"
+                    );
                 }
             }
         }};

@@ -15,6 +15,9 @@ pub struct Model {
     pub create_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
     pub delete_time: Option<DateTimeUtc>,
+    /// When the deleted record is erased: delete_time + the retention, or, with a deletion_id,
+    /// its customer's purge_time.
+    pub purge_time: Option<DateTimeUtc>,
     /// Set when the record was deleted with its customer; a restore brings back exactly these.
     pub deletion_id: Option<Uuid>,
     pub version: i64,

@@ -11,6 +11,7 @@ mod m0005_covering_live_indexes;
 mod m0006_trigram_search;
 mod m0007_sqlite_trigram_search;
 pub(crate) mod m0008_ordered_trigram_search;
+mod m0009_record_retention;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_trigram_search::Migration),
             Box::new(m0007_sqlite_trigram_search::Migration),
             Box::new(m0008_ordered_trigram_search::Migration),
+            Box::new(m0009_record_retention::Migration),
         ]
     }
 }

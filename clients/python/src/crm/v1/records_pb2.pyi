@@ -69,7 +69,7 @@ ACTIVITY_KIND_MEETING: ActivityKind
 ACTIVITY_KIND_NOTE: ActivityKind
 
 class Contact(_message.Message):
-    __slots__ = ("id", "customer_id", "full_name", "email", "phone", "job_title", "create_time", "update_time", "delete_time", "etag")
+    __slots__ = ("id", "customer_id", "full_name", "email", "phone", "job_title", "create_time", "update_time", "delete_time", "etag", "purge_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     FULL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class Contact(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DELETE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     full_name: str
@@ -90,10 +91,11 @@ class Contact(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     delete_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., full_name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., job_title: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    purge_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., full_name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., job_title: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Deal(_message.Message):
-    __slots__ = ("id", "customer_id", "title", "amount_minor", "currency", "stage", "create_time", "update_time", "delete_time", "etag")
+    __slots__ = ("id", "customer_id", "title", "amount_minor", "currency", "stage", "create_time", "update_time", "delete_time", "etag", "purge_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +106,7 @@ class Deal(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DELETE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     title: str
@@ -114,10 +117,11 @@ class Deal(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     delete_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., title: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., stage: _Optional[_Union[DealStage, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    purge_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., title: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., stage: _Optional[_Union[DealStage, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "customer_id", "number", "amount_minor", "currency", "status", "create_time", "update_time", "delete_time", "etag")
+    __slots__ = ("id", "customer_id", "number", "amount_minor", "currency", "status", "create_time", "update_time", "delete_time", "etag", "purge_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +132,7 @@ class Order(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DELETE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     number: str
@@ -138,10 +143,11 @@ class Order(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     delete_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., number: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    purge_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., number: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Contract(_message.Message):
-    __slots__ = ("id", "customer_id", "number", "status", "end_date", "create_time", "update_time", "delete_time", "etag")
+    __slots__ = ("id", "customer_id", "number", "status", "end_date", "create_time", "update_time", "delete_time", "etag", "purge_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +157,7 @@ class Contract(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DELETE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     number: str
@@ -160,10 +167,11 @@ class Contract(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     delete_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., number: _Optional[str] = ..., status: _Optional[_Union[ContractStatus, str]] = ..., end_date: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    purge_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., number: _Optional[str] = ..., status: _Optional[_Union[ContractStatus, str]] = ..., end_date: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Project(_message.Message):
-    __slots__ = ("id", "customer_id", "name", "status", "create_time", "update_time", "delete_time", "etag")
+    __slots__ = ("id", "customer_id", "name", "status", "create_time", "update_time", "delete_time", "etag", "purge_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +180,7 @@ class Project(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DELETE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     name: str
@@ -180,10 +189,11 @@ class Project(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     delete_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[ProjectStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    purge_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[ProjectStatus, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Activity(_message.Message):
-    __slots__ = ("id", "customer_id", "kind", "subject", "occur_time", "create_time", "update_time", "delete_time", "etag")
+    __slots__ = ("id", "customer_id", "kind", "subject", "occur_time", "create_time", "update_time", "delete_time", "etag", "purge_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +203,7 @@ class Activity(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DELETE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     kind: ActivityKind
@@ -202,7 +213,8 @@ class Activity(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     delete_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., kind: _Optional[_Union[ActivityKind, str]] = ..., subject: _Optional[str] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    purge_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., kind: _Optional[_Union[ActivityKind, str]] = ..., subject: _Optional[str] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateContactRequest(_message.Message):
     __slots__ = ("contact", "request_id")
@@ -284,6 +296,24 @@ class DeleteContactResponse(_message.Message):
     contact: Contact
     def __init__(self, contact: _Optional[_Union[Contact, _Mapping]] = ...) -> None: ...
 
+class RestoreContactRequest(_message.Message):
+    __slots__ = ("contact_id", "etag", "validate_only", "request_id")
+    CONTACT_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    contact_id: str
+    etag: str
+    validate_only: bool
+    request_id: str
+    def __init__(self, contact_id: _Optional[str] = ..., etag: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RestoreContactResponse(_message.Message):
+    __slots__ = ("contact",)
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
+    contact: Contact
+    def __init__(self, contact: _Optional[_Union[Contact, _Mapping]] = ...) -> None: ...
+
 class CreateDealRequest(_message.Message):
     __slots__ = ("deal", "request_id")
     DEAL_FIELD_NUMBER: _ClassVar[int]
@@ -359,6 +389,24 @@ class DeleteDealRequest(_message.Message):
     def __init__(self, deal_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteDealResponse(_message.Message):
+    __slots__ = ("deal",)
+    DEAL_FIELD_NUMBER: _ClassVar[int]
+    deal: Deal
+    def __init__(self, deal: _Optional[_Union[Deal, _Mapping]] = ...) -> None: ...
+
+class RestoreDealRequest(_message.Message):
+    __slots__ = ("deal_id", "etag", "validate_only", "request_id")
+    DEAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deal_id: str
+    etag: str
+    validate_only: bool
+    request_id: str
+    def __init__(self, deal_id: _Optional[str] = ..., etag: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RestoreDealResponse(_message.Message):
     __slots__ = ("deal",)
     DEAL_FIELD_NUMBER: _ClassVar[int]
     deal: Deal
@@ -508,6 +556,24 @@ class DeleteContractResponse(_message.Message):
     contract: Contract
     def __init__(self, contract: _Optional[_Union[Contract, _Mapping]] = ...) -> None: ...
 
+class RestoreContractRequest(_message.Message):
+    __slots__ = ("contract_id", "etag", "validate_only", "request_id")
+    CONTRACT_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    contract_id: str
+    etag: str
+    validate_only: bool
+    request_id: str
+    def __init__(self, contract_id: _Optional[str] = ..., etag: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RestoreContractResponse(_message.Message):
+    __slots__ = ("contract",)
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    contract: Contract
+    def __init__(self, contract: _Optional[_Union[Contract, _Mapping]] = ...) -> None: ...
+
 class CreateProjectRequest(_message.Message):
     __slots__ = ("project", "request_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -588,6 +654,24 @@ class DeleteProjectResponse(_message.Message):
     project: Project
     def __init__(self, project: _Optional[_Union[Project, _Mapping]] = ...) -> None: ...
 
+class RestoreProjectRequest(_message.Message):
+    __slots__ = ("project_id", "etag", "validate_only", "request_id")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    etag: str
+    validate_only: bool
+    request_id: str
+    def __init__(self, project_id: _Optional[str] = ..., etag: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RestoreProjectResponse(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: Project
+    def __init__(self, project: _Optional[_Union[Project, _Mapping]] = ...) -> None: ...
+
 class CreateActivityRequest(_message.Message):
     __slots__ = ("activity", "request_id")
     ACTIVITY_FIELD_NUMBER: _ClassVar[int]
@@ -663,6 +747,24 @@ class DeleteActivityRequest(_message.Message):
     def __init__(self, activity_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteActivityResponse(_message.Message):
+    __slots__ = ("activity",)
+    ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    activity: Activity
+    def __init__(self, activity: _Optional[_Union[Activity, _Mapping]] = ...) -> None: ...
+
+class RestoreActivityRequest(_message.Message):
+    __slots__ = ("activity_id", "etag", "validate_only", "request_id")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    etag: str
+    validate_only: bool
+    request_id: str
+    def __init__(self, activity_id: _Optional[str] = ..., etag: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RestoreActivityResponse(_message.Message):
     __slots__ = ("activity",)
     ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     activity: Activity

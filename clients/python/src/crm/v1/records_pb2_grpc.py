@@ -29,15 +29,29 @@ class RecordServiceStub:
     """RecordService owns the records that hang off a customer: contacts, deals, orders, contracts,
     projects and activities. Each record belongs to exactly one customer of the caller's tenant.
 
-    Every create, update or delete of a record also changes its customer's `etag` (the version of
-    the customer's graph), in the same transaction. A write to a record of a deleted customer is
+    Every create, update, delete or restore of a record also changes its customer's `etag` (the
+    version of the customer's graph), in the same transaction; the purger erasing a deleted record
+    does not (the live graph is the same). A write to a record of a deleted customer is
     FAILED_PRECONDITION (reason CUSTOMER_DELETED).
 
     Deleting a record on its own is a soft delete (it keeps its data and gets a delete_time) and is
     allowed for contacts, activities, deals, projects and draft contracts. Orders have no delete:
     they are accounting records, cancelled instead. A contract past DRAFT is ended by terminating
-    it (DeleteContract on it is FAILED_PRECONDITION, RECORD_NOT_DELETABLE). A record deleted on its
-    own stays deleted when its customer is restored.
+    it (DeleteContract on it is FAILED_PRECONDITION, RECORD_NOT_DELETABLE).
+
+    The lifecycle of a record deleted on its own:
+
+    live ── Delete* ─▶ deleted (delete_time, purge_time = delete_time + the retention, 30 days
+    by default)
+    deleted ── Restore* (supervisor or admin, before purge_time) ─▶ live, exactly as it was
+    deleted ── (purge_time passes) ─▶ erased by the purger: NOT_FOUND from then on
+
+    A record deleted on its own stays deleted when its customer is restored, and cannot be restored
+    while its customer is deleted (FAILED_PRECONDITION, CUSTOMER_DELETED: restore the customer
+    first). A legal hold on the customer keeps its deleted records from the purger. A record
+    deleted with its customer follows the customer instead: it shows the customer's purge_time,
+    comes back with RestoreCustomer (Restore* on it is CUSTOMER_DELETED) and is erased with the
+    customer.
 
     Status changes go through Update* with the status field in update_mask; the allowed transitions
     are documented on each status enum. A forbidden transition is FAILED_PRECONDITION
@@ -75,6 +89,11 @@ class RecordServiceStub:
                 request_serializer=crm_dot_v1_dot_records__pb2.DeleteContactRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.DeleteContactResponse.FromString,
                 _registered_method=True)
+        self.RestoreContact = channel.unary_unary(
+                '/crm.v1.RecordService/RestoreContact',
+                request_serializer=crm_dot_v1_dot_records__pb2.RestoreContactRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.RestoreContactResponse.FromString,
+                _registered_method=True)
         self.CreateDeal = channel.unary_unary(
                 '/crm.v1.RecordService/CreateDeal',
                 request_serializer=crm_dot_v1_dot_records__pb2.CreateDealRequest.SerializeToString,
@@ -99,6 +118,11 @@ class RecordServiceStub:
                 '/crm.v1.RecordService/DeleteDeal',
                 request_serializer=crm_dot_v1_dot_records__pb2.DeleteDealRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.DeleteDealResponse.FromString,
+                _registered_method=True)
+        self.RestoreDeal = channel.unary_unary(
+                '/crm.v1.RecordService/RestoreDeal',
+                request_serializer=crm_dot_v1_dot_records__pb2.RestoreDealRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.RestoreDealResponse.FromString,
                 _registered_method=True)
         self.CreateOrder = channel.unary_unary(
                 '/crm.v1.RecordService/CreateOrder',
@@ -145,6 +169,11 @@ class RecordServiceStub:
                 request_serializer=crm_dot_v1_dot_records__pb2.DeleteContractRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.DeleteContractResponse.FromString,
                 _registered_method=True)
+        self.RestoreContract = channel.unary_unary(
+                '/crm.v1.RecordService/RestoreContract',
+                request_serializer=crm_dot_v1_dot_records__pb2.RestoreContractRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.RestoreContractResponse.FromString,
+                _registered_method=True)
         self.CreateProject = channel.unary_unary(
                 '/crm.v1.RecordService/CreateProject',
                 request_serializer=crm_dot_v1_dot_records__pb2.CreateProjectRequest.SerializeToString,
@@ -169,6 +198,11 @@ class RecordServiceStub:
                 '/crm.v1.RecordService/DeleteProject',
                 request_serializer=crm_dot_v1_dot_records__pb2.DeleteProjectRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.DeleteProjectResponse.FromString,
+                _registered_method=True)
+        self.RestoreProject = channel.unary_unary(
+                '/crm.v1.RecordService/RestoreProject',
+                request_serializer=crm_dot_v1_dot_records__pb2.RestoreProjectRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.RestoreProjectResponse.FromString,
                 _registered_method=True)
         self.CreateActivity = channel.unary_unary(
                 '/crm.v1.RecordService/CreateActivity',
@@ -195,21 +229,40 @@ class RecordServiceStub:
                 request_serializer=crm_dot_v1_dot_records__pb2.DeleteActivityRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.DeleteActivityResponse.FromString,
                 _registered_method=True)
+        self.RestoreActivity = channel.unary_unary(
+                '/crm.v1.RecordService/RestoreActivity',
+                request_serializer=crm_dot_v1_dot_records__pb2.RestoreActivityRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.RestoreActivityResponse.FromString,
+                _registered_method=True)
 
 
 class RecordServiceServicer:
     """RecordService owns the records that hang off a customer: contacts, deals, orders, contracts,
     projects and activities. Each record belongs to exactly one customer of the caller's tenant.
 
-    Every create, update or delete of a record also changes its customer's `etag` (the version of
-    the customer's graph), in the same transaction. A write to a record of a deleted customer is
+    Every create, update, delete or restore of a record also changes its customer's `etag` (the
+    version of the customer's graph), in the same transaction; the purger erasing a deleted record
+    does not (the live graph is the same). A write to a record of a deleted customer is
     FAILED_PRECONDITION (reason CUSTOMER_DELETED).
 
     Deleting a record on its own is a soft delete (it keeps its data and gets a delete_time) and is
     allowed for contacts, activities, deals, projects and draft contracts. Orders have no delete:
     they are accounting records, cancelled instead. A contract past DRAFT is ended by terminating
-    it (DeleteContract on it is FAILED_PRECONDITION, RECORD_NOT_DELETABLE). A record deleted on its
-    own stays deleted when its customer is restored.
+    it (DeleteContract on it is FAILED_PRECONDITION, RECORD_NOT_DELETABLE).
+
+    The lifecycle of a record deleted on its own:
+
+    live ── Delete* ─▶ deleted (delete_time, purge_time = delete_time + the retention, 30 days
+    by default)
+    deleted ── Restore* (supervisor or admin, before purge_time) ─▶ live, exactly as it was
+    deleted ── (purge_time passes) ─▶ erased by the purger: NOT_FOUND from then on
+
+    A record deleted on its own stays deleted when its customer is restored, and cannot be restored
+    while its customer is deleted (FAILED_PRECONDITION, CUSTOMER_DELETED: restore the customer
+    first). A legal hold on the customer keeps its deleted records from the purger. A record
+    deleted with its customer follows the customer instead: it shows the customer's purge_time,
+    comes back with RestoreCustomer (Restore* on it is CUSTOMER_DELETED) and is erased with the
+    customer.
 
     Status changes go through Update* with the status field in update_mask; the allowed transitions
     are documented on each status enum. A forbidden transition is FAILED_PRECONDITION
@@ -245,7 +298,17 @@ class RecordServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteContact(self, request, context):
-        """Soft-deletes a contact.
+        """Soft-deletes a contact: it gets a delete_time and a purge_time, when the purger erases it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreContact(self, request, context):
+        """Brings back a contact deleted on its own, before its purge_time. Supervisor or admin. A live
+        contact is FAILED_PRECONDITION (RECORD_NOT_DELETED); one whose customer is deleted is
+        FAILED_PRECONDITION (CUSTOMER_DELETED); one past its purge_time is FAILED_PRECONDITION
+        (RETENTION_EXPIRED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -280,7 +343,17 @@ class RecordServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteDeal(self, request, context):
-        """Soft-deletes a deal.
+        """Soft-deletes a deal: it gets a delete_time and a purge_time, when the purger erases it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreDeal(self, request, context):
+        """Brings back a deal deleted on its own, before its purge_time. Supervisor or admin. A live
+        deal is FAILED_PRECONDITION (RECORD_NOT_DELETED); one whose customer is deleted is
+        FAILED_PRECONDITION (CUSTOMER_DELETED); one past its purge_time is FAILED_PRECONDITION
+        (RETENTION_EXPIRED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -343,7 +416,18 @@ class RecordServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteContract(self, request, context):
-        """Soft-deletes a DRAFT contract; any other status is FAILED_PRECONDITION.
+        """Soft-deletes a DRAFT contract (any other status is FAILED_PRECONDITION): it gets a
+        delete_time and a purge_time, when the purger erases it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreContract(self, request, context):
+        """Brings back a contract deleted on its own, before its purge_time. Supervisor or admin. A live
+        contract is FAILED_PRECONDITION (RECORD_NOT_DELETED); one whose customer is deleted is
+        FAILED_PRECONDITION (CUSTOMER_DELETED); one past its purge_time is FAILED_PRECONDITION
+        (RETENTION_EXPIRED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -378,7 +462,17 @@ class RecordServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteProject(self, request, context):
-        """Soft-deletes a project.
+        """Soft-deletes a project: it gets a delete_time and a purge_time, when the purger erases it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreProject(self, request, context):
+        """Brings back a project deleted on its own, before its purge_time. Supervisor or admin. A live
+        project is FAILED_PRECONDITION (RECORD_NOT_DELETED); one whose customer is deleted is
+        FAILED_PRECONDITION (CUSTOMER_DELETED); one past its purge_time is FAILED_PRECONDITION
+        (RETENTION_EXPIRED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -413,7 +507,17 @@ class RecordServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteActivity(self, request, context):
-        """Soft-deletes an activity.
+        """Soft-deletes an activity: it gets a delete_time and a purge_time, when the purger erases it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreActivity(self, request, context):
+        """Brings back an activity deleted on its own, before its purge_time. Supervisor or admin. A live
+        activity is FAILED_PRECONDITION (RECORD_NOT_DELETED); one whose customer is deleted is
+        FAILED_PRECONDITION (CUSTOMER_DELETED); one past its purge_time is FAILED_PRECONDITION
+        (RETENTION_EXPIRED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -447,6 +551,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_v1_dot_records__pb2.DeleteContactRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.DeleteContactResponse.SerializeToString,
             ),
+            'RestoreContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreContact,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.RestoreContactRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.RestoreContactResponse.SerializeToString,
+            ),
             'CreateDeal': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateDeal,
                     request_deserializer=crm_dot_v1_dot_records__pb2.CreateDealRequest.FromString,
@@ -471,6 +580,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     servicer.DeleteDeal,
                     request_deserializer=crm_dot_v1_dot_records__pb2.DeleteDealRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.DeleteDealResponse.SerializeToString,
+            ),
+            'RestoreDeal': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreDeal,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.RestoreDealRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.RestoreDealResponse.SerializeToString,
             ),
             'CreateOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateOrder,
@@ -517,6 +631,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_v1_dot_records__pb2.DeleteContractRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.DeleteContractResponse.SerializeToString,
             ),
+            'RestoreContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreContract,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.RestoreContractRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.RestoreContractResponse.SerializeToString,
+            ),
             'CreateProject': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateProject,
                     request_deserializer=crm_dot_v1_dot_records__pb2.CreateProjectRequest.FromString,
@@ -541,6 +660,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     servicer.DeleteProject,
                     request_deserializer=crm_dot_v1_dot_records__pb2.DeleteProjectRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.DeleteProjectResponse.SerializeToString,
+            ),
+            'RestoreProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreProject,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.RestoreProjectRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.RestoreProjectResponse.SerializeToString,
             ),
             'CreateActivity': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateActivity,
@@ -567,6 +691,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_v1_dot_records__pb2.DeleteActivityRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.DeleteActivityResponse.SerializeToString,
             ),
+            'RestoreActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreActivity,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.RestoreActivityRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.RestoreActivityResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'crm.v1.RecordService', rpc_method_handlers)
@@ -579,15 +708,29 @@ class RecordService:
     """RecordService owns the records that hang off a customer: contacts, deals, orders, contracts,
     projects and activities. Each record belongs to exactly one customer of the caller's tenant.
 
-    Every create, update or delete of a record also changes its customer's `etag` (the version of
-    the customer's graph), in the same transaction. A write to a record of a deleted customer is
+    Every create, update, delete or restore of a record also changes its customer's `etag` (the
+    version of the customer's graph), in the same transaction; the purger erasing a deleted record
+    does not (the live graph is the same). A write to a record of a deleted customer is
     FAILED_PRECONDITION (reason CUSTOMER_DELETED).
 
     Deleting a record on its own is a soft delete (it keeps its data and gets a delete_time) and is
     allowed for contacts, activities, deals, projects and draft contracts. Orders have no delete:
     they are accounting records, cancelled instead. A contract past DRAFT is ended by terminating
-    it (DeleteContract on it is FAILED_PRECONDITION, RECORD_NOT_DELETABLE). A record deleted on its
-    own stays deleted when its customer is restored.
+    it (DeleteContract on it is FAILED_PRECONDITION, RECORD_NOT_DELETABLE).
+
+    The lifecycle of a record deleted on its own:
+
+    live ── Delete* ─▶ deleted (delete_time, purge_time = delete_time + the retention, 30 days
+    by default)
+    deleted ── Restore* (supervisor or admin, before purge_time) ─▶ live, exactly as it was
+    deleted ── (purge_time passes) ─▶ erased by the purger: NOT_FOUND from then on
+
+    A record deleted on its own stays deleted when its customer is restored, and cannot be restored
+    while its customer is deleted (FAILED_PRECONDITION, CUSTOMER_DELETED: restore the customer
+    first). A legal hold on the customer keeps its deleted records from the purger. A record
+    deleted with its customer follows the customer instead: it shows the customer's purge_time,
+    comes back with RestoreCustomer (Restore* on it is CUSTOMER_DELETED) and is erased with the
+    customer.
 
     Status changes go through Update* with the status field in update_mask; the allowed transitions
     are documented on each status enum. A forbidden transition is FAILED_PRECONDITION
@@ -730,6 +873,33 @@ class RecordService:
             _registered_method=True)
 
     @staticmethod
+    def RestoreContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/RestoreContact',
+            crm_dot_v1_dot_records__pb2.RestoreContactRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.RestoreContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateDeal(request,
             target,
             options=(),
@@ -854,6 +1024,33 @@ class RecordService:
             '/crm.v1.RecordService/DeleteDeal',
             crm_dot_v1_dot_records__pb2.DeleteDealRequest.SerializeToString,
             crm_dot_v1_dot_records__pb2.DeleteDealResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreDeal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/RestoreDeal',
+            crm_dot_v1_dot_records__pb2.RestoreDealRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.RestoreDealResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1108,6 +1305,33 @@ class RecordService:
             _registered_method=True)
 
     @staticmethod
+    def RestoreContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/RestoreContract',
+            crm_dot_v1_dot_records__pb2.RestoreContractRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.RestoreContractResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateProject(request,
             target,
             options=(),
@@ -1243,6 +1467,33 @@ class RecordService:
             _registered_method=True)
 
     @staticmethod
+    def RestoreProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/RestoreProject',
+            crm_dot_v1_dot_records__pb2.RestoreProjectRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.RestoreProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateActivity(request,
             target,
             options=(),
@@ -1367,6 +1618,33 @@ class RecordService:
             '/crm.v1.RecordService/DeleteActivity',
             crm_dot_v1_dot_records__pb2.DeleteActivityRequest.SerializeToString,
             crm_dot_v1_dot_records__pb2.DeleteActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/RestoreActivity',
+            crm_dot_v1_dot_records__pb2.RestoreActivityRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.RestoreActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,
