@@ -200,7 +200,11 @@ class CustomerServiceServicer:
         records are removed for good, the customer row becomes an anonymous tombstone that kept records
         (paid orders, ended contracts) still point at. Admin only. A live customer is
         FAILED_PRECONDITION (CUSTOMER_NOT_DELETED: it must go through approval first); a customer under
-        legal hold is FAILED_PRECONDITION (LEGAL_HOLD); a purged one is NOT_FOUND.
+        legal hold is FAILED_PRECONDITION (LEGAL_HOLD); a purged one is NOT_FOUND. On SQLite the
+        erased bytes are overwritten in the database's files before the call returns (unless a long
+        read, such as an export, holds an older snapshot: then at the purger's next pass); on
+        PostgreSQL they stay in the table files (dead rows, then free space) until an operator runs
+        `crm-service purge --rewrite` (see the README's "What erasure reaches").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
