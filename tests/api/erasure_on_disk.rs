@@ -29,6 +29,7 @@ use crate::common::{
 crate::on_both_databases!(
     purge_customer_leaves_no_personal_data_in_the_database_files,
     the_in_server_purger_leaves_no_personal_data_in_the_database_files,
+    a_record_the_purger_erases_on_its_own_leaves_no_personal_data_in_the_database_files,
     the_servers_connections_are_durable_and_overwrite_what_they_delete,
 );
 
@@ -48,6 +49,8 @@ async fn zero_retention(db: Db, purge_every: Option<Duration>) -> Option<TestApp
 /// One marker per personal field, so a failure names the field whose bytes stayed behind.
 struct Markers {
     tag: String,
+    /// The fields this test marked, when not all of them (`all` names only these).
+    only: Option<&'static [&'static str]>,
 }
 
 impl Markers {
@@ -56,6 +59,15 @@ impl Markers {
         // phone, and must be erased too.
         Self {
             tag: format!("zq{}", &Uuid::now_v7().simple().to_string()[20..]),
+            only: None,
+        }
+    }
+
+    /// Markers of the given fields only.
+    fn of(fields: &'static [&'static str]) -> Self {
+        Self {
+            only: Some(fields),
+            ..Self::new()
         }
     }
 
@@ -98,6 +110,9 @@ impl Markers {
         // The digits only: a phone's punctuation may be stored as given.
         all.push(("customer.phone".into(), self.phone(1)[1..].to_owned()));
         all.push(("contact.phone".into(), self.phone(2)[1..].to_owned()));
+        if let Some(only) = self.only {
+            all.retain(|(field, _)| only.contains(&field.as_str()));
+        }
         all
     }
 
@@ -492,6 +507,74 @@ async fn the_in_server_purger_leaves_no_personal_data_in_the_database_files(app:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_no_markers_left(&app, &m, "the purger").await;
+}
+
+/// A contact deleted on its own (its customer stays live) and erased by the purger once its own
+/// retention has passed.
+async fn a_record_the_purger_erases_on_its_own_leaves_no_personal_data_in_the_database_files(
+    app: TestApp,
+) {
+    let db = app.db;
+    drop(app);
+    let app = zero_retention(db, Some(Duration::from_millis(200)))
+        .await
+        .expect("database answers");
+    let m = Markers::of(&[
+        "contact.full_name",
+        "contact.email",
+        "contact.phone",
+        "contact.job_title",
+    ]);
+    let customer = app.create_customer("Stays GmbH").await;
+    let mut r = app.records();
+    let contact = r
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                full_name: m.text("contactfullname"),
+                email: m.email("contact"),
+                phone: m.phone(2),
+                job_title: m.text("contactjobtitle"),
+                ..new_contact(&customer.id)
+            }),
+            request_id: request_id(),
+        })
+        .await
+        .expect("contact")
+        .into_inner()
+        .contact
+        .unwrap();
+    assert_markers_present(&app, &m).await;
+    r.delete_contact(pb::DeleteContactRequest {
+        contact_id: contact.id.clone(),
+        etag: contact.etag,
+        request_id: request_id(),
+    })
+    .await
+    .expect("deleted on its own");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let erased = r
+            .get_contact(pb::GetContactRequest {
+                contact_id: contact.id.clone(),
+            })
+            .await
+            .is_err_and(|s| s.code() == Code::NotFound);
+        let clean = match app.db {
+            Db::Sqlite => markers_in(&sqlite_files(&app), &m).is_empty(),
+            Db::Postgres => true,
+        };
+        if erased && clean {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the purger did not erase the contact and leave the files clean within 15 s \
+             (erased: {erased})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_no_markers_left(&app, &m, "the purger erased a record deleted on its own").await;
 }
 
 /// SQLite: every pooled connection writes each commit durably (`synchronous = FULL`: a power
