@@ -155,38 +155,54 @@ async fn metadata_above_the_transports_own_limit_is_refused_by_http2_as_document
     // (what, authorization, extra headers, the code tonic's client reports). Up to 80 frames of
     // 16 KiB h2 reads the whole block and answers HTTP 431, which tonic reads as UNKNOWN; past 80
     // it ends the connection with GOAWAY ENHANCE_YOUR_CALM ("too_many_continuations"), which tonic
-    // reports as RESOURCE_EXHAUSTED.
-    let cases: Vec<(&str, String, Extra, Code)> = vec![
+    // reports as RESOURCE_EXHAUSTED, or as UNKNOWN "transport error" (a broken pipe) when the
+    // connection closes while the client is still writing the block: which of the two is a race.
+    let cases: Vec<(&str, String, Extra, &[Code])> = vec![
         (
             "20,000 headers, 1.25 MiB",
             token,
             extra_headers(20_000),
-            Code::Unknown,
+            &[Code::Unknown],
         ),
         (
             "a 1.1 MiB token",
             format!("Bearer {}", "x".repeat(1100 * 1024)),
             Vec::new(),
-            Code::Unknown,
+            &[Code::Unknown],
         ),
         (
             "a 1.5 MiB token",
             format!("Bearer {}", "x".repeat(1536 * 1024)),
             Vec::new(),
-            Code::ResourceExhausted,
+            &[Code::ResourceExhausted, Code::Unknown],
         ),
     ];
-    for (what, authorization, extra, code) in cases {
+    for (what, authorization, extra, codes) in cases {
         let status = list(&mut client(&app, authorization, extra))
             .await
             .expect_err(what);
         figure(format!("{what}: {status:?}"));
-        assert_eq!(status.code(), code, "{what}: {status:?}");
-        // Even after a GOAWAY, the channel reconnects for the next call.
-        app.customers()
-            .list_customers(pb::ListCustomersRequest::default())
-            .await
-            .expect("the channel serves the next call");
+        assert!(codes.contains(&status.code()), "{what}: {status:?}");
+        // Even after a GOAWAY, the channel reconnects: a call that finds the closing connection
+        // is refused by the transport (CANCELLED "connection closed") and its retry is served.
+        let mut tries = 0;
+        loop {
+            match app
+                .customers()
+                .list_customers(pb::ListCustomersRequest::default())
+                .await
+            {
+                Ok(_) => break,
+                Err(status)
+                    if matches!(status.code(), Code::Cancelled | Code::Unavailable)
+                        && tries < 5 =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(status) => panic!("the channel does not serve the next call: {status:?}"),
+            }
+        }
     }
 }
 
