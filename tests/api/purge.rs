@@ -52,7 +52,7 @@ mod postgres_only {
 
 /// The same database under a server whose retention is zero: purge_time = delete_time, so a
 /// deleted customer is due for erasure at once (and can no longer be restored).
-async fn zero_retention(app: TestApp) -> TestApp {
+pub(crate) async fn zero_retention(app: TestApp) -> TestApp {
     let db = app.db;
     drop(app);
     TestApp::spawn_with_lifecycle(

@@ -6,10 +6,7 @@
 //!
 //! A zero retention makes a record due the moment it is deleted, so no test sleeps.
 
-use std::time::Duration;
-
 use crm_service::domain::Clock;
-use crm_service::domain::deletion::LifecycleSettings;
 use crm_service::domain::purge::{PurgeReport, Purges};
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_event_service_client::CustomerEventServiceClient;
@@ -22,6 +19,7 @@ use crate::common::{
     Bearer, Kind, Records, TestApp, assert_status, create_record, get_customer, random_id,
     request_id, restore as restore_customer,
 };
+use crate::purge::zero_retention;
 
 crate::on_both_databases!(
     deleting_any_record_on_its_own_sets_its_purge_time_to_delete_time_plus_the_retention,
@@ -53,22 +51,6 @@ const DELETABLE: [Kind; 5] = [
 const RETENTION_SECONDS: i64 = 30 * 24 * 3600;
 
 // ----- set-up ---------------------------------------------------------------------------------
-
-/// The same database under a server whose retention is zero: purge_time = delete_time, so a
-/// deleted record is due for erasure at once (and can no longer be restored).
-async fn zero_retention(app: TestApp) -> TestApp {
-    let db = app.db;
-    drop(app);
-    TestApp::spawn_with_lifecycle(
-        db,
-        LifecycleSettings {
-            request_ttl: Duration::from_secs(72 * 3600),
-            retention: Duration::ZERO,
-        },
-    )
-    .await
-    .expect("the database answered a moment ago")
-}
 
 fn supervisor(app: &TestApp) -> Records {
     app.records_as("acme", "sup-1", &["supervisor"])
