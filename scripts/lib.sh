@@ -6,6 +6,16 @@
 #                      SERVER_PIDS; the database is CRM_DATABASE_URL from the arguments (SQLite in a
 #                      temporary directory by default); the server is stopped on exit
 #   skip_or_fail MSG   a missing tool: SKIPPED (exit 0) locally, a failure under CI=true
+#   pg_answers URL     whether PostgreSQL at URL answers (psql)
+#   redact_url URL     the URL with its password replaced by ***, for messages
+#
+# It also exports CRM_TEST_DATABASE_URL: the caller's (.ci/run sets its own when it starts a
+# throwaway cluster), else CRM_TEST_DATABASE_URL_DEFAULT, the PostgreSQL that cargo test's harness
+# and the README use when none is named. Every gate that needs PostgreSQL reads it from here, so a
+# gate run directly under CI=true finds the same database as cargo test.
+
+CRM_TEST_DATABASE_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/test"
+export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_TEST_DATABASE_URL_DEFAULT}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CRM_BIN=${CRM_BIN:-$ROOT/target/debug/crm-service}
@@ -31,6 +41,14 @@ skip_or_fail() {
   fi
   gate_log "SKIPPED: $*"
   exit 0
+}
+
+pg_answers() {
+  command -v psql >/dev/null && psql "$1" -XAtqc 'select 1' >/dev/null 2>&1
+}
+
+redact_url() {
+  sed -E 's#^([a-z]+://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"
 }
 
 ci_tools() {
