@@ -1,6 +1,8 @@
 # Shared helpers for the gate scripts (sourced, not run).
 #
 #   ci_tools           a Python venv with the pinned tools of scripts/ci-requirements.txt, on PATH
+#   pinned_buf         the buf of package.json / package-lock.json in node_modules (npm ci when it is
+#                      missing or stale); sets BUF to it
 #   start_server VAR [ENV=VALUE ...]
 #                      starts the debug binary on a free port; sets VAR to its address and
 #                      SERVER_PIDS; the database is CRM_DATABASE_URL from the arguments (SQLite in a
@@ -62,6 +64,29 @@ ci_tools() {
     cp "$ROOT/scripts/ci-requirements.txt" "$stamp"
   fi
   export PATH="$venv/bin:$PATH"
+}
+
+pinned_buf() {
+  command -v node >/dev/null 2>&1 || skip_or_fail "node is not installed (needed for the pinned buf)"
+  command -v npm >/dev/null 2>&1 || skip_or_fail "npm is not installed (needed for the pinned buf)"
+  # The installed buf is stale when npm's own record of the tree is missing or older than the lock
+  # file, or when its version is not the one package.json pins.
+  local pinned installed
+  pinned=$(cd "$ROOT" && node -p 'require("./package.json").devDependencies["@bufbuild/buf"]')
+  installed=$(cd "$ROOT" && node -p 'try { require("./node_modules/@bufbuild/buf/package.json").version } catch (e) { "" }')
+  if [ ! -x "$ROOT/node_modules/.bin/buf" ] || [ ! -f "$ROOT/node_modules/.package-lock.json" ] \
+    || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ] || [ "$installed" != "$pinned" ]; then
+    gate_log "npm ci (@bufbuild/buf $pinned)"
+    # npm 11 warns that buf's postinstall script is not in allowScripts; the binary comes from the
+    # optional per-platform package, so buf works without that script.
+    if ! (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) >"$WORK_DIR/npm-ci.log" 2>&1; then
+      cat "$WORK_DIR/npm-ci.log" >&2
+      skip_or_fail "npm ci could not install @bufbuild/buf $pinned"
+    fi
+  fi
+  # What `npx buf` runs, called directly: npx would fetch an unrelated package named "buf" if the
+  # local install were missing.
+  BUF="$ROOT/node_modules/.bin/buf"
 }
 
 ensure_binary() {
