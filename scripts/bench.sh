@@ -20,11 +20,13 @@
 # measured in the same repetitions (PERFORMANCE.md §3.2's method). Exits 1 if a target is missed
 # (full mode).
 #
-# PostgreSQL comes from CRM_BENCH_DATABASE_URL, else CRM_TEST_DATABASE_URL (what .ci/run sets),
-# else postgres://postgres@127.0.0.1:5432/test: the service's tables go in a throwaway schema,
+# PostgreSQL comes from CRM_BENCH_DATABASE_URL, else CRM_TEST_DATABASE_URL (what .ci/run sets, else
+# scripts/lib.sh's default, the one cargo test uses): the service's tables go in a throwaway schema,
 # pgbench's in a throwaway database, both dropped at the end. Everything runs on loopback; everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh # CRM_TEST_DATABASE_URL and WORK_DIR; this script's own trap replaces lib.sh's
 
 smoke=false ci=false
 case "${1:-}" in
@@ -46,9 +48,9 @@ else
   bench_args=(--reps 3 --duration 10 --warmup 1 --list-duration 2 --previews 30 --cycles 10 --enforce)
 fi
 
-pg_url=${CRM_BENCH_DATABASE_URL:-${CRM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}
+pg_url=${CRM_BENCH_DATABASE_URL:-$CRM_TEST_DATABASE_URL}
 secret="bench-secret-0123456789abcdef0123456789"
-work=$(mktemp -d /tmp/crm-bench.XXXXXX)
+work=$WORK_DIR
 schema="crm_bench_$$_$(date +%s)"
 pgbench_db="crm_pgbench_$$_$(date +%s)"
 pgbench_created=false

@@ -17,26 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 # --- the pinned buf -----------------------------------------------------------------------------
-command -v node >/dev/null 2>&1 || skip_or_fail "node is not installed (needed for the pinned buf)"
-command -v npm >/dev/null 2>&1 || skip_or_fail "npm is not installed (needed for the pinned buf)"
-
-# The installed buf is stale when npm's own record of the tree is missing or older than the lock
-# file, or when its version is not the one package.json pins.
-pinned=$(node -p 'require("./package.json").devDependencies["@bufbuild/buf"]')
-installed=$(node -p 'try { require("./node_modules/@bufbuild/buf/package.json").version } catch (e) { "" }')
-if [ ! -x node_modules/.bin/buf ] || [ ! -f node_modules/.package-lock.json ] \
-  || [ package-lock.json -nt node_modules/.package-lock.json ] || [ "$installed" != "$pinned" ]; then
-  gate_log "npm ci (@bufbuild/buf $pinned)"
-  # npm 11 warns that buf's postinstall script is not in allowScripts; the binary comes from the
-  # optional per-platform package, so buf works without that script.
-  if ! npm ci --no-audit --no-fund --loglevel=error >"$WORK_DIR/npm-ci.log" 2>&1; then
-    cat "$WORK_DIR/npm-ci.log" >&2
-    skip_or_fail "npm ci could not install @bufbuild/buf $pinned"
-  fi
-fi
-# What `npx buf` runs, called directly: npx would fetch an unrelated package named "buf" if the
-# local install were missing.
-BUF="$ROOT/node_modules/.bin/buf"
+pinned_buf # sets BUF
 gate_log "buf $("$BUF" --version 2>&1)"
 
 # --- lint ---------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
     python scripts/check_chart.py CHART_DIR OUT_DIR
 
 1. helm lint --strict (helm-python-sdk: the real Helm v4 engine, no helm binary, no cluster);
-2. renders the chart with its defaults and with value variants, one OUT_DIR/<variant>.yaml each
-   (NOTES.txt dropped, documents joined with ---), for kubernetes-validate to check afterwards;
-3. checks that bad values are rejected (values.schema.json and the chart's own checks);
+2. renders the chart with its defaults and with value variants (each with the image.repository an
+   install must give), one OUT_DIR/<variant>.yaml each (NOTES.txt dropped, documents joined with
+   ---), for kubernetes-validate to check afterwards;
+3. checks that bad values are rejected, each with a message naming its reason (values.schema.json
+   and the chart's own checks);
 4. asserts what the chart promises (gRPC probes, security context, hooks, secrets, TLS ports ...).
 
 Prints "variants=N documents=M" as its last line.
@@ -22,6 +24,11 @@ import yaml
 
 RELEASE, NAMESPACE = "crm", "crm"
 FAILURES: list[str] = []
+
+# image.repository has no default (no published image exists): every render names one, as an
+# install must. The rejected value sets below say when they leave it out.
+IMAGE = "registry.example.com/team/crm-service"
+BASE: dict = {"image": {"repository": IMAGE}}
 
 # Value variants rendered besides the defaults. Each is validated by kubernetes-validate.
 VARIANTS: dict[str, dict] = {
@@ -71,18 +78,22 @@ VARIANTS: dict[str, dict] = {
     },
 }
 
-# Values that must NOT render: (why, values).
-REJECTED: list[tuple[str, dict]] = [
-    ("replicaCount is not an integer", {"replicaCount": "two"}),
-    ("unknown top-level key (typo)", {"replicaCunt": 3}),
-    ("unknown key inside a group", {"database": {"urll": "postgres://x"}}),
-    ("duration in weeks", {"config": {"retention": "1w"}}),
-    ("log format outside the enum", {"config": {"logFormat": "xml"}}),
-    ("grace period not above delay + grace", {"terminationGracePeriodSeconds": 25}),
+# Values that must NOT render: (why, values on top of BASE, or None for the chart's defaults alone,
+# and a fragment of the message that says the rejection is for that reason and reads as one).
+REJECTED: list[tuple[str, dict | None, str]] = [
+    ("no image.repository (the chart's defaults alone, as a first `helm install` has them)", None,
+     "at '/image/repository': value must be 'the image you built from the Dockerfile and pushed"),
+    ("replicaCount is not an integer", {"replicaCount": "two"}, "at '/replicaCount'"),
+    ("unknown top-level key (typo)", {"replicaCunt": 3}, "'replicaCunt' not allowed"),
+    ("unknown key inside a group", {"database": {"urll": "postgres://x"}}, "'urll' not allowed"),
+    ("duration in weeks", {"config": {"retention": "1w"}}, "at '/config/retention'"),
+    ("log format outside the enum", {"config": {"logFormat": "xml"}}, "at '/config/logFormat'"),
+    ("grace period not above delay + grace", {"terminationGracePeriodSeconds": 25},
+     "terminationGracePeriodSeconds (25) must exceed"),
     ("database.url and database.existingSecret together",
-     {"database": {"url": "postgres://x", "existingSecret": "crm-db"}}),
-    ("short HS256 secret", {"jwt": {"mode": "sharedSecret", "sharedSecret": "short"}}),
-    ("both PDB bounds", {"podDisruptionBudget": {"maxUnavailable": 1}}),
+     {"database": {"url": "postgres://x", "existingSecret": "crm-db"}}, "not both"),
+    ("short HS256 secret", {"jwt": {"mode": "sharedSecret", "sharedSecret": "short"}}, "at least 32 bytes"),
+    ("both PDB bounds", {"podDisruptionBudget": {"maxUnavailable": 1}}, "exactly one of minAvailable"),
 ]
 
 
@@ -91,8 +102,18 @@ def check(ok: bool, what: str) -> None:
         FAILURES.append(what)
 
 
-def render(chart: helm.Chart, values: dict) -> dict[str, str]:
-    return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+def merged(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, maps merged key by key as Helm merges values."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def render(chart: helm.Chart, values: dict | None) -> dict[str, str]:
+    """Renders as an install with `values` on top of BASE; None: the chart's defaults alone."""
+    return chart.render(None if values is None else merged(BASE, values), name=RELEASE,
+                        namespace=NAMESPACE, is_install=True)
 
 
 def documents(rendered: dict[str, str]) -> tuple[str, list[dict]]:
@@ -228,7 +249,20 @@ def assert_common(variant: str, docs: list[dict]) -> None:
                   f"{variant}: {probe} port {container[probe]['grpc']['port']}, want {want}")
 
 
-def assert_variant(variant: str, docs: list[dict]) -> None:
+def assert_token_notes(variant: str, notes: str, env: dict[str, dict], pod: dict) -> None:
+    """With an HS256 secret, NOTES.txt says how to mint a token with it, naming the file the pod
+    mounts and the Secret and key it comes from."""
+    secret_file = env.get("CRM_JWT_SECRET_FILE", {}).get("value", "")
+    check(f"-- /usr/local/bin/crm-service token \\\n    --jwt-secret-file {secret_file} --tenant" in notes,
+          f"{variant}: NOTES.txt lacks the `kubectl exec ... crm-service token --jwt-secret-file {secret_file}` line")
+    volume = [v for v in pod["volumes"] if v["name"] == "jwt"][0]["secret"]
+    key = volume["items"][0]["key"].replace(".", "\\.")
+    check(f"get secret {volume['secretName']} -o jsonpath='{{.data.{key}}}' | base64 -d)" in notes
+          and "crm-service token --tenant" in notes,
+          f"{variant}: NOTES.txt lacks the CRM_JWT_SECRET=\"$(kubectl get secret {volume['secretName']} ...)\" line")
+
+
+def assert_variant(variant: str, docs: list[dict], notes: str = "") -> None:
     deploy = one(docs, "Deployment", variant)
     if not deploy:
         return
@@ -240,7 +274,7 @@ def assert_variant(variant: str, docs: list[dict]) -> None:
     if variant == "default":
         check(deploy["spec"].get("replicas") == 2, "default: 2 replicas")
         check(ports == {"grpc": 50051}, f"default: container ports {ports}")
-        check(container["image"] == "ghcr.io/example/crm-service:0.1.0", f"default: image {container['image']}")
+        check(container["image"] == f"{IMAGE}:0.1.0", f"default: image {container['image']}")
         check(len(find(docs, "Job", "migration")) == 1, "default: migration Job")
         check(not find(docs, "HorizontalPodAutoscaler"), "default: no HPA")
         check(not find(docs, "Secret"), "default: the chart creates no Secret")
@@ -270,6 +304,7 @@ def assert_variant(variant: str, docs: list[dict]) -> None:
         svc = one(docs, "Service", variant)
         check(any(p["name"] == "metrics" for p in svc.get("spec", {}).get("ports", [])), f"{variant}: Service metrics port")
     if variant == "chart-secrets":
+        assert_token_notes(variant, notes, env, pod)
         names = {s["metadata"]["name"] for s in find(docs, "Secret")}
         check(names == {"crm-crm-service-database", "crm-crm-service-jwt"}, f"chart-secrets: Secrets {names}")
         check("CRM_JWT_SECRET_FILE" in env, "chart-secrets: HS256 secret file")
@@ -303,7 +338,7 @@ def assert_variant(variant: str, docs: list[dict]) -> None:
 
 def main() -> int:
     chart_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
-    report = helm.lint(str(chart_dir), strict=True)
+    report = helm.lint(str(chart_dir), BASE, strict=True)
     for m in report.get("messages", []):
         print(f"  lint [{ {1: 'INFO', 2: 'WARNING', 3: 'ERROR'}.get(m['severity'], '?') }] {m['path']}: {m['error']}")
     for e in report.get("errors", []):
@@ -319,28 +354,29 @@ def main() -> int:
         except helm.HelmError as e:
             FAILURES.append(f"{variant}: render failed: {e}")
             continue
-        check("crm-service/templates/NOTES.txt" in rendered and rendered["crm-service/templates/NOTES.txt"].strip(),
-              f"{variant}: NOTES.txt is empty")
+        notes = rendered.get("crm-service/templates/NOTES.txt", "")
+        check(bool(notes.strip()), f"{variant}: NOTES.txt is empty")
         text, docs = documents(rendered)
         (out_dir / f"{variant}.yaml").write_text(text)
         total += len(docs)
         assert_common(variant, docs)
-        assert_variant(variant, docs)
+        assert_variant(variant, docs, notes)
         print(f"  rendered {variant}: {len(docs)} documents ({', '.join(sorted(d['kind'] for d in docs))})")
     # An upgrade renders the same hooks.
     try:
-        _, docs = documents(chart.render({}, name=RELEASE, namespace=NAMESPACE, is_upgrade=True, revision=2))
+        _, docs = documents(chart.render(BASE, name=RELEASE, namespace=NAMESPACE, is_upgrade=True, revision=2))
         assert_common("upgrade", docs)
     except helm.HelmError as e:
         FAILURES.append(f"upgrade: render failed: {e}")
 
-    for why, values in REJECTED:
+    for why, values, reason in REJECTED:
         try:
             render(chart, values)
             FAILURES.append(f"accepted bad values ({why}): {values}")
         except (helm.HelmValuesError, helm.HelmRenderError) as e:
             first = str(e).strip().splitlines()[-1].strip()
             print(f"  rejected as expected ({why}): {first}")
+            check(reason in str(e), f"{why}: rejected, but not for that reason (wanted {reason!r}): {e}")
 
     for f in FAILURES:
         print(f"FAIL: {f}")

@@ -1,11 +1,23 @@
 # Shared helpers for the gate scripts (sourced, not run).
 #
 #   ci_tools           a Python venv with the pinned tools of scripts/ci-requirements.txt, on PATH
+#   pinned_buf         the buf of package.json / package-lock.json in node_modules (npm ci when it is
+#                      missing or stale); sets BUF to it
 #   start_server VAR [ENV=VALUE ...]
 #                      starts the debug binary on a free port; sets VAR to its address and
 #                      SERVER_PIDS; the database is CRM_DATABASE_URL from the arguments (SQLite in a
 #                      temporary directory by default); the server is stopped on exit
 #   skip_or_fail MSG   a missing tool: SKIPPED (exit 0) locally, a failure under CI=true
+#   pg_answers URL     whether PostgreSQL at URL answers (psql)
+#   redact_url URL     the URL with its password replaced by ***, for messages
+#
+# It also exports CRM_TEST_DATABASE_URL: the caller's (.ci/run sets its own when it starts a
+# throwaway cluster), else CRM_TEST_DATABASE_URL_DEFAULT, the PostgreSQL that cargo test's harness
+# and the README use when none is named. Every gate that needs PostgreSQL reads it from here, so a
+# gate run directly under CI=true finds the same database as cargo test.
+
+CRM_TEST_DATABASE_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/test"
+export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_TEST_DATABASE_URL_DEFAULT}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CRM_BIN=${CRM_BIN:-$ROOT/target/debug/crm-service}
@@ -33,6 +45,14 @@ skip_or_fail() {
   exit 0
 }
 
+pg_answers() {
+  command -v psql >/dev/null && psql "$1" -XAtqc 'select 1' >/dev/null 2>&1
+}
+
+redact_url() {
+  sed -E 's#^([a-z]+://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"
+}
+
 ci_tools() {
   local venv="$ROOT/target/ci-venv"
   local stamp="$venv/.requirements"
@@ -44,6 +64,29 @@ ci_tools() {
     cp "$ROOT/scripts/ci-requirements.txt" "$stamp"
   fi
   export PATH="$venv/bin:$PATH"
+}
+
+pinned_buf() {
+  command -v node >/dev/null 2>&1 || skip_or_fail "node is not installed (needed for the pinned buf)"
+  command -v npm >/dev/null 2>&1 || skip_or_fail "npm is not installed (needed for the pinned buf)"
+  # The installed buf is stale when npm's own record of the tree is missing or older than the lock
+  # file, or when its version is not the one package.json pins.
+  local pinned installed
+  pinned=$(cd "$ROOT" && node -p 'require("./package.json").devDependencies["@bufbuild/buf"]')
+  installed=$(cd "$ROOT" && node -p 'try { require("./node_modules/@bufbuild/buf/package.json").version } catch (e) { "" }')
+  if [ ! -x "$ROOT/node_modules/.bin/buf" ] || [ ! -f "$ROOT/node_modules/.package-lock.json" ] \
+    || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ] || [ "$installed" != "$pinned" ]; then
+    gate_log "npm ci (@bufbuild/buf $pinned)"
+    # npm 11 warns that buf's postinstall script is not in allowScripts; the binary comes from the
+    # optional per-platform package, so buf works without that script.
+    if ! (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) >"$WORK_DIR/npm-ci.log" 2>&1; then
+      cat "$WORK_DIR/npm-ci.log" >&2
+      skip_or_fail "npm ci could not install @bufbuild/buf $pinned"
+    fi
+  fi
+  # What `npx buf` runs, called directly: npx would fetch an unrelated package named "buf" if the
+  # local install were missing.
+  BUF="$ROOT/node_modules/.bin/buf"
 }
 
 ensure_binary() {

@@ -70,7 +70,10 @@ async fn serve(
         println!("health checks (plaintext) on {health}");
     }
     println!("crm-service listening on {addr}");
-    println!("  mint a token:  crm-service token --tenant demo --user alice --role sales_rep");
+    println!(
+        "  mint a token:  {} token --tenant demo --user alice --role sales_rep",
+        invoked_as()
+    );
     if scheme == "plaintext" {
         println!("  list services: grpcurl -plaintext {addr} list");
     } else {
@@ -93,6 +96,25 @@ async fn migrate(common: &crm_service::config::CommonArgs) -> Result<(), String>
         .map_err(|e| format!("migration failed: {e}"))?;
     println!("migrations applied to {}", redact(&common.database_url));
     Ok(())
+}
+
+/// The program as this process was started, quoted for a shell: `cargo run --release` starts
+/// `target/release/crm-service`, which is not on PATH, so a hint naming plain `crm-service` fails
+/// with "command not found" where this one runs as printed from the same directory.
+fn invoked_as() -> String {
+    let program = std::env::args_os()
+        .next()
+        .map(|arg0| arg0.to_string_lossy().into_owned())
+        .filter(|arg0| !arg0.is_empty())
+        .unwrap_or_else(|| "crm-service".into());
+    let plain = program
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c));
+    if plain {
+        program
+    } else {
+        format!("'{}'", program.replace('\'', r"'\''"))
+    }
 }
 
 fn token(

@@ -12,6 +12,7 @@ mod erasure_on_disk;
 mod error_size;
 mod events;
 mod export;
+mod first_run;
 mod idempotency_window;
 mod keys;
 mod lifecycle;

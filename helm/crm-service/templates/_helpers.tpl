@@ -34,12 +34,17 @@ release name already contains the chart name). Truncated to 63 characters (DNS-1
 {{- .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
-{{/* The image reference: repository@digest when a digest is given, repository:tag otherwise. */}}
+{{/*
+The image reference: repository@digest when a digest is given, repository:tag otherwise.
+values.schema.json already refuses an empty repository; `required` says the same when the schema
+is skipped (helm --skip-schema-validation), rather than rendering an image named ":0.1.0".
+*/}}
 {{- define "crm-service.image" -}}
+{{- $repository := required "image.repository is required: build the image from the repository's Dockerfile, push it, and pass --set image.repository=REGISTRY/crm-service (helm/README.md)" .Values.image.repository }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (include "crm-service.imageTag" .) }}
+{{- printf "%s:%s" $repository (include "crm-service.imageTag" .) }}
 {{- end }}
 {{- end }}
 
