@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Load benchmark (issue 6): the method and targets of ../shared/PERFORMANCE.md §1 and §5, on SQLite
-# and on PostgreSQL, in one command.
+# Load benchmark (issue 6): the targets in the README's "Load benchmark" table, as ratios within one
+# run, on SQLite and on PostgreSQL, in one command.
 #
 #   scripts/bench.sh            # full: 1,000,000 customers × 3 records + one customer with 100,000
 #                               # records; 3 interleaved repetitions of 10 s runs (≈ 20 min)
@@ -17,7 +17,7 @@
 # Delete/Restore vs raw set-based SQL, and on PostgreSQL `pgbench -S -M prepared -c 8 -j 2` as the
 # database ceiling), stop the server by its PID. Next to it runs examples/bare_server.rs, a bare
 # tonic + sqlx GetCustomer server on the same database: the ceiling GetCustomer's p99 is held to,
-# measured in the same repetitions (PERFORMANCE.md §3.2's method). Exits 1 if a target is missed
+# measured in the same repetitions. Exits 1 if a target is missed
 # (full mode).
 #
 # PostgreSQL comes from CRM_BENCH_DATABASE_URL, else CRM_TEST_DATABASE_URL (what .ci/run sets, else
