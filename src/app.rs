@@ -168,7 +168,19 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
-pub fn resolve_key(jwt: &JwtSettings, database_url: &str) -> Result<ResolvedKey, String> {
+/// Whether a missing development secret is made (by the server, on its first start) or is an
+/// error (for `token`: a new secret would sign tokens that no running server accepts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevSecret {
+    CreateIfMissing,
+    MustExist,
+}
+
+pub fn resolve_key(
+    jwt: &JwtSettings,
+    database_url: &str,
+    dev_secret: DevSecret,
+) -> Result<ResolvedKey, String> {
     if let Some(secret) = jwt.secret.as_ref().filter(|s| !s.is_empty()) {
         return Ok(ResolvedKey::Configured(KeySource::Secret(
             secret.as_bytes().to_vec(),
@@ -194,6 +206,19 @@ pub fn resolve_key(jwt: &JwtSettings, database_url: &str) -> Result<ResolvedKey,
         );
     };
     let path = crate::auth::dev_secret_path(&file);
+    if dev_secret == DevSecret::MustExist && !path.exists() {
+        let looked = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        return Err(format!(
+            "no signing key: neither --jwt-secret nor --jwt-secret-file is set, and there is no \
+             development secret at {} (a server started with --database-url {database_url} in \
+             this directory would keep it there). Run this command in the directory the server \
+             runs in, or point it at the server's database with --database-url \
+             sqlite:///ABSOLUTE/PATH/crm.db (or CRM_DATABASE_URL), or give the server's secret \
+             with --jwt-secret-file (or CRM_JWT_SECRET_FILE). No key was created: a new one \
+             would not match the server's.",
+            looked.display()
+        ));
+    }
     let (secret, created) = crate::auth::load_or_create_dev_secret(&path)
         .map_err(|e| format!("cannot use the development secret {}: {e}", path.display()))?;
     Ok(ResolvedKey::Development {
@@ -201,6 +226,32 @@ pub fn resolve_key(jwt: &JwtSettings, database_url: &str) -> Result<ResolvedKey,
         path,
         created,
     })
+}
+
+/// Why an address cannot be listened on, and the setting that chooses another.
+pub fn cannot_listen(
+    purpose: &str,
+    addr: SocketAddr,
+    error: &std::io::Error,
+    setting: &str,
+) -> String {
+    use std::io::ErrorKind;
+    let why = match error.kind() {
+        ErrorKind::AddrInUse => format!(
+            "another process (perhaps another crm-service) already listens on port {}",
+            addr.port()
+        ),
+        ErrorKind::AddrNotAvailable => format!("{} is not an address of this machine", addr.ip()),
+        ErrorKind::PermissionDenied => format!(
+            "this user may not listen on port {} (ports below 1024 need privileges)",
+            addr.port()
+        ),
+        _ => error.to_string(),
+    };
+    format!(
+        "cannot listen{purpose} on {addr}: {why}. Choose another address with {setting} \
+         (port 0 picks a free one)"
+    )
 }
 
 pub struct Application {
@@ -224,7 +275,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, String> {
-        let key = resolve_key(&settings.jwt, &settings.database.url)?;
+        let key = resolve_key(
+            &settings.jwt,
+            &settings.database.url,
+            DevSecret::CreateIfMissing,
+        )?;
         if let ResolvedKey::Development { path, created, .. } = &key {
             tracing::warn!(
                 path = %path.display(),
@@ -270,14 +325,17 @@ impl Application {
 
         let listener = TcpListener::bind(settings.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+            .map_err(|e| cannot_listen("", settings.listen, &e, "--listen / CRM_LISTEN"))?;
         let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let health_listener = match settings.health_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("cannot listen for health checks on {addr}: {e}"))?,
-            ),
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                cannot_listen(
+                    " for health checks",
+                    addr,
+                    &e,
+                    "--health-listen / CRM_HEALTH_LISTEN",
+                )
+            })?),
             None => None,
         };
         Ok(Self {

@@ -21,6 +21,8 @@ use crate::error::{Error, Problem};
 const LEEWAY_SECS: u64 = 30;
 /// Tenant ids: short and plain, because they lead every key and appear in logs.
 const TENANT_MAX: usize = 64;
+/// Longest `sub` claim, in characters.
+const SUBJECT_MAX: usize = 128;
 /// Verified tokens remembered at once (a digest and a caller each). Clients reuse a token until it
 /// expires, so a service has about as many live tokens as callers; past the bound the cache
 /// forgets what it holds and starts again, which costs one full verification per token.
@@ -223,10 +225,7 @@ impl Authenticator {
             unauthenticated("INVALID_TOKEN", why)
         })?;
         let claims = data.claims;
-        if claims.sub.is_empty()
-            || claims.sub.chars().count() > 128
-            || claims.sub.chars().any(char::is_control)
-        {
+        if !valid_subject(&claims.sub) {
             return Err(unauthenticated(
                 "INVALID_TOKEN",
                 "the token's sub claim is empty or malformed",
@@ -321,6 +320,13 @@ fn trace_id(traceparent: &str) -> Option<String> {
     valid.then(|| trace.to_ascii_lowercase())
 }
 
+/// The `sub` claim: who the caller is, as audit entries and requests name them.
+pub fn valid_subject(subject: &str) -> bool {
+    !subject.is_empty()
+        && subject.chars().count() <= SUBJECT_MAX
+        && !subject.chars().any(char::is_control)
+}
+
 pub fn valid_tenant(tenant: &str) -> bool {
     !tenant.is_empty()
         && tenant.len() <= TENANT_MAX
@@ -342,6 +348,60 @@ pub struct TokenRequest {
     pub ttl: Duration,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+}
+
+impl TokenRequest {
+    /// The server's own rules for the claims, so that a minted token is one the server accepts
+    /// and means what was asked: an unknown role would be dropped there without a word.
+    pub fn validate(&self) -> Result<(), String> {
+        if !valid_tenant(&self.tenant) {
+            return Err(format!(
+                "--tenant {:?} is not a tenant the server accepts: 1 to {TENANT_MAX} letters, \
+                 digits, '.', '_' or '-' (e.g. demo, acme-eu)",
+                self.tenant
+            ));
+        }
+        if !valid_subject(&self.subject) {
+            return Err(format!(
+                "--user {:?} is not a user the server accepts: 1 to {SUBJECT_MAX} characters, \
+                 none of them control characters",
+                self.subject
+            ));
+        }
+        let accepted = || {
+            Role::ALL
+                .iter()
+                .map(|role| role.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if self.roles.is_empty() {
+            return Err(format!("give at least one --role: {}", accepted()));
+        }
+        let unknown: Vec<&str> = self
+            .roles
+            .iter()
+            .map(String::as_str)
+            .filter(|name| Role::parse(name).is_none())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "unknown role {}: the server knows {}",
+                unknown
+                    .iter()
+                    .map(|name| format!("{name:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                accepted()
+            ));
+        }
+        if self.ttl.as_secs() == 0 {
+            return Err(
+                "--ttl must be at least 1s: a token that expires at once is refused".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Signs an HS256 development token.

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::telemetry::LogFormat;
+
 use crate::app::{JwtSettings, Limits, Settings, Shutdown, TlsFiles};
 use crate::domain::deletion::LifecycleSettings;
 use crate::store::{SessionLimits, StoreConfig};
@@ -15,22 +17,36 @@ use crate::store::{SessionLimits, StoreConfig};
 #[command(
     name = "crm-service",
     version,
-    about = "A CRM's customers, with safe, approved, reversible deletion"
+    about = "A CRM's customers, with safe, approved, reversible deletion",
+    // `crm-service --listen X` serves; flags before a command would be silently another
+    // command's, so clap refuses them with the command's name instead.
+    args_conflicts_with_subcommands = true,
+    after_help = "Without a command, `serve` runs with the flags above."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub serve: ServeArgs,
 }
 
+impl Cli {
+    /// The command to run: `serve` with the top-level flags when none is named.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+// Parsed once per process: the size of `serve`'s settings costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve gRPC (the default command).
-    Serve,
+    Serve(ServeArgs),
     /// Apply database migrations and exit.
-    Migrate,
-    /// Print a signed development token (HS256, with the configured or development secret).
+    Migrate(MigrateArgs),
+    /// Print a signed development token (HS256) that the server with the same settings accepts.
+    #[command(long_about = TOKEN_ABOUT)]
     Token(TokenArgs),
     /// Fill the database with demo or benchmark data.
     Seed(SeedArgs),
@@ -39,189 +55,224 @@ pub enum Command {
     Purge(PurgeArgs),
 }
 
+const TOKEN_ABOUT: &str = "Print a signed development token (HS256) that the server with the same \
+settings accepts.
+
+It signs with the key `serve` verifies with, found the same way: --jwt-secret, else \
+--jwt-secret-file, else the development secret the server keeps beside its SQLite database \
+(FILE.dev-secret for --database-url sqlite://FILE, relative to the directory the server was \
+started in). It never creates a key: run it where the server runs, or give it the server's \
+--database-url or secret. A server configured with --jwt-public-key-file takes tokens from your \
+identity provider, not from here.";
+
+/// Everything `serve` reads.
 #[derive(Debug, Args)]
-pub struct CommonArgs {
-    /// Address `serve` listens on; port 0 picks a free port (the bound address is printed).
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_LISTEN",
-        default_value = "127.0.0.1:50051"
-    )]
+pub struct ServeArgs {
+    /// Address to listen on: HOST:PORT (a name such as localhost is resolved) or a bare PORT on
+    /// 127.0.0.1; 0.0.0.0:PORT listens on every interface; port 0 picks a free port (the bound
+    /// address is printed).
+    #[arg(long, env = "CRM_LISTEN", default_value = "127.0.0.1:50051", value_parser = parse_listen)]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub lifecycle: LifecycleArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The database and the sessions the service opens on it.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseArgs {
     /// Database URL: `sqlite://FILE` (created on first start) or `postgres://USER@HOST/DB`.
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_DATABASE_URL",
-        default_value = "sqlite://crm.db"
-    )]
+    #[arg(long, env = "CRM_DATABASE_URL", default_value = "sqlite://crm.db")]
     pub database_url: String,
     /// PostgreSQL schema to use (created if missing); the server's default if unset.
-    #[arg(long, global = true, env = "CRM_DATABASE_SCHEMA")]
+    #[arg(long, env = "CRM_DATABASE_SCHEMA")]
     pub database_schema: Option<String>,
     /// Size of the database connection pool.
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_DATABASE_MAX_CONNECTIONS",
-        default_value_t = 8
-    )]
+    #[arg(long, env = "CRM_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,
     /// PostgreSQL connections of GetCustomer and free-text pages, besides the pool; 0: one per
     /// CPU this process may use, at most the pool's size.
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_DATABASE_READER_CONNECTIONS",
-        default_value_t = 0
-    )]
+    #[arg(long, env = "CRM_DATABASE_READER_CONNECTIONS", default_value_t = 0)]
     pub database_reader_connections: u32,
     /// Milliseconds a call waits for a pooled connection before failing UNAVAILABLE.
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_DATABASE_ACQUIRE_TIMEOUT_MS",
-        default_value_t = 2000
-    )]
+    #[arg(long, env = "CRM_DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
     pub database_acquire_timeout_ms: u64,
-    /// HS256 secret (at least 32 bytes) for development tokens.
-    #[arg(long, global = true, env = "CRM_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// File holding the HS256 secret.
-    #[arg(long, global = true, env = "CRM_JWT_SECRET_FILE")]
-    pub jwt_secret_file: Option<PathBuf>,
-    /// PEM public key (RSA for RS256, EC P-256 for ES256) that verifies production tokens.
-    #[arg(long, global = true, env = "CRM_JWT_PUBLIC_KEY_FILE")]
-    pub jwt_public_key_file: Option<PathBuf>,
-    /// Required `iss` of tokens, if set.
-    #[arg(long, global = true, env = "CRM_JWT_ISSUER")]
-    pub jwt_issuer: Option<String>,
-    /// Required `aud` of tokens, if set.
-    #[arg(long, global = true, env = "CRM_JWT_AUDIENCE")]
-    pub jwt_audience: Option<String>,
-    /// How long a deletion request waits for approval, then for execution, before it lapses.
-    #[arg(long, global = true, env = "CRM_DELETION_REQUEST_TTL", default_value = "72h", value_parser = parse_duration)]
-    pub deletion_request_ttl: Duration,
-    /// How long a deleted customer, or a record deleted on its own, can be restored before it is
-    /// erased.
-    #[arg(long, global = true, env = "CRM_RETENTION", default_value = "30d", value_parser = parse_duration)]
-    pub retention: Duration,
-    /// How long a mutation's request_id is remembered (AIP-155 retries within it get the first answer).
-    #[arg(long, global = true, env = "CRM_IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
-    pub idempotency_key_ttl: Duration,
-    /// How often the server's purger erases deleted customers and records whose retention has
-    /// passed; 0 turns it off (run `crm-service purge` as a job instead).
-    #[arg(long, global = true, env = "CRM_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
-    pub purge_interval: Duration,
-    /// Log format: `text` for people, `json` for log collectors.
-    #[arg(long, global = true, env = "CRM_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
     /// PostgreSQL: the longest one statement may run (`statement_timeout`); 0 = no limit.
-    #[arg(long, global = true, env = "CRM_DATABASE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_DATABASE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub database_statement_timeout: Duration,
     /// PostgreSQL: the longest a statement waits for a row or table lock (`lock_timeout`).
-    #[arg(long, global = true, env = "CRM_DATABASE_LOCK_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_DATABASE_LOCK_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub database_lock_timeout: Duration,
     /// PostgreSQL: a session idle inside a transaction this long is ended by the server
     /// (`idle_in_transaction_session_timeout`), the backstop against a leaked transaction.
-    #[arg(long, global = true, env = "CRM_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub database_idle_in_transaction_timeout: Duration,
-    #[command(flatten)]
-    pub server: ServerArgs,
+}
+
+/// The key that verifies tokens, and the claims every token must carry.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Token verification")]
+pub struct JwtArgs {
+    /// HS256 secret (at least 32 bytes) for development tokens.
+    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// File holding the HS256 secret.
+    #[arg(long, env = "CRM_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// PEM public key (RSA for RS256, EC P-256 for ES256) that verifies production tokens.
+    #[arg(long, env = "CRM_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` of tokens, if set.
+    #[arg(long, env = "CRM_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of tokens, if set.
+    #[arg(long, env = "CRM_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+/// How long requests, deleted data and request ids live.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Lifecycle")]
+pub struct LifecycleArgs {
+    /// How long a deletion request waits for approval, then for execution, before it lapses.
+    #[arg(long, env = "CRM_DELETION_REQUEST_TTL", default_value = "72h", value_parser = parse_duration)]
+    pub deletion_request_ttl: Duration,
+    /// How long a deleted customer, or a record deleted on its own, can be restored before it is
+    /// erased.
+    #[arg(long, env = "CRM_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub retention: Duration,
+    /// How long a mutation's request_id is remembered (AIP-155 retries within it get the first answer).
+    #[arg(long, env = "CRM_IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_key_ttl: Duration,
+    /// How often the server's purger erases deleted customers and records whose retention has
+    /// passed; 0 turns it off (run `crm-service purge` as a job instead).
+    #[arg(long, env = "CRM_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub purge_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Limits, transport security, telemetry endpoints and shutdown of `serve`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Server")]
 pub struct ServerArgs {
     /// Calls served at once by this process; beyond it calls are refused at once with
     /// RESOURCE_EXHAUSTED (health checks are never refused).
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_MAX_CONCURRENT_CALLS",
-        default_value_t = 256
-    )]
+    #[arg(long, env = "CRM_MAX_CONCURRENT_CALLS", default_value_t = 256)]
     pub max_concurrent_calls: usize,
     /// Cap on a call's deadline: a call without one, or with a longer one, ends DEADLINE_EXCEEDED
     /// after this long. Streams are not capped (their clients set their own deadlines).
-    #[arg(long, global = true, env = "CRM_MAX_CALL_DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_MAX_CALL_DURATION", default_value = "30s", value_parser = parse_duration)]
     pub max_call_duration: Duration,
     /// HTTP/2 streams (calls) one connection may have open at once.
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_HTTP2_MAX_CONCURRENT_STREAMS",
-        default_value_t = 128
-    )]
+    #[arg(long, env = "CRM_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
     pub http2_max_concurrent_streams: u32,
     /// Interval of HTTP/2 keepalive pings to each client (0 = none).
-    #[arg(long, global = true, env = "CRM_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub http2_keepalive_interval: Duration,
     /// A client that does not answer a keepalive ping within this is disconnected.
-    #[arg(long, global = true, env = "CRM_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub http2_keepalive_timeout: Duration,
     /// Connections are closed gracefully after this age so clients re-balance over new replicas
     /// (0 = never).
-    #[arg(long, global = true, env = "CRM_MAX_CONNECTION_AGE", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_MAX_CONNECTION_AGE", default_value = "0s", value_parser = parse_duration)]
     pub max_connection_age: Duration,
     /// PEM certificate chain: serve TLS (with --tls-key-file).
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_TLS_CERT_FILE",
-        requires = "tls_key_file"
-    )]
+    #[arg(long, env = "CRM_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of --tls-cert-file.
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_TLS_KEY_FILE",
-        requires = "tls_cert_file"
-    )]
+    #[arg(long, env = "CRM_TLS_KEY_FILE", requires = "tls_cert_file")]
     pub tls_key_file: Option<PathBuf>,
     /// PEM CA bundle: require client certificates signed by it (mTLS).
-    #[arg(
-        long,
-        global = true,
-        env = "CRM_TLS_CLIENT_CA_FILE",
-        requires = "tls_cert_file"
-    )]
+    #[arg(long, env = "CRM_TLS_CLIENT_CA_FILE", requires = "tls_cert_file")]
     pub tls_client_ca_file: Option<PathBuf>,
     /// Also serve grpc.health.v1 alone, in plaintext, here: for probes that cannot speak TLS
     /// (Kubernetes' native gRPC probes).
-    #[arg(long, global = true, env = "CRM_HEALTH_LISTEN")]
+    #[arg(long, env = "CRM_HEALTH_LISTEN", value_parser = parse_listen)]
     pub health_listen: Option<SocketAddr>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, global = true, env = "CRM_METRICS_LISTEN")]
+    #[arg(long, env = "CRM_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/gRPC collector for traces and metrics (the standard variable; unset = no export).
-    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
     /// After SIGTERM, keep serving this long with health NOT_SERVING, so load balancers stop
     /// sending new calls before the listener closes.
-    #[arg(long, global = true, env = "CRM_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
     /// Then wait at most this long for in-flight calls to finish before exiting.
-    #[arg(long, global = true, env = "CRM_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = "CRM_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// Tenant the token is scoped to.
+    /// Tenant the token is scoped to: 1 to 64 letters, digits, '.', '_' or '-'.
     #[arg(long)]
     pub tenant: String,
-    /// User or service id (`sub`).
+    /// User or service id (`sub`): 1 to 128 characters, no control characters.
     #[arg(long)]
     pub user: String,
     /// Role: sales_rep, supervisor, admin or service (repeat for several).
     #[arg(long = "role", required = true)]
     pub roles: Vec<String>,
-    /// Lifetime, e.g. 30m, 1h, 7d.
+    /// Lifetime, e.g. 30m, 1.5h, 1h30m, 7d.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// The server's database URL: for sqlite://FILE the development secret is FILE.dev-secret.
+    #[arg(
+        long,
+        env = "CRM_DATABASE_URL",
+        default_value = "sqlite://crm.db",
+        help_heading = "Signing key (as the server finds it)"
+    )]
+    pub database_url: String,
+    #[command(flatten)]
+    pub jwt: TokenKeyArgs,
+}
+
+/// The server's settings that decide the key a token is signed with and the claims it must carry.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Signing key (as the server finds it)")]
+pub struct TokenKeyArgs {
+    /// The server's HS256 secret.
+    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// File holding the server's HS256 secret.
+    #[arg(long, env = "CRM_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Set when the server verifies RS256/ES256 tokens: then tokens come from your identity
+    /// provider and this command refuses.
+    #[arg(long, env = "CRM_JWT_PUBLIC_KEY_FILE", hide = true)]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// `iss` to put in the token (the server's --jwt-issuer, if it requires one).
+    #[arg(long, env = "CRM_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// `aud` to put in the token (the server's --jwt-audience, if it requires one).
+    #[arg(long, env = "CRM_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +288,10 @@ pub struct PurgeArgs {
     /// against every call while it runs (a maintenance window's job); on SQLite `VACUUM`.
     #[arg(long, conflicts_with = "dry_run")]
     pub rewrite: bool,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args)]
@@ -256,28 +311,110 @@ pub struct SeedArgs {
     /// Rows per INSERT statement.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
+const DURATION_FORM: &str = "a number and a unit (ms, s, m, h or d), e.g. 90s, 30m, 1.5h or 1h30m";
+
+/// A duration as people write it: `90s`, `1.5h`, `1h30m`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30m, 1h or 7d"))?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{text:?}: the unit must be ms, s, m, h or d")),
-    };
-    Ok(Duration::from_secs(secs))
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(format!("an empty duration: write {DURATION_FORM}"));
+    }
+    if let Ok(seconds) = trimmed.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = trimmed;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let amount: f64 = number
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite())
+            .ok_or_else(|| format!("{text:?} is not a duration: write {DURATION_FORM}"))?;
+        let unit_seconds = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            "" => {
+                return Err(format!(
+                    "{text:?} lacks a unit after {number}: write {DURATION_FORM}"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?}; write {DURATION_FORM}"
+                ));
+            }
+        };
+        total = Duration::try_from_secs_f64(amount * unit_seconds)
+            .ok()
+            .and_then(|part| total.checked_add(part))
+            .ok_or_else(|| format!("{text:?} is too long a duration"))?;
+        rest = next;
+    }
+    // Whole milliseconds: `0.0001s` is no setting anybody means.
+    Ok(Duration::from_millis(
+        total.as_millis().try_into().unwrap_or(u64::MAX),
+    ))
 }
 
-impl CommonArgs {
+const LISTEN_FORM: &str =
+    "HOST:PORT (127.0.0.1:50051, localhost:50051, [::1]:50051, 0.0.0.0:50051) or a bare PORT";
+
+/// A listening address: `HOST:PORT` with an IP or a name to resolve, or a bare `PORT` (or `:PORT`)
+/// on 127.0.0.1. Every interface is only ever asked for by name (`0.0.0.0`, `[::]`): a bare port
+/// that silently exposed the service would surprise its operator.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let port_only = text.strip_prefix(':').unwrap_or(text);
+    if !port_only.is_empty() && port_only.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = port_only
+            .parse()
+            .map_err(|_| format!("port {port_only} is out of range: ports go from 0 to 65535"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?} lacks a port: write {LISTEN_FORM}"));
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        format!("{port:?} is not a port (0 to 65535) in {text:?}: write {LISTEN_FORM}")
+    })?;
+    if host.is_empty() || host.contains(':') {
+        return Err(format!("{text:?} is not an address: write {LISTEN_FORM}"));
+    }
+    use std::net::ToSocketAddrs;
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?}: {e}; write {LISTEN_FORM}"))?
+        .collect::<Vec<_>>();
+    // `localhost` resolves to ::1 and 127.0.0.1 in either order; IPv4 first keeps the address
+    // the same as the default's on every machine.
+    addrs.sort_by_key(|addr| addr.is_ipv6());
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{host:?} resolves to no address; write {LISTEN_FORM}"))
+}
+
+impl DatabaseArgs {
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
             url: self.database_url.clone(),
@@ -292,8 +429,10 @@ impl CommonArgs {
             },
         }
     }
+}
 
-    pub fn jwt(&self) -> JwtSettings {
+impl JwtArgs {
+    pub fn settings(&self) -> JwtSettings {
         JwtSettings {
             secret: self.jwt_secret.clone(),
             secret_file: self.jwt_secret_file.clone(),
@@ -302,9 +441,24 @@ impl CommonArgs {
             audience: self.jwt_audience.clone(),
         }
     }
+}
 
+impl TokenKeyArgs {
+    pub fn settings(&self) -> JwtSettings {
+        JwtSettings {
+            secret: self.jwt_secret.clone(),
+            secret_file: self.jwt_secret_file.clone(),
+            public_key_file: self.jwt_public_key_file.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
+    }
+}
+
+impl ServeArgs {
     pub fn settings(&self) -> Settings {
         let server = &self.server;
+        let lifecycle = &self.lifecycle;
         let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
         Settings {
             listen: self.listen,
@@ -326,13 +480,13 @@ impl CommonArgs {
                 delay: server.shutdown_delay,
                 grace: server.shutdown_grace,
             },
-            database: self.store_config(),
-            jwt: self.jwt(),
-            idempotency_key_ttl: self.idempotency_key_ttl,
-            purge_interval: (!self.purge_interval.is_zero()).then_some(self.purge_interval),
+            database: self.database.store_config(),
+            jwt: self.jwt.settings(),
+            idempotency_key_ttl: lifecycle.idempotency_key_ttl,
+            purge_interval: nonzero(lifecycle.purge_interval),
             lifecycle: LifecycleSettings {
-                request_ttl: self.deletion_request_ttl,
-                retention: self.retention,
+                request_ttl: lifecycle.deletion_request_ttl,
+                retention: lifecycle.retention,
             },
         }
     }
@@ -340,7 +494,14 @@ impl CommonArgs {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn durations() {
@@ -348,7 +509,53 @@ mod tests {
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("h").is_err());
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("0.5s").unwrap(), Duration::from_millis(500));
+        for bad in [
+            "1w",
+            "h",
+            "",
+            "1.5",
+            "1..5h",
+            "-1h",
+            "1e3s",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            parse_duration("1w")
+                .unwrap_err()
+                .contains("unknown unit \"w\"")
+        );
+        assert!(parse_duration("1.5").unwrap_err().contains("lacks a unit"));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(parse_listen("50052").unwrap(), local(50052));
+        assert_eq!(parse_listen(":50052").unwrap(), local(50052));
+        assert_eq!(parse_listen("localhost:50052").unwrap(), local(50052));
+        assert_eq!(
+            parse_listen("0.0.0.0:50052").unwrap(),
+            SocketAddr::from(([0, 0, 0, 0], 50052))
+        );
+        assert_eq!(parse_listen("[::1]:0").unwrap().port(), 0);
+        for bad in [
+            "",
+            "localhost",
+            "70000",
+            "host:port",
+            "1.2.3.4:99999",
+            "::1:5",
+        ] {
+            let message = parse_listen(bad).unwrap_err();
+            assert!(
+                message.contains("HOST:PORT") || message.contains("out of range"),
+                "{bad:?}: {message}"
+            );
+        }
     }
 }

@@ -3,98 +3,155 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use crm_service::app::{Application, ResolvedKey, resolve_key, shutdown_signal};
-use crm_service::auth::{TokenRequest, mint};
-use crm_service::config::{Cli, Command};
+use crm_service::app::{
+    Application, DevSecret, ResolvedKey, cannot_listen, resolve_key, shutdown_signal,
+};
+use crm_service::auth::{KeySource, TokenRequest, mint};
+use crm_service::config::{
+    Cli, Command, DatabaseArgs, MigrateArgs, PurgeArgs, ServeArgs, TokenArgs,
+};
 use crm_service::store::Store;
-use crm_service::telemetry::{self, Telemetry, TelemetryConfig};
+use crm_service::telemetry::{self, LogFormat, Telemetry, TelemetryConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let serving = matches!(cli.command, None | Some(Command::Serve));
-    let telemetry = match telemetry::init(&TelemetryConfig {
-        log_format: cli.common.log_format.clone(),
-        otlp_endpoint: cli.common.server.otlp_endpoint.clone().filter(|_| serving),
-        prometheus: serving && cli.common.server.metrics_listen.is_some(),
-    }) {
+    let command = Cli::parse().into_command();
+    let telemetry = match telemetry::init(&telemetry_config(&command)) {
         Ok(telemetry) => telemetry,
         Err(message) => {
-            eprintln!("crm-service: {message}");
+            complain(&message);
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match cli.command {
-        None | Some(Command::Serve) => serve(&cli.common, &telemetry).await,
-        Some(Command::Migrate) => migrate(&cli.common).await,
-        Some(Command::Token(args)) => token(&cli.common, &args),
-        Some(Command::Seed(args)) => {
-            crm_service::seed::run(&cli.common.store_config(), &args).await
-        }
-        Some(Command::Purge(args)) => purge(&cli.common, &args).await,
+    let outcome = match &command {
+        Command::Serve(args) => serve(args, &telemetry).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Token(args) => token(args),
+        Command::Seed(args) => crm_service::seed::run(&args.database.store_config(), args).await,
+        Command::Purge(args) => purge(args).await,
     };
     telemetry.shutdown();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("crm-service: {message}");
+            complain(&message);
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(
-    common: &crm_service::config::CommonArgs,
-    telemetry: &Telemetry,
-) -> Result<(), String> {
-    let app = Application::build(common.settings()).await?;
+/// Prints an error for the user; a closed stderr loses it rather than panicking.
+fn complain(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "crm-service: {message}");
+}
+
+/// Only `serve` exports traces and metrics; the one-shot commands log.
+fn telemetry_config(command: &Command) -> TelemetryConfig {
+    let log_format = match command {
+        Command::Serve(args) => args.log.log_format,
+        Command::Migrate(args) => args.log.log_format,
+        Command::Seed(args) => args.log.log_format,
+        Command::Purge(args) => args.log.log_format,
+        Command::Token(_) => LogFormat::Text,
+    };
+    match command {
+        Command::Serve(args) => TelemetryConfig {
+            log_format,
+            otlp_endpoint: args.server.otlp_endpoint.clone(),
+            prometheus: args.server.metrics_listen.is_some(),
+        },
+        _ => TelemetryConfig {
+            log_format,
+            ..TelemetryConfig::default()
+        },
+    }
+}
+
+/// Writes a line to stdout. `false` once nobody reads it (`crm-service serve | head -3`): the
+/// standard library's `println!` would panic there.
+fn say(line: std::fmt::Arguments<'_>) -> bool {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_fmt(line).is_ok() && stdout.write_all(b"\n").is_ok() && stdout.flush().is_ok()
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => {
+        say(format_args!($($arg)*))
+    };
+}
+
+async fn serve(args: &ServeArgs, telemetry: &Telemetry) -> Result<(), String> {
+    let app = Application::build(args.settings()).await?;
     let addr = app.local_addr();
-    let scheme = if common.server.tls_cert_file.is_some() {
+    let scheme = if args.server.tls_cert_file.is_some() {
         "TLS"
     } else {
         "plaintext"
     };
-    tracing::info!(%addr, scheme, database = %redact(&common.database_url), "crm-service listening");
-    let metrics = match (common.server.metrics_listen, telemetry.registry()) {
+    tracing::info!(%addr, scheme, database = %redact(&args.database.database_url), "crm-service listening");
+    let metrics = match (args.server.metrics_listen, telemetry.registry()) {
         (Some(listen), Some(registry)) => {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| format!("cannot listen for metrics on {listen}: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+                cannot_listen(
+                    " for metrics",
+                    listen,
+                    &e,
+                    "--metrics-listen / CRM_METRICS_LISTEN",
+                )
+            })?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
-            println!("metrics at http://{bound}/metrics");
+            say!("metrics at http://{bound}/metrics");
             Some(tokio::spawn(telemetry::serve_metrics(listener, registry)))
         }
         _ => None,
     };
+    let mut heard = true;
     if let Some(health) = app.health_addr() {
-        println!("health checks (plaintext) on {health}");
+        heard &= say!("health checks (plaintext) on {health}");
     }
-    println!("crm-service listening on {addr}");
-    println!(
-        "  mint a token:  {} token --tenant demo --user alice --role sales_rep",
-        invoked_as()
+    heard &= say!("crm-service listening on {addr}");
+    heard &= say!(
+        "  mint a token:  {} token{} --tenant demo --user alice --role sales_rep",
+        invoked_as(),
+        key_flags(args)
     );
-    if scheme == "plaintext" {
-        println!("  list services: grpcurl -plaintext {addr} list");
+    heard &= if scheme == "plaintext" {
+        say!("  list services: grpcurl -plaintext {addr} list")
     } else {
-        println!("  TLS is on: grpcurl -cacert CA.pem [-cert C.pem -key K.pem] {addr} list");
-    }
-    let outcome = app.run_until(shutdown_signal()).await;
+        say!("  TLS is on: grpcurl -cacert CA.pem [-cert C.pem -key K.pem] {addr} list")
+    };
+    // Whoever started us stopped reading what we print (`serve | head -3`): end as every
+    // command in a closed pipe does, at once and without a word, rather than serve unseen.
+    let outcome = if heard {
+        app.run_until(shutdown_signal()).await
+    } else {
+        Ok(())
+    };
     if let Some(metrics) = metrics {
         metrics.abort();
     }
     outcome
 }
 
-async fn migrate(common: &crm_service::config::CommonArgs) -> Result<(), String> {
-    let store = Store::connect(&common.store_config())
+async fn open_store(database: &DatabaseArgs) -> Result<Store, String> {
+    let store = Store::connect(&database.store_config())
         .await
         .map_err(|e| format!("cannot open the database: {e}"))?;
     store
         .migrate()
         .await
         .map_err(|e| format!("migration failed: {e}"))?;
-    println!("migrations applied to {}", redact(&common.database_url));
+    Ok(store)
+}
+
+async fn migrate(args: &MigrateArgs) -> Result<(), String> {
+    open_store(&args.database).await?;
+    say!(
+        "migrations applied to {}",
+        redact(&args.database.database_url)
+    );
     Ok(())
 }
 
@@ -107,82 +164,88 @@ fn invoked_as() -> String {
         .map(|arg0| arg0.to_string_lossy().into_owned())
         .filter(|arg0| !arg0.is_empty())
         .unwrap_or_else(|| "crm-service".into());
-    let plain = program
+    shell_word(&program)
+}
+
+/// `word` quoted for a POSIX shell where it needs it.
+fn shell_word(word: &str) -> String {
+    let plain = word
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c));
     if plain {
-        program
+        word.to_owned()
     } else {
-        format!("'{}'", program.replace('\'', r"'\''"))
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
-fn token(
-    common: &crm_service::config::CommonArgs,
-    args: &crm_service::config::TokenArgs,
-) -> Result<(), String> {
-    let secret = match resolve_key(&common.jwt(), &common.database_url)? {
-        ResolvedKey::Development { secret, .. } => secret,
-        ResolvedKey::Configured(crm_service::auth::KeySource::Secret(secret)) => secret,
-        ResolvedKey::Configured(_) => {
-            return Err(
-                "tokens for a public-key setup come from your identity provider, not from here"
-                    .into(),
-            );
-        }
-    };
+/// The flags `token` needs to find the key this server verifies with, when the defaults would
+/// not: a secret file, or the database beside which the development secret lives. A secret given
+/// in CRM_JWT_SECRET is read by `token` from the same variable.
+fn key_flags(args: &ServeArgs) -> String {
+    let jwt = &args.jwt;
+    if let Some(file) = &jwt.jwt_secret_file {
+        return format!(" --jwt-secret-file {}", shell_word(&file.to_string_lossy()));
+    }
+    let url = &args.database.database_url;
+    if jwt.jwt_secret.is_some() || jwt.jwt_public_key_file.is_some() || url == "sqlite://crm.db" {
+        return String::new();
+    }
+    format!(" --database-url {}", shell_word(url))
+}
+
+fn token(args: &TokenArgs) -> Result<(), String> {
+    let jwt = args.jwt.settings();
     let request = TokenRequest {
         tenant: args.tenant.clone(),
         subject: args.user.clone(),
         roles: args.roles.clone(),
         ttl: args.ttl,
-        issuer: common.jwt_issuer.clone(),
-        audience: common.jwt_audience.clone(),
+        issuer: jwt.issuer.clone(),
+        audience: jwt.audience.clone(),
     };
-    println!("{}", mint(&secret, &request)?);
+    request.validate()?;
+    let secret = match resolve_key(&jwt, &args.database_url, DevSecret::MustExist)? {
+        ResolvedKey::Development { secret, .. } => secret,
+        ResolvedKey::Configured(KeySource::Secret(secret)) => secret,
+        ResolvedKey::Configured(_) => {
+            return Err(
+                "the server verifies RS256/ES256 tokens with --jwt-public-key-file: tokens come \
+                 from your identity provider, not from here"
+                    .into(),
+            );
+        }
+    };
+    say!("{}", mint(&secret, &request)?);
     Ok(())
 }
 
-async fn purge(
-    common: &crm_service::config::CommonArgs,
-    args: &crm_service::config::PurgeArgs,
-) -> Result<(), String> {
-    let store = Store::connect(&common.store_config())
-        .await
-        .map_err(|e| format!("cannot open the database: {e}"))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("migration failed: {e}"))?;
+async fn purge(args: &PurgeArgs) -> Result<(), String> {
+    let store = open_store(&args.database).await?;
     let purges = crm_service::domain::purge::Purges::new(store, crm_service::domain::Clock);
     let (mut customers, mut records) = (0, 0);
+    let (erased, gone) = if args.dry_run {
+        ("would erase", "would go")
+    } else {
+        ("erased", "gone")
+    };
+    // A closed stdout silences the report; the erasure goes on, batch by batch.
     loop {
         let report = purges
             .run_due(args.batch.max(1), args.dry_run)
             .await
             .map_err(|e| e.to_string())?;
-        for (tenant, erased) in &report.erased {
-            println!(
-                "{} tenant {tenant} customer {}: {} deleted records {}, {} kept records stay",
-                if args.dry_run {
-                    "would erase"
-                } else {
-                    "erased"
-                },
-                erased.customer_id,
-                erased.erased_records,
-                if args.dry_run { "would go" } else { "gone" },
-                erased.kept_records
+        for (tenant, customer) in &report.erased {
+            say!(
+                "{erased} tenant {tenant} customer {}: {} deleted records {gone}, {} kept records stay",
+                customer.customer_id,
+                customer.erased_records,
+                customer.kept_records
             );
         }
         for record in &report.records {
-            println!(
-                "{} tenant {} {} {} of customer {} (deleted on its own)",
-                if args.dry_run {
-                    "would erase"
-                } else {
-                    "erased"
-                },
+            say!(
+                "{erased} tenant {} {} {} of customer {} (deleted on its own)",
                 record.tenant,
                 record.kind.name(),
                 record.id,
@@ -202,11 +265,11 @@ async fn purge(
     } else {
         "erased"
     };
-    println!("{customers} customer(s) {done}");
-    println!("{records} record(s) deleted on their own {done}");
+    say!("{customers} customer(s) {done}");
+    say!("{records} record(s) deleted on their own {done}");
     if args.rewrite {
         for rewritten in purges.rewrite().await.map_err(|e| e.to_string())? {
-            println!(
+            say!(
                 "rewrote {} in {:.1} s: {} → {} bytes",
                 rewritten.table,
                 rewritten.took.as_secs_f64(),

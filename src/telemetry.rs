@@ -40,11 +40,20 @@ pub fn metrics_enabled() -> bool {
     METRICS_ON.load(Ordering::Relaxed)
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
 /// What to set up.
 #[derive(Debug, Clone, Default)]
 pub struct TelemetryConfig {
-    /// `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// OTLP/gRPC collector, e.g. `http://otel-collector:4317`.
     pub otlp_endpoint: Option<String>,
     /// Keep metrics for a Prometheus scrape endpoint.
@@ -113,7 +122,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
     };
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = if config.log_format == "json" {
+    let logs = if config.log_format == LogFormat::Json {
         tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)

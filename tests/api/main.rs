@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod cli;
 mod common;
 mod concurrency;
 mod customers;
