@@ -1,11 +1,12 @@
-//! The bare tonic + sqlx server of ../shared/PERFORMANCE.md §3.2, serving GetCustomer from the
-//! benchmark's own database: the ceiling that issue 6 holds GetCustomer's p99 against, measured in
-//! the same run as everything else instead of taken from a table measured on another day.
+//! The bare tonic + sqlx server of the load benchmark (docs/performance.md G5), serving
+//! GetCustomer from the benchmark's own database: the ceiling that issue 6 holds GetCustomer's p99
+//! against, measured in the same run as everything else instead of taken from a figure measured on
+//! another day.
 //!
 //! What it keeps from crm-service: the generated `CustomerService` (the same messages on the wire,
 //! so the same client loop drives both) and the same point select by tenant and id. What it drops:
 //! authentication, validation, the domain and SeaORM layers, tracing, admission and metrics. Its
-//! pools are PERFORMANCE.md's "default" rows: sqlx's own pool with its ping on checkout, 4
+//! pools are the ones that figure was measured with: sqlx's own pool with its ping on checkout, 4
 //! read-only connections on SQLite, 8 on PostgreSQL. It answers every other RPC UNIMPLEMENTED.
 //!
 //! Started and stopped by scripts/bench.sh; prints `bare server listening on ADDR` when ready.

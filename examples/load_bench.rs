@@ -1,5 +1,5 @@
 //! Load benchmark of a running crm-service (issue 6): the method and the targets of
-//! ../shared/PERFORMANCE.md §1 and §5, against the server's own baselines in the same run.
+//! docs/performance.md (sections 2 and 3), against the server's own baselines in the same run.
 //!
 //! A closed-loop tokio + tonic client: N calls in flight over 1/2/4 HTTP/2 channels (c=1/16/64),
 //! every latency recorded and sorted for p50/p99, the server's CPU time per call read from
@@ -9,7 +9,7 @@
 //! - `grpc.health.v1.Health/Check` at c=1/16/64: the ceiling of the same binary, no auth, no DB;
 //! - `GetCustomer` at c=1/16/64, random ids, with a real token (auth is in the path);
 //! - (`--bare-addr`) the same GetCustomer calls at c=64 on examples/bare_server.rs, a bare tonic +
-//!   sqlx server on the same database: the p99 ceiling of PERFORMANCE.md §3.2, in the same run;
+//!   sqlx server on the same database: the p99 ceiling (docs/performance.md G5), in the same run;
 //! - (PostgreSQL) `pgbench -S -M prepared -c 8 -j 2`: the database's own ceiling;
 //! - `ListCustomers`: first page, a page at depth `--depth` (reached once by keyset page tokens:
 //!   the token is not bound to page_size, so 1000-row pages walk there and 50-row pages are timed
@@ -51,7 +51,7 @@ use uuid::Uuid;
 const TENANT: &str = "demo";
 /// The bare tonic + sqlx server's GetCustomer run (examples/bare_server.rs).
 const BARE_GET: &str = "bare tonic + sqlx GetCustomer c=64";
-/// PERFORMANCE.md §1: no timed run longer than this.
+/// No timed run longer than this: every load is bounded (docs/performance.md section 2).
 const MAX_RUN: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Parser)]
@@ -110,7 +110,8 @@ struct Args {
     #[arg(long, default_value_t = 120.0)]
     idle_wait: f64,
     /// Address of examples/bare_server.rs on the same database: GetCustomer's p99 is held to 1.5×
-    /// its p99, measured in the same repetitions. Without it, to PERFORMANCE.md's figure.
+    /// its p99, measured in the same repetitions. Without it, to a figure measured on another day
+    /// (docs/performance.md G5).
     #[arg(long, requires = "bare_pid")]
     bare_addr: Option<SocketAddr>,
     /// The bare server's process id.
@@ -259,8 +260,9 @@ fn machine_jiffies() -> (u64, u64) {
     (total - idle, total)
 }
 
-/// PERFORMANCE.md §1's idle gate: waits (at most `limit`) until the machine is at least 85 % idle
-/// over 2 s, so other work on a shared box does not land in a repetition. Returns the busy share.
+/// The idle gate (docs/performance.md section 2): waits (at most `limit`) until the machine is at
+/// least 85 % idle over 2 s, so other work on a shared box does not land in a repetition. Returns
+/// the busy share.
 async fn wait_idle(limit: Duration) -> f64 {
     let started = Instant::now();
     loop {
@@ -1491,7 +1493,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             results.per_rep("GetCustomer c=64", "Health/Check c=64", |a, b| {
                 a.cpu / b.cpu
             }),
-            "info; §5 G3: PG ≤ 3.7, SQLite ≤ 4.4",
+            "info; G3: PG ≤ 3.7, SQLite ≤ 4.4",
         ),
     ]);
     if bench.bare.is_some() {
@@ -1517,7 +1519,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .zip(&pgbench_tps)
                 .map(|(g, t)| g.rps / t)
                 .collect(),
-            "info; §5 G2: ≥ 0.15",
+            "info; G2: ≥ 0.15",
         ));
     }
 
@@ -1552,8 +1554,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "   (*) the bare-server p99 that PERFORMANCE.md §3.2 measured on another day: {p99_source} \
-         (default ping) at c=64, {p99_anchor} ms"
+        "   (*) a bare-server p99 measured on another day: {p99_source} (default ping) at c=64, \
+         {p99_anchor} ms (docs/performance.md, with G2 and G3)"
     );
     if bench.args.enforce {
         let gated = checks.iter().filter(|c| c.limit.is_some()).count();

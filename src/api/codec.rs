@@ -1,6 +1,6 @@
 //! The strict codec every generated service uses (`codec_path` in build.rs). It is prost's codec
 //! except that an undecodable request is the client's mistake, `INVALID_ARGUMENT`, where
-//! tonic-prost answers `INTERNAL` (RELIABILITY M1/M2).
+//! tonic-prost answers `INTERNAL` (docs/reliability.md M1, M2).
 
 use std::marker::PhantomData;
 

@@ -1,6 +1,6 @@
-//! Who may do what (DESIGN §2): the caller of every domain call and the one table of permissions.
-//! Function-level checks only; object-level rules (the requester never approves their own request)
-//! live with the operation they guard, inside its transaction.
+//! Who may do what (docs/design.md section 2): the caller of every domain call and the one table of
+//! permissions. Function-level checks only; object-level rules (the requester never approves their
+//! own request) live with the operation they guard, inside its transaction.
 
 use crate::error::{Error, Problem, Result};
 
@@ -91,7 +91,7 @@ impl Action {
     }
 }
 
-/// DESIGN §2 as one table: the roles allowed each action. Anything not listed is denied.
+/// The roles allowed each action (docs/design.md section 2). Anything not listed is denied.
 const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::Read, &Role::ALL),
     (Action::Write, &Role::ALL),

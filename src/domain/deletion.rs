@@ -1,4 +1,5 @@
-//! The deletion lifecycle (DESIGN §4): preview, the approval state machine, delete and restore.
+//! The deletion lifecycle (docs/design.md section 4): preview, the approval state machine, delete
+//! and restore.
 //!
 //! Every transition runs in one write transaction that first locks the customer's row (the lock
 //! every record write takes to bump the graph version), then the request's row: always in that

@@ -1,5 +1,6 @@
-//! What deleting a customer does to each kind of related record, by state (DESIGN §4), as one
-//! table. The preview, the submit and the delete all read it; nothing else decides.
+//! What deleting a customer does to each kind of related record, by state, as one table
+//! (docs/design.md section 4). The preview, the submit and the delete all read it; nothing else
+//! decides.
 
 use super::records::RecordKind;
 
@@ -54,7 +55,8 @@ const fn block(
 use Policy::{Cascade, Keep};
 use RecordKind as K;
 
-/// DESIGN §4. Every (kind, state) the store can hold has exactly one row (a unit test checks it).
+/// The table of docs/design.md section 4. Every (kind, state) the store can hold has exactly one
+/// row (a unit test checks it).
 pub const RULES: &[Rule] = &[
     rule(K::Contact, None, Cascade),
     rule(K::Activity, None, Cascade),

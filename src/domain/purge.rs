@@ -1,6 +1,6 @@
-//! Erasure (DESIGN §4, "final when it must be"): the purger that erases deleted customers, and
-//! records deleted on their own, once their retention has passed, PurgeCustomer (an admin's
-//! erasure now), and the legal hold that forbids both. An erased customer is a tombstone:
+//! Erasure (docs/design.md section 5, "final when it must be"): the purger that erases deleted
+//! customers, and records deleted on their own, once their retention has passed, PurgeCustomer (an
+//! admin's erasure now), and the legal hold that forbids both. An erased customer is a tombstone:
 //! NOT_FOUND to every call; the records its deletion kept (paid orders, ended contracts) still
 //! point at it. An erased record is gone: NOT_FOUND.
 

@@ -2,7 +2,7 @@
 //! their fields, status transitions, which may be deleted on their own, and when such a record can
 //! be restored (before its purge_time, while its customer is live). Every write also bumps the
 //! customer's graph version in the same transaction, taking the customer's row lock, so a
-//! deletion that runs concurrently either sees the write or makes it fail (RELIABILITY M8).
+//! deletion that runs concurrently either sees the write or makes it fail (docs/reliability.md M8).
 
 use std::time::Duration;
 

@@ -206,7 +206,7 @@ fn from_sqlx(e: sea_orm::sqlx::Error) -> Error {
 
 /// `find` on the hot read path (GetCustomer): one prepared point select straight on the sqlx pool,
 /// skipping SeaORM's query building and row conversion, which cost about as much CPU as the
-/// query itself (PERFORMANCE.md §2.3). Same statement, same result as `find`.
+/// query itself (docs/performance.md P3). Same statement, same result as `find`.
 pub async fn find_fast(store: &Store, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
     use sea_orm::sqlx;
     if let RawPool::Sqlite {
@@ -417,7 +417,7 @@ pub enum GraphBump {
 /// Moves a live customer's graph version on, as every write to one of its records must, in the
 /// record write's transaction. The UPDATE takes the customer's row lock, so it waits for (and is
 /// then refused by) a concurrent deletion instead of slipping a live record under a deleted
-/// customer, which a foreign key alone allows (RELIABILITY M8).
+/// customer, which a foreign key alone allows (docs/reliability.md M8).
 pub async fn bump_graph(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<GraphBump> {
     let result = Entity::update_many()
         .col_expr(Column::Version, Expr::col(Column::Version).add(1))

@@ -208,7 +208,7 @@ impl Store {
             .acquire_timeout(config.acquire_timeout)
             .connect_timeout(Duration::from_secs(10))
             // sqlx pings a connection when it goes back to the pool; a ping on every checkout
-            // as well costs a round trip per call (PERFORMANCE.md §2.3: +16-30 % req/s without
+            // as well costs a round trip per call (docs/performance.md P1: +16-30 % req/s without
             // it). Only a connection idle long enough to have been dropped by a proxy is checked.
             .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false)

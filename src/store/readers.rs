@@ -281,7 +281,7 @@ fn lead_each<R: PointRead>(batch: Vec<Queued<R>>) {
 ///
 /// sqlx runs every SQLite statement on a worker thread per connection and hands the rows back
 /// through channels: two thread hops per query, which cost more CPU than the point select itself
-/// (PERFORMANCE.md §2.3: 107 µs per call against 69 µs for a synchronous driver). A primary-key
+/// (docs/performance.md P2: 107 µs per call against 69 µs for a synchronous driver). A primary-key
 /// lookup in WAL mode takes microseconds and never waits on writers, so it runs in place here.
 /// There are as many connections as runtime threads; a call finding all of them taken (or the
 /// database briefly busy) is told so and takes the pool's async path instead.

@@ -1,4 +1,4 @@
-//! The audit trail (RELIABILITY A8, A9): one hash chain per tenant that stays linear under
+//! The audit trail (docs/reliability.md A8, A9): one hash chain per tenant that stays linear under
 //! concurrent writers; tampering with the stored rows — a field edited, a row deleted, two rows
 //! swapped, a row forged after the head — is reported at the right sequence, each in a fresh app;
 //! summaries carry no personal data; only supervisors and admins read it; listing filters and

@@ -1,5 +1,6 @@
-//! Authentication (RELIABILITY A1, A2): every CustomerService and RecordService method refuses a
-//! missing or bad token with UNAUTHENTICATED and does nothing; health and reflection need none.
+//! Authentication (docs/reliability.md A1, A2): every CustomerService and RecordService method
+//! refuses a missing or bad token with UNAUTHENTICATED and does nothing; health and reflection need
+//! none.
 //!
 //! Tokens are checked by the interceptor, before any handler touches the database, so these tests
 //! are database-independent and run on SQLite only (plain `#[tokio::test]`s, not

@@ -1,7 +1,7 @@
-//! Races on the deletion lifecycle (RELIABILITY C1, C2, C4), many trials each, figures printed:
-//! concurrent approvals of one request, concurrent executions of one approved request, and record
-//! writers racing a deletion. A single run proves little; each trial starts its callers together
-//! on a barrier.
+//! Races on the deletion lifecycle (docs/reliability.md C1, C2, C4), many trials each, figures
+//! printed: concurrent approvals of one request, concurrent executions of one approved request, and
+//! record writers racing a deletion. A single run proves little; each trial starts its callers
+//! together on a barrier.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ crate::on_both_databases!(
 );
 
 /// Trials per race: enough to catch a lost update (a naive approval doubled in 50 of 50 trials,
-/// RELIABILITY M7) while each race stays within a few seconds per database on 2 cores.
+/// docs/reliability.md M7) while each race stays within a few seconds per database on 2 cores.
 const TRIALS: usize = 20;
 const CALLERS: usize = 32;
 

@@ -1,8 +1,9 @@
-//! The rules of the deletion lifecycle (DESIGN §2 and §4, RELIABILITY A6, C3, C7, C8): who may
-//! decide, execute, cancel and restore; what blocks a deletion; what a changed graph, a lapsed
-//! request or a taken external_ref do; that KEEP records and records deleted on their own are left
-//! alone; that retries return the first answer; that another tenant's request does not exist.
-//! Every refusal is checked by code and ErrorInfo reason, and by the stored state afterwards.
+//! The rules of the deletion lifecycle (docs/design.md sections 2 and 4; docs/reliability.md A6,
+//! C3, C7, C8): who may decide, execute, cancel and restore; what blocks a deletion; what a changed
+//! graph, a lapsed request or a taken external_ref do; that KEEP records and records deleted on
+//! their own are left alone; that retries return the first answer; that another tenant's request
+//! does not exist. Every refusal is checked by code and ErrorInfo reason, and by the stored state
+//! afterwards.
 
 use std::collections::BTreeMap;
 

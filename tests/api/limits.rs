@@ -1,4 +1,4 @@
-//! Limits (RELIABILITY B1, B4, B5, D3, D4): message size, load shedding, deadlines, pool
+//! Limits (docs/reliability.md B1, B4, B5, D3, D4): message size, load shedding, deadlines, pool
 //! exhaustion and cancellation. Slow calls are real ones: an UpdateCustomer waiting for a lock
 //! that the test holds from its own connection (a row lock on PostgreSQL, the write lock on
 //! SQLite), so the test decides exactly when they can finish.

@@ -1,6 +1,6 @@
-//! Undecodable requests (RELIABILITY 3.1, E1): bytes that are not a valid protobuf message of the
-//! method's request type are the client's mistake, INVALID_ARGUMENT with reason MALFORMED_REQUEST,
-//! never INTERNAL, and nothing is written.
+//! Undecodable requests (docs/reliability.md E1, M1, M2): bytes that are not a valid protobuf
+//! message of the method's request type are the client's mistake, INVALID_ARGUMENT with reason
+//! MALFORMED_REQUEST, never INTERNAL, and nothing is written.
 //!
 //! The bytes are sent with `tonic::client::Grpc` and a pass-through codec, so they reach the
 //! server exactly as written. Decoding happens in the codec, before any database work, so these

@@ -1,4 +1,4 @@
-//! Keyset pagination (AIP-158, RELIABILITY 3.2 and E5): a walk sees every customer exactly once
+//! Keyset pagination (AIP-158, docs/reliability.md E5): a walk sees every customer exactly once
 //! even while others are inserted, and page tokens are tamper-proof and bound to their query.
 
 use std::collections::HashSet;

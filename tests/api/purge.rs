@@ -1,9 +1,9 @@
-//! Erasure (DESIGN §4, "final when it must be"): the purger erases a deleted customer once its
-//! retention has passed, an admin's PurgeCustomer erases one at once, and a legal hold forbids
-//! deleting and erasing until an admin lifts it. An erased customer is an anonymous tombstone:
-//! NOT_FOUND to every call, its deleted records gone for good, its kept records (paid orders,
-//! ended contracts) still pointing at it. Every outcome is checked through the API and in the
-//! stored rows (by SQL), and the audit trail must still verify.
+//! Erasure (docs/design.md section 5, "final when it must be"; docs/reliability.md C5, C12): the
+//! purger erases a deleted customer once its retention has passed, an admin's PurgeCustomer erases
+//! one at once, and a legal hold forbids deleting and erasing until an admin lifts it. An erased
+//! customer is an anonymous tombstone: NOT_FOUND to every call, its deleted records gone for good,
+//! its kept records (paid orders, ended contracts) still pointing at it. Every outcome is checked
+//! through the API and in the stored rows (by SQL), and the audit trail must still verify.
 //!
 //! A zero retention makes a customer due the moment it is deleted, so no test sleeps.
 

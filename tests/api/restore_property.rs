@@ -1,5 +1,5 @@
-//! Restore exactness as a property (RELIABILITY C6): for random graphs of every record kind in
-//! every deletable state — some records deleted on their own first, some changed — preview →
+//! Restore exactness as a property (docs/reliability.md C6): for random graphs of every record kind
+//! in every deletable state — some records deleted on their own first, some changed — preview →
 //! submit → approve → delete, unrelated writes and deletions elsewhere, restore; the graph read
 //! back must equal the graph before, field by field (records' etags included), and the customer
 //! must equal itself but for its etag. Records outside the deletion are never touched.

@@ -1,8 +1,9 @@
-//! Graceful shutdown (RELIABILITY D7), through the real binary and a real SIGTERM: health goes
-//! NOT_SERVING at once, event streams end with UNAVAILABLE (resume elsewhere), calls keep being
-//! served for the shutdown delay, the call in flight finishes, new connections are refused, and
-//! the process exits 0 within delay + grace. Calls made throughout end OK or UNAVAILABLE, or were
-//! refused by the closing connection before the service saw them; never a failure of the service.
+//! Graceful shutdown (docs/reliability.md D7), through the real binary and a real SIGTERM: health
+//! goes NOT_SERVING at once, event streams end with UNAVAILABLE (resume elsewhere), calls keep
+//! being served for the shutdown delay, the call in flight finishes, new connections are refused,
+//! and the process exits 0 within delay + grace. Calls made throughout end OK or UNAVAILABLE, or
+//! were refused by the closing connection before the service saw them; never a failure of the
+//! service.
 
 use std::time::{Duration, Instant};
 

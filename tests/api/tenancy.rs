@@ -1,7 +1,7 @@
-//! Tenant isolation (RELIABILITY A4): the `tenant` claim scopes every read and write. Another
-//! tenant's id must be answered exactly as an id that exists nowhere, so that probing ids tells an
-//! attacker nothing; lists never show another tenant's rows; page tokens and request ids do not
-//! cross tenants.
+//! Tenant isolation (docs/reliability.md A4): the `tenant` claim scopes every read and write.
+//! Another tenant's id must be answered exactly as an id that exists nowhere, so that probing ids
+//! tells an attacker nothing; lists never show another tenant's rows; page tokens and request ids
+//! do not cross tenants.
 
 use std::collections::BTreeMap;
 

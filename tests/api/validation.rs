@@ -1,5 +1,5 @@
-//! Field rules (RELIABILITY B2, B3, E1): lengths in characters, NUL, control and bidi characters,
-//! enums, ids and page sizes. Every case must give the same answer on both databases.
+//! Field rules (docs/reliability.md B2, B3, E1): lengths in characters, NUL, control and bidi
+//! characters, enums, ids and page sizes. Every case must give the same answer on both databases.
 
 use crm_service::proto::crm::v1 as pb;
 use tonic::{Code, Status};
