@@ -374,101 +374,46 @@ impl Application {
     /// (and event streams ended) at once, new calls still served for the delay, then in-flight
     /// calls given the grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
-        let reflection_v1 = reflection().build_v1().map_err(|e| e.to_string())?;
-        let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| e.to_string())?;
-
-        let auth = self.authenticator.clone();
-        let customers = InterceptedService::new(
-            CustomerServiceServer::new(CustomerApi::new(
-                self.customers,
-                self.deletions.clone(),
-                self.purges.clone(),
-                Exports::new(self.store.clone()),
-            ))
-            .max_decoding_message_size(MAX_REQUEST_BYTES),
-            move |req| auth.intercept(req),
-        );
-        let auth = self.authenticator.clone();
-        let records = InterceptedService::new(
-            RecordServiceServer::new(RecordApi::new(self.records))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
-            move |req| auth.intercept(req),
-        );
-
-        let auth = self.authenticator.clone();
-        let deletions = InterceptedService::new(
-            DeletionApprovalServiceServer::new(DeletionApi::new(self.deletions))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
-            move |req| auth.intercept(req),
-        );
-        let auth = self.authenticator.clone();
-        let audit = InterceptedService::new(
-            AuditServiceServer::new(AuditApi::new(self.audit))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
-            move |req| auth.intercept(req),
-        );
-
-        // Watchers wake on PostgreSQL NOTIFY and look anyway every few seconds; on SQLite they poll.
-        let poll = if self.store.is_postgres() {
+        let signal = EventSignal::new(if self.store.is_postgres() {
+            // Watchers wake on PostgreSQL NOTIFY and look anyway every few seconds.
             Duration::from_secs(5)
         } else {
             Duration::from_millis(200)
-        };
-        let signal = EventSignal::new(poll);
-        let listener = tokio::spawn(crate::domain::events::listen(
+        });
+        let mut background = BackgroundTasks::default();
+        background.spawn(crate::domain::events::listen(
             self.store.clone(),
             signal.clone(),
         ));
-        let auth = self.authenticator.clone();
-        let events = InterceptedService::new(
-            CustomerEventServiceServer::new(EventApi::new(CustomerEvents::new(
-                self.store.clone(),
-                signal.clone(),
-            )))
-            .max_decoding_message_size(MAX_REQUEST_BYTES),
-            move |req| auth.intercept(req),
-        );
-
         let watchdog = tokio::spawn(watch_database(self.store.clone(), self.health.clone()));
-        let sweeper = tokio::spawn(sweep_idempotency_keys(
+        background.spawn(sweep_idempotency_keys(
             self.store.clone(),
             self.idempotency_key_ttl,
         ));
-        let purger = self
-            .purge_interval
-            .map(|every| tokio::spawn(purge_due(self.purges.clone(), every)));
+        if let Some(every) = self.purge_interval {
+            background.spawn(purge_due(self.purges.clone(), every));
+        }
 
-        let limits = &self.limits;
-        let mut builder = Server::builder()
-            .http2_max_header_list_size(TRANSPORT_MAX_HEADER_LIST_BYTES)
-            .max_concurrent_streams(limits.http2_max_concurrent_streams)
-            .http2_keepalive_interval(limits.http2_keepalive_interval)
-            .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
-        if let Some(age) = limits.max_connection_age {
-            builder = builder.max_connection_age(age);
-        }
-        if let Some(tls) = self.tls.clone() {
-            builder = builder
-                .tls_config(tls)
-                .map_err(|e| format!("cannot set up TLS: {e}"))?;
-        }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let stop_signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
         let health_service =
             HealthServer::new(HealthService::from_health_reporter(self.health.clone()));
-        let health_only = self.health_listener.map(|health_listener| {
-            tokio::spawn(
+        if let Some(health_listener) = self.health_listener {
+            background.spawn(
                 Server::builder()
                     .add_service(health_service.clone())
                     .serve_with_incoming_shutdown(
                         TcpIncoming::from(health_listener).with_nodelay(Some(true)),
                         stop_signal(stopped.clone()),
                     ),
-            )
-        });
-        let server = builder
+            );
+        }
+
+        let auth = &self.authenticator;
+        let limits = &self.limits;
+        let server = server_builder(limits, self.tls.clone())?
             .layer(TelemetryLayer::new())
             .layer(MetadataLimitLayer::new(MAX_METADATA_BYTES))
             .layer(AdmissionLayer::new(
@@ -476,13 +421,41 @@ impl Application {
                 limits.max_call_duration,
             ))
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(customers)
-            .add_service(records)
-            .add_service(deletions)
-            .add_service(audit)
-            .add_service(events)
+            .add_service(reflection().build_v1().map_err(|e| e.to_string())?)
+            .add_service(reflection().build_v1alpha().map_err(|e| e.to_string())?)
+            .add_service(InterceptedService::new(
+                CustomerServiceServer::new(CustomerApi::new(
+                    self.customers,
+                    self.deletions.clone(),
+                    self.purges.clone(),
+                    Exports::new(self.store.clone()),
+                ))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                RecordServiceServer::new(RecordApi::new(self.records))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                DeletionApprovalServiceServer::new(DeletionApi::new(self.deletions))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                AuditServiceServer::new(AuditApi::new(self.audit))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                CustomerEventServiceServer::new(EventApi::new(CustomerEvents::new(
+                    self.store.clone(),
+                    signal.clone(),
+                )))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+                auth.clone(),
+            ))
             .serve_with_incoming_shutdown(
                 // Nagle off: a response's header, data and trailer frames would otherwise wait on
                 // the client's delayed ACK (a 40 ms stall per call, measured on PreviewDelete).
@@ -493,69 +466,103 @@ impl Application {
             );
         tokio::pin!(server);
 
-        let outcome = tokio::select! {
-            ended = &mut server => Some(ended),
-            () = shutdown => None,
-        };
-        let result = match outcome {
-            Some(ended) => ended.map_err(|e| e.to_string()),
-            None => {
+        let result = tokio::select! {
+            ended = &mut server => ended.map_err(|e| e.to_string()),
+            () = shutdown => {
                 // Readiness first, so load balancers stop sending calls; the database watch
                 // must not turn it back on.
                 watchdog.abort();
-                self.health
-                    .set_not_serving::<HealthServer<HealthService>>()
-                    .await;
-                self.health
-                    .set_service_status("", ServingStatus::NotServing)
-                    .await;
-                for name in SERVICE_NAMES {
-                    self.health
-                        .set_service_status(name, ServingStatus::NotServing)
-                        .await;
-                }
-                // Event streams never end by themselves: end them, telling clients to resume
-                // elsewhere.
-                signal.close();
-                let Shutdown { delay, grace } = self.shutdown;
-                tracing::info!(
-                    delay_ms = delay.as_millis() as u64,
-                    grace_ms = grace.as_millis() as u64,
-                    "shutting down: health NOT_SERVING"
-                );
-                let drained = tokio::select! {
-                    ended = &mut server => Some(ended),
-                    () = tokio::time::sleep(delay) => None,
-                };
-                match drained {
-                    Some(ended) => ended.map_err(|e| e.to_string()),
-                    None => {
-                        let _ = stop.send(true);
-                        match tokio::time::timeout(grace, &mut server).await {
-                            Ok(ended) => ended.map_err(|e| e.to_string()),
-                            Err(_) => {
-                                tracing::warn!(
-                                    grace_ms = grace.as_millis() as u64,
-                                    "calls still in flight after the grace period: stopping anyway"
-                                );
-                                Ok(())
-                            }
-                        }
-                    }
-                }
+                announce_shutdown(&self.health, &signal).await;
+                drain(server, &stop, &self.shutdown).await
             }
         };
         let _ = stop.send(true);
-        if let Some(health_only) = health_only {
-            health_only.abort();
-        }
         watchdog.abort();
-        listener.abort();
-        sweeper.abort();
-        if let Some(purger) = purger {
-            purger.abort();
-        }
         result
+    }
+}
+
+/// Tasks that live as long as the server: ended when it returns, however it returns.
+#[derive(Default)]
+struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl BackgroundTasks {
+    fn spawn<T: Send + 'static>(&mut self, task: impl Future<Output = T> + Send + 'static) {
+        self.0.push(tokio::spawn(async move {
+            task.await;
+        }));
+    }
+}
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// HTTP/2 and TLS as configured; the services and layers come on top.
+fn server_builder(limits: &Limits, tls: Option<ServerTlsConfig>) -> Result<Server, String> {
+    let mut builder = Server::builder()
+        .http2_max_header_list_size(TRANSPORT_MAX_HEADER_LIST_BYTES)
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .http2_keepalive_interval(limits.http2_keepalive_interval)
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
+    if let Some(age) = limits.max_connection_age {
+        builder = builder.max_connection_age(age);
+    }
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+    }
+    Ok(builder)
+}
+
+/// The first step of a shutdown: every health status NOT_SERVING, and event streams ended (they
+/// never end by themselves), telling their clients to resume elsewhere.
+async fn announce_shutdown(health: &HealthReporter, signal: &EventSignal) {
+    health
+        .set_not_serving::<HealthServer<HealthService>>()
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    for name in SERVICE_NAMES {
+        health
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+    }
+    signal.close();
+}
+
+/// Then: new calls still served for `delay`, then no new calls and at most `grace` for those in
+/// flight.
+async fn drain<E: std::fmt::Display>(
+    mut server: std::pin::Pin<&mut impl Future<Output = Result<(), E>>>,
+    stop: &tokio::sync::watch::Sender<bool>,
+    &Shutdown { delay, grace }: &Shutdown,
+) -> Result<(), String> {
+    tracing::info!(
+        delay_ms = delay.as_millis() as u64,
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: health NOT_SERVING"
+    );
+    tokio::select! {
+        ended = &mut server => return ended.map_err(|e| e.to_string()),
+        () = tokio::time::sleep(delay) => {}
+    }
+    let _ = stop.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(ended) => ended.map_err(|e| e.to_string()),
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "calls still in flight after the grace period: stopping anyway"
+            );
+            Ok(())
+        }
     }
 }
 

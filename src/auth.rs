@@ -290,6 +290,13 @@ impl Authenticator {
     }
 }
 
+/// Attached to each service but health and reflection, which stay open to probes and grpcurl.
+impl tonic::service::Interceptor for Authenticator {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        self.intercept(request)
+    }
+}
+
 /// Whether the token's JOSE header has a `crit` member, whatever its value. RFC 7515 §4.1.11: a
 /// recipient that does not understand every extension `crit` lists must refuse the token, and
 /// this server understands none. `jsonwebtoken` parses `crit` but does not act on it, and reads
