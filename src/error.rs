@@ -201,6 +201,24 @@ impl Error {
         }
     }
 
+    /// The stable reason a client sees in `ErrorInfo`; `None` for NOT_FOUND and INTERNAL, which
+    /// carry none of their own.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidArgument { problem, .. } | Error::FailedPrecondition { problem, .. } => {
+                Some(problem.reason)
+            }
+            Error::Unauthenticated(problem)
+            | Error::PermissionDenied(problem)
+            | Error::AlreadyExists(problem)
+            | Error::Aborted(problem)
+            | Error::Unavailable(problem)
+            | Error::ResourceExhausted(problem)
+            | Error::DeadlineExceeded(problem) => Some(problem.reason),
+            Error::NotFound { .. } | Error::Internal(_) => None,
+        }
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }

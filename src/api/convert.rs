@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::access::Caller;
 use crate::domain::idempotency::Idempotency;
+use crate::domain::mutation::Operation;
 use crate::error::{Error, Problem, Result};
 
 /// The caller the auth interceptor verified. Absent only if a service was mounted without it.
@@ -66,7 +67,7 @@ pub fn enum_field<E: TryFrom<i32>>(field: &str, value: i32) -> Result<Option<E>>
 /// by us, so that the digest does not depend on how the client encoded it.
 pub fn idempotency_key(
     request_id: &str,
-    operation: &str,
+    operation: Operation,
     arguments: &impl Message,
 ) -> Result<Option<Idempotency>> {
     if request_id.is_empty() {
@@ -75,7 +76,7 @@ pub fn idempotency_key(
     let request_id = Uuid::try_parse(request_id)
         .map_err(|_| Error::invalid_field("request_id", "must be a UUID (AIP-155)"))?;
     let mut hasher = Sha256::new();
-    hasher.update(operation.as_bytes());
+    hasher.update(operation.fingerprint_label().as_bytes());
     hasher.update([0]);
     hasher.update(arguments.encode_to_vec());
     Ok(Some(Idempotency {

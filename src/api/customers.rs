@@ -11,6 +11,7 @@ use crate::domain::customers::{
 };
 use crate::domain::deletion::Deletions;
 use crate::domain::export::{ExportChunk, Exports};
+use crate::domain::mutation::Operation;
 use crate::domain::purge::Purges;
 use crate::domain::validate::parse_id;
 use crate::error::{Error, FieldViolation, Result};
@@ -159,7 +160,7 @@ impl CustomerService for CustomerApi {
         let input = input(customer)?;
         let key = idempotency_key(
             &req.request_id,
-            "CreateCustomer",
+            Operation::CreateCustomer,
             &pb::CreateCustomerRequest {
                 request_id: String::new(),
                 ..req.clone()
@@ -238,7 +239,7 @@ impl CustomerService for CustomerApi {
         let input = input(customer)?;
         let key = idempotency_key(
             &req.request_id,
-            "UpdateCustomer",
+            Operation::UpdateCustomer,
             &pb::UpdateCustomerRequest {
                 request_id: String::new(),
                 ..req.clone()
@@ -279,7 +280,7 @@ impl CustomerService for CustomerApi {
         let request_id = parse_id("deletion_request_id", &req.deletion_request_id)?;
         let key = idempotency_key(
             &req.request_id,
-            "DeleteCustomer",
+            Operation::DeleteCustomer,
             &pb::DeleteCustomerRequest {
                 request_id: String::new(),
                 ..req.clone()
@@ -308,7 +309,7 @@ impl CustomerService for CustomerApi {
         let customer_id = parse_id("customer_id", &req.customer_id)?;
         let key = idempotency_key(
             &req.request_id,
-            "RestoreCustomer",
+            Operation::RestoreCustomer,
             &pb::RestoreCustomerRequest {
                 request_id: String::new(),
                 ..req.clone()
@@ -337,7 +338,7 @@ impl CustomerService for CustomerApi {
         let customer_id = parse_id("customer_id", &req.customer_id)?;
         let key = idempotency_key(
             &req.request_id,
-            "PurgeCustomer",
+            Operation::PurgeCustomer,
             &pb::PurgeCustomerRequest {
                 request_id: String::new(),
                 ..req.clone()
@@ -367,7 +368,7 @@ impl CustomerService for CustomerApi {
         let customer_id = parse_id("customer_id", &req.customer_id)?;
         let key = idempotency_key(
             &req.request_id,
-            "SetLegalHold",
+            Operation::SetLegalHold,
             &pb::SetLegalHoldRequest {
                 request_id: String::new(),
                 ..req.clone()

@@ -6,6 +6,7 @@ use super::convert::{
     caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp,
 };
 use crate::domain::deletion::{DeletionPreview, DeletionRequest, Deletions, RequestState};
+use crate::domain::mutation::Operation;
 use crate::domain::policy::Policy;
 use crate::domain::validate::parse_id;
 use crate::error::Result;
@@ -131,7 +132,7 @@ impl DeletionApprovalService for DeletionApi {
         let customer_id = parse_id("customer_id", &req.customer_id)?;
         let key = idempotency_key(
             &req.request_id,
-            "SubmitDeletionRequest",
+            Operation::SubmitDeletionRequest,
             &pb::SubmitDeletionRequestRequest {
                 request_id: String::new(),
                 ..req.clone()
@@ -193,7 +194,7 @@ impl DeletionApprovalService for DeletionApi {
         let id = parse_id("deletion_request_id", &req.deletion_request_id)?;
         let key = idempotency_key(
             &req.request_id,
-            "ApproveDeletionRequest",
+            Operation::ApproveDeletionRequest,
             &pb::ApproveDeletionRequestRequest {
                 request_id: String::new(),
                 ..req.clone()
@@ -217,7 +218,7 @@ impl DeletionApprovalService for DeletionApi {
         let id = parse_id("deletion_request_id", &req.deletion_request_id)?;
         let key = idempotency_key(
             &req.request_id,
-            "RejectDeletionRequest",
+            Operation::RejectDeletionRequest,
             &pb::RejectDeletionRequestRequest {
                 request_id: String::new(),
                 ..req.clone()
@@ -241,7 +242,7 @@ impl DeletionApprovalService for DeletionApi {
         let id = parse_id("deletion_request_id", &req.deletion_request_id)?;
         let key = idempotency_key(
             &req.request_id,
-            "CancelDeletionRequest",
+            Operation::CancelDeletionRequest,
             &pb::CancelDeletionRequestRequest {
                 request_id: String::new(),
                 ..req.clone()

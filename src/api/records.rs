@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     caller, detached, enum_field, from_timestamp, idempotency_key, optional_timestamp, timestamp,
 };
+use crate::domain::mutation::Operation;
 use crate::domain::records::*;
 use crate::domain::validate::parse_id;
 use crate::error::{Error, FieldViolation, Result};
@@ -269,7 +270,7 @@ macro_rules! record_service {
                 let data = message.data()?;
                 let key = idempotency_key(
                     &req.request_id,
-                    stringify!($create),
+                    Operation::Record($kind, RecordWrite::Create),
                     &pb::$CreateReq { request_id: String::new(), ..req.clone() },
                 )?;
                 let records = self.records.clone();
@@ -307,7 +308,7 @@ macro_rules! record_service {
                 let paths = req.update_mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default();
                 let key = idempotency_key(
                     &req.request_id,
-                    stringify!($update),
+                    Operation::Record($kind, RecordWrite::Update),
                     &pb::$UpdateReq { request_id: String::new(), ..req.clone() },
                 )?;
                 let etag = req.etag;
@@ -324,7 +325,7 @@ macro_rules! record_service {
                 let id = parse_id(stringify!($id_field), &req.$id_field)?;
                 let key = idempotency_key(
                     &req.request_id,
-                    stringify!($delete),
+                    Operation::Record($kind, RecordWrite::Delete),
                     &pb::$DeleteReq { request_id: String::new(), ..req.clone() },
                 )?;
                 let etag = req.etag;
@@ -339,7 +340,7 @@ macro_rules! record_service {
                 let id = parse_id(stringify!($id_field), &req.$id_field)?;
                 let key = idempotency_key(
                     &req.request_id,
-                    stringify!($restore),
+                    Operation::Record($kind, RecordWrite::Restore),
                     &pb::$RestoreReq { request_id: String::new(), ..req.clone() },
                 )?;
                 let (etag, validate_only) = (req.etag, req.validate_only);

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::access::{Action, Caller};
-use super::audit::{self, Entry};
-use super::idempotency::{self, Idempotency};
+use super::audit::Entry;
+use super::idempotency::Idempotency;
+use super::mutation::{self, Change, Mutation, Operation};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
 use super::{Clock, etag_matches};
@@ -260,20 +261,18 @@ impl Customers {
         caller.require(Action::Write)?;
         validate_input(&input, None)?;
         check_owner_assignment(caller, &input.owner_id)?;
-        idempotency::retry_in_flight(|| self.create_once(caller, &input, key.as_ref())).await
+        let input = &input;
+        mutation::run(
+            &self.store,
+            &self.clock,
+            Mutation::new(caller, Operation::CreateCustomer, key.as_ref()),
+            |change| async move { self.create_in(&change, input).await },
+        )
+        .await
     }
 
-    async fn create_once(
-        &self,
-        caller: &Caller,
-        input: &CustomerInput,
-        key: Option<&Idempotency>,
-    ) -> Result<Customer> {
-        let tx = self.store.begin_write().await?;
-        if let Some(first) = idempotency::replay(&tx, caller, key, "CreateCustomer").await? {
-            return Ok(first);
-        }
-        let now = self.clock.now();
+    async fn create_in(&self, change: &Change<'_>, input: &CustomerInput) -> Result<Customer> {
+        let (caller, now) = (change.caller, change.now);
         let customer = Customer {
             id: Uuid::now_v7(),
             name: input.name.clone(),
@@ -296,23 +295,16 @@ impl Customers {
             version: 1,
             deletion_id: None,
         };
-        store::customers::insert(tx.conn(), &caller.tenant, &customer).await?;
-        audit::record(
-            &tx,
-            caller,
-            key.map(|k| k.request_id),
-            now,
-            Entry {
+        store::customers::insert(change.tx().conn(), &caller.tenant, &customer).await?;
+        change
+            .audit(Entry {
                 action: "customer.create",
                 target_type: "customer",
                 target_id: customer.id,
                 customer_id: Some(customer.id),
                 summary: "created".into(),
-            },
-        )
-        .await?;
-        idempotency::remember(&tx, caller, key, "CreateCustomer", &customer).await?;
-        tx.commit().await?;
+            })
+            .await?;
         Ok(customer)
     }
 
@@ -389,25 +381,25 @@ impl Customers {
                 )
             })?;
         }
-        idempotency::retry_in_flight(|| {
-            self.update_once(caller, id, &fields, &input, &etag, key.as_ref())
-        })
+        let (fields, input, etag) = (&fields, &input, &etag);
+        mutation::run(
+            &self.store,
+            &self.clock,
+            Mutation::new(caller, Operation::UpdateCustomer, key.as_ref()),
+            |change| async move { self.update_in(&change, id, fields, input, etag).await },
+        )
         .await
     }
 
-    async fn update_once(
+    async fn update_in(
         &self,
-        caller: &Caller,
+        change: &Change<'_>,
         id: Uuid,
         fields: &[CustomerField],
         input: &CustomerInput,
         etag: &str,
-        key: Option<&Idempotency>,
     ) -> Result<Customer> {
-        let tx = self.store.begin_write().await?;
-        if let Some(first) = idempotency::replay(&tx, caller, key, "UpdateCustomer").await? {
-            return Ok(first);
-        }
+        let (caller, tx) = (change.caller, change.tx());
         let current = store::customers::find_for_update(tx.conn(), &caller.tenant, id)
             .await?
             .ok_or_else(|| Error::not_found("customer", id))?;
@@ -432,25 +424,18 @@ impl Customers {
                 CustomerField::ExternalRef => next.external_ref.clone_from(&input.external_ref),
             }
         }
-        next.update_time = self.clock.now();
+        next.update_time = change.now;
         next.version = current.version + 1;
         store::customers::update(tx.conn(), &caller.tenant, &next, current.version).await?;
-        audit::record(
-            &tx,
-            caller,
-            key.map(|k| k.request_id),
-            next.update_time,
-            Entry {
+        change
+            .audit(Entry {
                 action: "customer.update",
                 target_type: "customer",
                 target_id: id,
                 customer_id: Some(id),
                 summary: format!("fields={}", field_names(fields)),
-            },
-        )
-        .await?;
-        idempotency::remember(&tx, caller, key, "UpdateCustomer", &next).await?;
-        tx.commit().await?;
+            })
+            .await?;
         Ok(next)
     }
 }

@@ -8,6 +8,7 @@ pub mod deletion;
 pub mod events;
 pub mod export;
 pub mod idempotency;
+pub mod mutation;
 pub mod paging;
 pub mod policy;
 pub mod purge;

@@ -16,7 +16,8 @@ use super::Clock;
 use super::access::{Action, Caller};
 use super::audit::{self, Entry};
 use super::customers::Customer;
-use super::idempotency::{self, Idempotency};
+use super::idempotency::Idempotency;
+use super::mutation::{self, Mutation, Operation};
 use super::records::RecordKind;
 use super::validate::Violations;
 use crate::error::{Error, Problem, Result};
@@ -131,13 +132,8 @@ impl Purges {
         key: Option<Idempotency>,
     ) -> Result<Erased> {
         caller.require(Action::Erase)?;
-        let erased = idempotency::retry_in_flight(|| async {
-            let tx = self.store.begin_write().await?;
-            if !validate_only
-                && let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), "PurgeCustomer").await?
-            {
-                return Ok(first);
-            }
+        let erased = mutation::run(&self.store, &self.clock, Mutation::new(caller, Operation::PurgeCustomer, key.as_ref()).validate_only(validate_only), |change| async move {
+            let tx = change.tx();
             let customer = store::customers::find_for_update(tx.conn(), &caller.tenant, id)
                 .await?
                 .ok_or_else(|| Error::not_found("customer", id))?;
@@ -157,9 +153,9 @@ impl Purges {
                 let (erased_records, kept_records) = store::purge::erasable_counts(tx.conn(), &caller.tenant, id).await?;
                 return Ok(Erased { customer_id: id, erased_records, kept_records });
             }
-            let now = self.clock.now();
+            let now = change.now;
             let (erased_records, kept_records) = store::purge::erase(tx.conn(), &caller.tenant, id, now).await?;
-            audit::record(&tx, caller, key.as_ref().map(|k| k.request_id), now, Entry {
+            change.audit(Entry {
                 action: "customer.purge",
                 target_type: "customer",
                 target_id: id,
@@ -168,9 +164,7 @@ impl Purges {
             })
             .await?;
             let outcome = Erased { customer_id: id, erased_records, kept_records };
-            idempotency::remember(&tx, caller, key.as_ref(), "PurgeCustomer", &outcome).await?;
-            tx.commit().await?;
-            Ok(outcome)
+                        Ok(outcome)
         })
         .await?;
         if !validate_only {
@@ -192,47 +186,40 @@ impl Purges {
         let mut v = Violations::new();
         v.required_text("reason", &reason, REASON_MAX);
         v.finish()?;
-        idempotency::retry_in_flight(|| async {
-            let tx = self.store.begin_write().await?;
-            if let Some(first) =
-                idempotency::replay(&tx, caller, key.as_ref(), "SetLegalHold").await?
-            {
-                return Ok(first);
-            }
-            let current = store::customers::find_for_update(tx.conn(), &caller.tenant, id)
-                .await?
-                .ok_or_else(|| Error::not_found("customer", id))?;
-            let now = self.clock.now();
-            let next = Customer {
-                legal_hold: hold,
-                version: current.version + 1,
-                ..current.clone()
-            };
-            store::customers::update(tx.conn(), &caller.tenant, &next, current.version).await?;
-            audit::record(
-                &tx,
-                caller,
-                key.as_ref().map(|k| k.request_id),
-                now,
-                Entry {
-                    action: if hold {
-                        "customer.legal_hold.set"
-                    } else {
-                        "customer.legal_hold.lift"
-                    },
-                    target_type: "customer",
-                    target_id: id,
-                    customer_id: Some(id),
-                    // The reason is a case reference written by an admin; it is kept in the trail
-                    // as the grounds of the hold.
-                    summary: format!("legal_hold={hold} reason={reason}"),
-                },
-            )
-            .await?;
-            idempotency::remember(&tx, caller, key.as_ref(), "SetLegalHold", &next).await?;
-            tx.commit().await?;
-            Ok(next)
-        })
+        let reason = &reason;
+        mutation::run(
+            &self.store,
+            &self.clock,
+            Mutation::new(caller, Operation::SetLegalHold, key.as_ref()),
+            |change| async move {
+                let tx = change.tx();
+                let current = store::customers::find_for_update(tx.conn(), &caller.tenant, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("customer", id))?;
+                let next = Customer {
+                    legal_hold: hold,
+                    version: current.version + 1,
+                    ..current.clone()
+                };
+                store::customers::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+                change
+                    .audit(Entry {
+                        action: if hold {
+                            "customer.legal_hold.set"
+                        } else {
+                            "customer.legal_hold.lift"
+                        },
+                        target_type: "customer",
+                        target_id: id,
+                        customer_id: Some(id),
+                        // The reason is a case reference written by an admin; it is kept in the trail
+                        // as the grounds of the hold.
+                        summary: format!("legal_hold={hold} reason={reason}"),
+                    })
+                    .await?;
+                Ok(next)
+            },
+        )
         .await
     }
 

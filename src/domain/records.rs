@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::access::{Action, Caller};
-use super::audit::{self, Entry};
+use super::audit::Entry;
 use super::deletion::chrono_duration;
-use super::idempotency::{self, Idempotency};
+use super::idempotency::Idempotency;
+use super::mutation::{self, Mutation, Operation};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
 use super::{Clock, customer_deleted, etag_matches, etag_mismatch};
@@ -485,44 +486,45 @@ impl Records {
     ) -> Result<Record> {
         caller.require(Action::Write)?;
         data.validate(None)?;
-        let (operation, action) = names(data.kind(), Write::Create);
-        idempotency::retry_in_flight(|| async {
-            let tx = self.store.begin_write().await?;
-            if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
-                return Ok(first);
-            }
-            let now = self.clock.now();
-            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, customer_id).await?;
-            require_live_customer(bump, customer_id)?;
-            let record = Record {
-                id: Uuid::now_v7(),
-                customer_id,
-                data: data.clone(),
-                create_time: now,
-                update_time: now,
-                delete_time: None,
-                purge_time: None,
-                version: 1,
-            };
-            store::records::insert(tx.conn(), &caller.tenant, &record).await?;
-            audit::record(
-                &tx,
-                caller,
-                key.as_ref().map(|k| k.request_id),
-                now,
-                Entry {
-                    action,
-                    target_type: record.data.kind().name(),
-                    target_id: record.id,
-                    customer_id: Some(customer_id),
-                    summary: "created".into(),
-                },
-            )
-            .await?;
-            idempotency::remember(&tx, caller, key.as_ref(), operation, &record).await?;
-            tx.commit().await?;
-            Ok(record)
-        })
+        let kind = data.kind();
+        let (operation, action) = (
+            Operation::Record(kind, RecordWrite::Create),
+            kind.audit_action(RecordWrite::Create),
+        );
+        let data = &data;
+        mutation::run(
+            &self.store,
+            &self.clock,
+            Mutation::new(caller, operation, key.as_ref()),
+            |change| async move {
+                let tx = change.tx();
+                let now = change.now;
+                let bump =
+                    store::customers::bump_graph(tx.conn(), &caller.tenant, customer_id).await?;
+                require_live_customer(bump, customer_id)?;
+                let record = Record {
+                    id: Uuid::now_v7(),
+                    customer_id,
+                    data: data.clone(),
+                    create_time: now,
+                    update_time: now,
+                    delete_time: None,
+                    purge_time: None,
+                    version: 1,
+                };
+                store::records::insert(tx.conn(), &caller.tenant, &record).await?;
+                change
+                    .audit(Entry {
+                        action,
+                        target_type: record.data.kind().name(),
+                        target_id: record.id,
+                        customer_id: Some(customer_id),
+                        summary: "created".into(),
+                    })
+                    .await?;
+                Ok(record)
+            },
+        )
         .await
     }
 
@@ -605,14 +607,15 @@ impl Records {
         let kind = patch.kind();
         let paths = parse_mask(kind, &paths)?;
         patch.validate(Some(&paths))?;
-        let (operation, action) = names(kind, Write::Update);
-        idempotency::retry_in_flight(|| async {
-            let tx = self.store.begin_write().await?;
-            if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
-                return Ok(first);
-            }
-            let current = self.live_record_for_write(&tx, caller, kind, id, &etag).await?;
-            let next_data = current.data.patched(&patch, &paths);
+        let (operation, action) = (
+            Operation::Record(kind, RecordWrite::Update),
+            kind.audit_action(RecordWrite::Update),
+        );
+        let (etag, patch, paths) = (&etag, &patch, &paths);
+        mutation::run(&self.store, &self.clock, Mutation::new(caller, operation, key.as_ref()), |change| async move {
+            let tx = change.tx();
+            let current = self.live_record_for_write(tx, caller, kind, id, etag).await?;
+            let next_data = current.data.patched(patch, paths);
             if !transition_allowed(&current.data, &next_data) {
                 return Err(Error::failed_precondition(
                     Problem::new(
@@ -625,12 +628,12 @@ impl Records {
                     .with("id", id),
                 ));
             }
-            let now = self.clock.now();
+            let now = change.now;
             let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id).await?;
             require_live_customer(bump, current.customer_id)?;
             let next = Record { data: next_data, update_time: now, version: current.version + 1, ..current.clone() };
             store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
-            audit::record(&tx, caller, key.as_ref().map(|k| k.request_id), now, Entry {
+            change.audit(Entry {
                 action,
                 target_type: kind.name(),
                 target_id: id,
@@ -638,9 +641,7 @@ impl Records {
                 summary: format!("fields={}", paths.join(",")),
             })
             .await?;
-            idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
-            tx.commit().await?;
-            Ok(next)
+                        Ok(next)
         })
         .await
     }
@@ -654,13 +655,14 @@ impl Records {
         key: Option<Idempotency>,
     ) -> Result<Record> {
         caller.require(Action::Write)?;
-        let (operation, action) = names(kind, Write::Delete);
-        idempotency::retry_in_flight(|| async {
-            let tx = self.store.begin_write().await?;
-            if let Some(first) = idempotency::replay(&tx, caller, key.as_ref(), operation).await? {
-                return Ok(first);
-            }
-            let current = self.live_record_for_write(&tx, caller, kind, id, &etag).await?;
+        let (operation, action) = (
+            Operation::Record(kind, RecordWrite::Delete),
+            kind.audit_action(RecordWrite::Delete),
+        );
+        let etag = &etag;
+        mutation::run(&self.store, &self.clock, Mutation::new(caller, operation, key.as_ref()), |change| async move {
+            let tx = change.tx();
+            let current = self.live_record_for_write(tx, caller, kind, id, etag).await?;
             if !deletable_alone(&current.data) {
                 return Err(Error::failed_precondition(
                     Problem::new(
@@ -673,7 +675,7 @@ impl Records {
                     .with("id", id),
                 ));
             }
-            let now = self.clock.now();
+            let now = change.now;
             let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id).await?;
             require_live_customer(bump, current.customer_id)?;
             let next = Record {
@@ -684,7 +686,7 @@ impl Records {
                 ..current.clone()
             };
             store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
-            audit::record(&tx, caller, key.as_ref().map(|k| k.request_id), now, Entry {
+            change.audit(Entry {
                 action,
                 target_type: kind.name(),
                 target_id: id,
@@ -692,9 +694,7 @@ impl Records {
                 summary: "deleted".into(),
             })
             .await?;
-            idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
-            tx.commit().await?;
-            Ok(next)
+                        Ok(next)
         })
         .await
     }
@@ -711,67 +711,64 @@ impl Records {
         key: Option<Idempotency>,
     ) -> Result<Record> {
         caller.require(Action::Restore)?;
-        let (operation, action) = names(kind, Write::Restore);
-        idempotency::retry_in_flight(|| async {
-            let tx = self.store.begin_write().await?;
-            if !validate_only
-                && let Some(first) =
-                    idempotency::replay(&tx, caller, key.as_ref(), operation).await?
-            {
-                return Ok(first);
-            }
-            let found = store::records::find(tx.conn(), &caller.tenant, kind, id)
-                .await?
-                .ok_or_else(|| Error::not_found(kind.name(), id))?;
-            // The customer's row lock first, as every write of its graph takes it, then the record
-            // read again under its own lock: a purger pass erasing it at this moment has either
-            // committed (NOT_FOUND) or will skip it (SKIP LOCKED), never both restore and erase.
-            let customer =
-                store::customers::find_for_update(tx.conn(), &caller.tenant, found.customer_id)
+        let (operation, action) = (
+            Operation::Record(kind, RecordWrite::Restore),
+            kind.audit_action(RecordWrite::Restore),
+        );
+        let etag = &etag;
+        mutation::run(
+            &self.store,
+            &self.clock,
+            Mutation::new(caller, operation, key.as_ref()).validate_only(validate_only),
+            |change| async move {
+                let tx = change.tx();
+                let found = store::records::find(tx.conn(), &caller.tenant, kind, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found(kind.name(), id))?;
+                // The customer's row lock first, as every write of its graph takes it, then the record
+                // read again under its own lock: a purger pass erasing it at this moment has either
+                // committed (NOT_FOUND) or will skip it (SKIP LOCKED), never both restore and erase.
+                let customer =
+                    store::customers::find_for_update(tx.conn(), &caller.tenant, found.customer_id)
+                        .await?;
+                let current = store::records::find_for_update(tx.conn(), &caller.tenant, kind, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found(kind.name(), id))?;
+                let now = change.now;
+                // An erased customer (no row found) is a deleted one.
+                let customer_is_deleted = customer.is_none_or(|c| c.is_deleted());
+                check_restorable(kind, &current, customer_is_deleted, now)?;
+                if !etag_matches(etag, current.version) {
+                    return Err(etag_mismatch(kind.name(), id, &current.etag()));
+                }
+                if validate_only {
+                    // Dropping the transaction rolls back: nothing was written.
+                    return Ok(current);
+                }
+                let bump =
+                    store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id)
+                        .await?;
+                require_live_customer(bump, current.customer_id)?;
+                let next = Record {
+                    delete_time: None,
+                    purge_time: None,
+                    update_time: now,
+                    version: current.version + 1,
+                    ..current.clone()
+                };
+                store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+                change
+                    .audit(Entry {
+                        action,
+                        target_type: kind.name(),
+                        target_id: id,
+                        customer_id: Some(next.customer_id),
+                        summary: "restored".into(),
+                    })
                     .await?;
-            let current = store::records::find_for_update(tx.conn(), &caller.tenant, kind, id)
-                .await?
-                .ok_or_else(|| Error::not_found(kind.name(), id))?;
-            let now = self.clock.now();
-            // An erased customer (no row found) is a deleted one.
-            let customer_is_deleted = customer.is_none_or(|c| c.is_deleted());
-            check_restorable(kind, &current, customer_is_deleted, now)?;
-            if !etag_matches(&etag, current.version) {
-                return Err(etag_mismatch(kind.name(), id, &current.etag()));
-            }
-            if validate_only {
-                // Dropping the transaction rolls back: nothing was written.
-                return Ok(current);
-            }
-            let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id)
-                .await?;
-            require_live_customer(bump, current.customer_id)?;
-            let next = Record {
-                delete_time: None,
-                purge_time: None,
-                update_time: now,
-                version: current.version + 1,
-                ..current.clone()
-            };
-            store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
-            audit::record(
-                &tx,
-                caller,
-                key.as_ref().map(|k| k.request_id),
-                now,
-                Entry {
-                    action,
-                    target_type: kind.name(),
-                    target_id: id,
-                    customer_id: Some(next.customer_id),
-                    summary: "restored".into(),
-                },
-            )
-            .await?;
-            idempotency::remember(&tx, caller, key.as_ref(), operation, &next).await?;
-            tx.commit().await?;
-            Ok(next)
-        })
+                Ok(next)
+            },
+        )
         .await
     }
 
@@ -817,65 +814,83 @@ impl Records {
     }
 }
 
-/// The writes of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Write {
+/// The writes of a record, each one RPC per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordWrite {
     Create = 0,
     Update = 1,
     Delete = 2,
     Restore = 3,
 }
 
-/// For a write of a kind: the operation its idempotent answers are stored under (one per RPC)
-/// and its audit action.
-fn names(kind: RecordKind, write: Write) -> (&'static str, &'static str) {
-    const NAMES: [[(&str, &str); 4]; 6] = [
-        [
-            ("CreateContact", "contact.create"),
-            ("UpdateContact", "contact.update"),
-            ("DeleteContact", "contact.delete"),
-            ("RestoreContact", "contact.restore"),
-        ],
-        [
-            ("CreateDeal", "deal.create"),
-            ("UpdateDeal", "deal.update"),
-            ("DeleteDeal", "deal.delete"),
-            ("RestoreDeal", "deal.restore"),
-        ],
-        [
-            ("CreateOrder", "order.create"),
-            ("UpdateOrder", "order.update"),
-            ("DeleteOrder", "order.delete"),
-            ("RestoreOrder", "order.restore"),
-        ],
-        [
-            ("CreateContract", "contract.create"),
-            ("UpdateContract", "contract.update"),
-            ("DeleteContract", "contract.delete"),
-            ("RestoreContract", "contract.restore"),
-        ],
-        [
-            ("CreateProject", "project.create"),
-            ("UpdateProject", "project.update"),
-            ("DeleteProject", "project.delete"),
-            ("RestoreProject", "project.restore"),
-        ],
-        [
-            ("CreateActivity", "activity.create"),
-            ("UpdateActivity", "activity.update"),
-            ("DeleteActivity", "activity.delete"),
-            ("RestoreActivity", "activity.restore"),
-        ],
-    ];
-    let row = match kind {
-        RecordKind::Contact => 0,
-        RecordKind::Deal => 1,
-        RecordKind::Order => 2,
-        RecordKind::Contract => 3,
-        RecordKind::Project => 4,
-        RecordKind::Activity => 5,
-    };
-    NAMES[row][write as usize]
+/// Per kind and write: the RPC's name (the operation its idempotent answers are stored under),
+/// its method's name in the generated code, and its audit action.
+const WRITE_NAMES: [[(&str, &str, &str); 4]; 6] = [
+    [
+        ("CreateContact", "create_contact", "contact.create"),
+        ("UpdateContact", "update_contact", "contact.update"),
+        ("DeleteContact", "delete_contact", "contact.delete"),
+        ("RestoreContact", "restore_contact", "contact.restore"),
+    ],
+    [
+        ("CreateDeal", "create_deal", "deal.create"),
+        ("UpdateDeal", "update_deal", "deal.update"),
+        ("DeleteDeal", "delete_deal", "deal.delete"),
+        ("RestoreDeal", "restore_deal", "deal.restore"),
+    ],
+    [
+        ("CreateOrder", "create_order", "order.create"),
+        ("UpdateOrder", "update_order", "order.update"),
+        ("DeleteOrder", "delete_order", "order.delete"),
+        ("RestoreOrder", "restore_order", "order.restore"),
+    ],
+    [
+        ("CreateContract", "create_contract", "contract.create"),
+        ("UpdateContract", "update_contract", "contract.update"),
+        ("DeleteContract", "delete_contract", "contract.delete"),
+        ("RestoreContract", "restore_contract", "contract.restore"),
+    ],
+    [
+        ("CreateProject", "create_project", "project.create"),
+        ("UpdateProject", "update_project", "project.update"),
+        ("DeleteProject", "delete_project", "project.delete"),
+        ("RestoreProject", "restore_project", "project.restore"),
+    ],
+    [
+        ("CreateActivity", "create_activity", "activity.create"),
+        ("UpdateActivity", "update_activity", "activity.update"),
+        ("DeleteActivity", "delete_activity", "activity.delete"),
+        ("RestoreActivity", "restore_activity", "activity.restore"),
+    ],
+];
+
+impl RecordKind {
+    fn write_names(self, write: RecordWrite) -> (&'static str, &'static str, &'static str) {
+        let row = match self {
+            RecordKind::Contact => 0,
+            RecordKind::Deal => 1,
+            RecordKind::Order => 2,
+            RecordKind::Contract => 3,
+            RecordKind::Project => 4,
+            RecordKind::Activity => 5,
+        };
+        WRITE_NAMES[row][write as usize]
+    }
+
+    /// `CreateContact`, `RestoreDeal`, …
+    pub fn operation_name(self, write: RecordWrite) -> &'static str {
+        self.write_names(write).0
+    }
+
+    /// `create_contact`, `restore_deal`, …
+    pub fn method_name(self, write: RecordWrite) -> &'static str {
+        self.write_names(write).1
+    }
+
+    /// `contact.create`, `deal.restore`, …
+    pub fn audit_action(self, write: RecordWrite) -> &'static str {
+        self.write_names(write).2
+    }
 }
 
 #[cfg(test)]
@@ -900,13 +915,18 @@ mod tests {
     fn every_write_has_its_own_operation_and_action() {
         let mut seen = std::collections::HashSet::new();
         for kind in RecordKind::ALL {
-            for write in [Write::Create, Write::Update, Write::Delete, Write::Restore] {
-                let (operation, action) = names(kind, write);
+            for write in [
+                RecordWrite::Create,
+                RecordWrite::Update,
+                RecordWrite::Delete,
+                RecordWrite::Restore,
+            ] {
+                let (operation, method, action) = kind.write_names(write);
                 assert!(
-                    action.starts_with(kind.name()),
-                    "{kind:?} {write:?}: {action}"
+                    action.starts_with(kind.name()) && method.ends_with(kind.name()),
+                    "{kind:?} {write:?}: {action} {method}"
                 );
-                assert!(seen.insert(operation) && seen.insert(action));
+                assert!(seen.insert(operation) && seen.insert(method) && seen.insert(action));
             }
         }
     }

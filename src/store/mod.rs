@@ -158,6 +158,12 @@ pub(crate) enum RawPool<'a> {
     },
 }
 
+/// A connection or a transaction the store's queries run on: what the domain hands back to the
+/// store (a read snapshot or a write transaction) without naming the driver.
+pub trait Connection: sea_orm::ConnectionTrait {}
+
+impl<T: sea_orm::ConnectionTrait> Connection for T {}
+
 /// A write transaction: holds SQLite's write lock from its first statement. Dropped without
 /// `commit`, it rolls back.
 pub struct WriteTx {

@@ -1,0 +1,110 @@
+//! DeleteCustomer: executes an approved request in one transaction, with set-based updates and
+//! one deletion id for everything it deletes.
+
+use uuid::Uuid;
+
+use super::super::access::{Action, Caller};
+use super::super::audit::Entry;
+use super::super::customers::Customer;
+use super::super::idempotency::Idempotency;
+use super::super::mutation::{self, Mutation, Operation};
+use super::rules;
+use super::{Deleted, DeletionRequest, Deletions, RequestState, blocked, chrono_duration};
+use crate::error::{Error, Result};
+use crate::store;
+
+impl Deletions {
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        customer_id: Uuid,
+        request_id: Uuid,
+        etag: String,
+        key: Option<Idempotency>,
+    ) -> Result<Deleted> {
+        if !caller.may(Action::ActOnOwnDeletion) {
+            caller.require(Action::ActOnAnyDeletion)?;
+        }
+        if etag.is_empty() {
+            return Err(Error::invalid_field(
+                "etag",
+                "is required: the customer's etag as previewed and approved",
+            ));
+        }
+        let etag = &etag;
+        let mutation = Mutation::new(caller, Operation::DeleteCustomer, key.as_ref());
+        mutation::run(&self.store, &self.clock, mutation, |change| async move {
+            let (tx, now, tenant) = (change.tx(), change.now, &caller.tenant);
+            let (customer, request) = self.lock_request(&change, request_id).await?;
+            let checked =
+                rules::may_execute(&request, caller, now, customer_id, customer.as_ref(), etag);
+            if let Err(refusal) = checked {
+                return Err(self.refuse(&change, &request, refusal).await);
+            }
+            let Some(customer) = customer else {
+                return Err(Error::internal(
+                    "an executable request without its customer",
+                ));
+            };
+            // The graph is the approved one, but a rule may still have changed (a legal hold).
+            let preview = self.preview_in(tx.conn(), tenant, &customer, false).await?;
+            if !preview.blockers.is_empty() {
+                return Err(blocked(&preview));
+            }
+            let deletion_id = Uuid::now_v7();
+            let purge_time = now + chrono_duration(self.settings.retention);
+            let deleted_records = store::deletion::cascade(
+                tx.conn(),
+                tenant,
+                customer_id,
+                deletion_id,
+                now,
+                purge_time,
+            )
+            .await?;
+            store::deletion::mark_customer_deleted(
+                tx.conn(),
+                tenant,
+                customer_id,
+                deletion_id,
+                now,
+                purge_time,
+            )
+            .await?;
+            let executed = DeletionRequest {
+                state: RequestState::Executed,
+                execute_time: Some(now),
+                deletion_id: Some(deletion_id),
+                update_time: now,
+                version: request.version + 1,
+                ..request
+            };
+            self.save(&change, &executed).await?;
+            change
+                .audit(Entry {
+                    action: "customer.delete",
+                    target_type: "customer",
+                    target_id: customer_id,
+                    customer_id: Some(customer_id),
+                    summary: format!(
+                        "deletion_id={deletion_id} deletion_request={request_id} \
+                         cascaded={deleted_records} kept={}",
+                        preview.keep_count
+                    ),
+                })
+                .await?;
+            let customer = Customer {
+                delete_time: Some(now),
+                purge_time: Some(purge_time),
+                deletion_id: Some(deletion_id),
+                version: customer.version + 1,
+                ..customer
+            };
+            Ok(Deleted {
+                customer,
+                deleted_records,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,144 @@
+//! What deleting a customer would do: the per-state counts of its graph read through the policy
+//! table, with samples, blockers and the open pipeline.
+
+use uuid::Uuid;
+
+use super::super::access::{Action, Caller};
+use super::super::customer_deleted;
+use super::super::customers::Customer;
+use super::super::policy::{self, Policy};
+use super::super::records::RecordKind;
+use super::{Blocker, DeletionPreview, Deletions, PipelineWarning, RelationImpact, SAMPLE_IDS};
+use crate::error::{Error, Result};
+use crate::store;
+
+/// Builds the preview from the per-state counts: the policy table decides what each count means.
+pub fn build_preview(
+    customer: &Customer,
+    counts: &[store::deletion::StateCount],
+    samples: impl Fn(RecordKind, Option<&str>) -> Vec<Uuid>,
+    pipeline: Vec<store::deletion::OpenPipeline>,
+) -> DeletionPreview {
+    let mut impacts = Vec::new();
+    let mut blockers = Vec::new();
+    let (mut cascade_count, mut keep_count) = (0, 0);
+    for count in counts.iter().filter(|c| c.count > 0) {
+        // A state the table does not know cannot be deleted safely: treat it as blocking.
+        let rule = policy::rule_for(count.kind, count.state.as_deref());
+        let policy = rule.map_or(Policy::Block, |r| r.policy);
+        let sample_ids = samples(count.kind, count.state.as_deref());
+        match policy {
+            Policy::Cascade => cascade_count += count.count,
+            Policy::Keep => keep_count += count.count,
+            Policy::Block => {
+                let (reason, resolution) = rule
+                    .and_then(|r| r.blocker)
+                    .unwrap_or(("UNKNOWN_RECORD_STATE", "contact an administrator"));
+                blockers.push(Blocker {
+                    reason: reason.to_owned(),
+                    relation: Some(count.kind),
+                    count: count.count,
+                    sample_ids: sample_ids.clone(),
+                    resolution: resolution.to_owned(),
+                });
+            }
+        }
+        impacts.push(RelationImpact {
+            relation: count.kind,
+            state: count.state.clone(),
+            policy,
+            count: count.count,
+            sample_ids,
+        });
+    }
+    if customer.legal_hold {
+        let (reason, resolution) = policy::LEGAL_HOLD;
+        blockers.push(Blocker {
+            reason: reason.to_owned(),
+            relation: None,
+            count: 1,
+            sample_ids: vec![customer.id],
+            resolution: resolution.to_owned(),
+        });
+    }
+    let warnings = pipeline
+        .into_iter()
+        .map(|p| PipelineWarning::from_total(p.currency, p.amount_minor, p.deals))
+        .collect();
+    DeletionPreview {
+        customer_id: customer.id,
+        version: customer.version,
+        impacts,
+        blockers,
+        warnings,
+        approval_required: true,
+        cascade_count,
+        keep_count,
+    }
+}
+
+impl Deletions {
+    /// The preview of `customer`'s deletion. Without `detail` it holds the counts, policies and
+    /// blockers only (no sample ids, no pipeline warning): what DeleteCustomer re-checks inside
+    /// its write transaction, where every query lengthens the time the customer stays locked.
+    pub(super) async fn preview_in(
+        &self,
+        conn: &impl store::Connection,
+        tenant: &str,
+        customer: &Customer,
+        detail: bool,
+    ) -> Result<DeletionPreview> {
+        let counts = store::deletion::state_counts(conn, tenant, customer.id).await?;
+        let mut samples = Vec::new();
+        for c in counts.iter().filter(|c| detail && c.count > 0) {
+            let ids = store::deletion::sample_ids(
+                conn,
+                tenant,
+                customer.id,
+                c.kind,
+                c.state.as_deref(),
+                SAMPLE_IDS,
+            )
+            .await?;
+            samples.push(((c.kind, c.state.clone()), ids));
+        }
+        let pipeline = if detail {
+            store::deletion::open_pipeline(conn, tenant, customer.id).await?
+        } else {
+            Vec::new()
+        };
+        Ok(build_preview(
+            customer,
+            &counts,
+            |kind, state| {
+                samples
+                    .iter()
+                    .find(|((k, s), _)| *k == kind && s.as_deref() == state)
+                    .map(|(_, ids)| ids.clone())
+                    .unwrap_or_default()
+            },
+            pipeline,
+        ))
+    }
+
+    /// What deleting the customer would do. Writes nothing.
+    pub async fn preview(&self, caller: &Caller, customer_id: Uuid) -> Result<DeletionPreview> {
+        caller.require(Action::Read)?;
+        // The customer's version, the counts, the samples and the pipeline come from one
+        // snapshot: a write after it moves the version on, so a request made from this preview is
+        // refused as stale rather than approving counts that were never shown.
+        let tx = self.store.begin_read().await?;
+        let conn = tx.conn();
+        let customer = store::customers::find(conn, &caller.tenant, customer_id)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", customer_id))?;
+        if customer.is_deleted() {
+            return Err(customer_deleted(customer_id));
+        }
+        let preview = self
+            .preview_in(conn, &caller.tenant, &customer, true)
+            .await?;
+        tx.commit().await?;
+        Ok(preview)
+    }
+}

@@ -1,0 +1,422 @@
+//! Deletion requests: submit one for a previewed graph, read them, and the decisions (approve,
+//! reject, cancel). What each transition may do is `rules`; here are the locks and the writes.
+
+use uuid::Uuid;
+
+use super::super::access::{Action, Caller};
+use super::super::audit::Entry;
+use super::super::customer_deleted;
+use super::super::customers::Customer;
+use super::super::idempotency::Idempotency;
+use super::super::mutation::{self, Change, Mutation, Operation};
+use super::super::paging::{self, Page, QueryFingerprint};
+use super::super::validate::Violations;
+use super::rules::{self, Refusal};
+use super::{DeletionRequest, Deletions, REASON_MAX, RequestState, blocked, chrono_duration};
+use crate::error::{Error, PreconditionViolation, Problem, Result};
+use crate::store;
+
+/// Which decision a supervisor makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Deletions {
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        customer_id: Uuid,
+        preview_etag: String,
+        reason: String,
+        key: Option<Idempotency>,
+    ) -> Result<DeletionRequest> {
+        caller.require(Action::SubmitDeletion)?;
+        let mut v = Violations::new();
+        v.required_text("reason", &reason, REASON_MAX);
+        let preview_version = preview_etag.parse::<i64>().ok();
+        if preview_etag.is_empty() {
+            v.add(
+                "preview_etag",
+                "is required: the etag of the preview you saw",
+            );
+        }
+        v.finish()?;
+        let reason = &reason;
+        let mutation = Mutation::new(caller, Operation::SubmitDeletionRequest, key.as_ref());
+        mutation::run(&self.store, &self.clock, mutation, |change| async move {
+            let (tx, now) = (change.tx(), change.now);
+            let customer = self.lock_live_customer(&change, customer_id).await?;
+            // Requests that lapsed unrecorded (EXPIRED or STALE to a reader) would hold the
+            // one-open-request slot.
+            for open in
+                store::deletion::open_requests(tx.conn(), &caller.tenant, customer_id).await?
+            {
+                let seen = open.effective_state(now, Some(customer.version));
+                if seen != open.state {
+                    self.record_lapse(&change, open, seen).await?;
+                }
+            }
+            if preview_version != Some(customer.version) {
+                return Err(Error::FailedPrecondition {
+                    problem: Problem::new(
+                        "PREVIEW_STALE",
+                        "the customer's records changed since the preview: preview again and \
+                         submit its etag",
+                    )
+                    .with("customerId", customer_id)
+                    .with("currentEtag", customer.version),
+                    violations: vec![PreconditionViolation {
+                        kind: "PREVIEW_STALE",
+                        subject: format!("customers/{customer_id}"),
+                        description: "preview_etag is not the customer's current etag".into(),
+                    }],
+                });
+            }
+            let preview = self
+                .preview_in(tx.conn(), &caller.tenant, &customer, true)
+                .await?;
+            if !preview.blockers.is_empty() {
+                return Err(blocked(&preview));
+            }
+            let request = DeletionRequest {
+                id: Uuid::now_v7(),
+                customer_id,
+                requester_id: caller.subject.clone(),
+                reason: reason.clone(),
+                state: RequestState::Pending,
+                decided_by: String::new(),
+                decision_comment: String::new(),
+                decide_time: None,
+                expire_time: now + chrono_duration(self.settings.request_ttl),
+                create_time: now,
+                update_time: now,
+                execute_time: None,
+                deletion_id: None,
+                version: 1,
+                preview,
+            };
+            store::deletion::insert_request(tx.conn(), &caller.tenant, &request).await?;
+            change
+                .audit(Entry {
+                    action: "deletion_request.submit",
+                    target_type: "deletion_request",
+                    target_id: request.id,
+                    customer_id: Some(customer_id),
+                    summary: format!(
+                        "preview_etag={} cascade={} keep={}",
+                        request.preview.version,
+                        request.preview.cascade_count,
+                        request.preview.keep_count
+                    ),
+                })
+                .await?;
+            Ok(request)
+        })
+        .await
+    }
+
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<DeletionRequest> {
+        caller.require(Action::Read)?;
+        let read = store::deletion::find_request_as_read(self.store.conn(), &caller.tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("deletion_request", id))?;
+        Ok(read.as_seen(self.clock.now()))
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        state: Option<RequestState>,
+        customer_id: Option<Uuid>,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<DeletionRequest>> {
+        caller.require(Action::Read)?;
+        let limit = paging::page_size("page_size", page_size)?;
+        let state_part = state.map(RequestState::name).unwrap_or("any");
+        let customer_part = customer_id.map(|c| c.to_string()).unwrap_or_default();
+        let fingerprint =
+            QueryFingerprint::of(&["ListDeletionRequests", state_part, &customer_part]);
+        let now = self.clock.now();
+        let before = if page_token.is_empty() {
+            None
+        } else {
+            Some(self.page_key.open(
+                "page_token",
+                page_token,
+                &caller.tenant,
+                fingerprint,
+                now.timestamp(),
+            )?)
+        };
+        let mut read = store::deletion::list_requests(
+            self.store.conn(),
+            &caller.tenant,
+            state,
+            customer_id,
+            before,
+            limit + 1,
+            now,
+        )
+        .await?;
+        let next_page_token = if read.len() as u64 > limit {
+            read.truncate(limit as usize);
+            read.last().map(|last| {
+                self.page_key.seal(
+                    &caller.tenant,
+                    fingerprint,
+                    last.request.id,
+                    now.timestamp(),
+                )
+            })
+        } else {
+            None
+        };
+        let items = read.into_iter().map(|r| r.as_seen(now)).collect();
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    pub async fn approve(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        comment: String,
+        key: Option<Idempotency>,
+    ) -> Result<DeletionRequest> {
+        self.decide(caller, id, comment, key, Decision::Approve)
+            .await
+    }
+
+    pub async fn reject(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        comment: String,
+        key: Option<Idempotency>,
+    ) -> Result<DeletionRequest> {
+        self.decide(caller, id, comment, key, Decision::Reject)
+            .await
+    }
+
+    async fn decide(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        comment: String,
+        key: Option<Idempotency>,
+        decision: Decision,
+    ) -> Result<DeletionRequest> {
+        caller.require(Action::DecideDeletion)?;
+        let mut v = Violations::new();
+        match decision {
+            Decision::Approve => v.text("comment", &comment, REASON_MAX),
+            Decision::Reject => v.required_text("comment", &comment, REASON_MAX),
+        }
+        v.finish()?;
+        let (operation, to, action) = match decision {
+            Decision::Approve => (
+                Operation::ApproveDeletionRequest,
+                RequestState::Approved,
+                "deletion_request.approve",
+            ),
+            Decision::Reject => (
+                Operation::RejectDeletionRequest,
+                RequestState::Rejected,
+                "deletion_request.reject",
+            ),
+        };
+        let comment = &comment;
+        let mutation = Mutation::new(caller, operation, key.as_ref());
+        mutation::run(&self.store, &self.clock, mutation, |change| async move {
+            let (customer, request) = self.lock_request(&change, id).await?;
+            let version = customer.as_ref().map(|c| c.version);
+            if let Err(refusal) = rules::may_decide(&request, caller, change.now, version) {
+                return Err(self.refuse(&change, &request, refusal).await);
+            }
+            let next = DeletionRequest {
+                state: to,
+                decided_by: caller.subject.clone(),
+                decision_comment: comment.clone(),
+                decide_time: Some(change.now),
+                update_time: change.now,
+                version: request.version + 1,
+                ..request
+            };
+            self.save(&change, &next).await?;
+            change
+                .audit(Entry {
+                    action,
+                    target_type: "deletion_request",
+                    target_id: id,
+                    customer_id: Some(next.customer_id),
+                    summary: format!(
+                        "state={} preview_etag={}",
+                        next.state.name(),
+                        next.preview.version
+                    ),
+                })
+                .await?;
+            Ok(next)
+        })
+        .await
+    }
+
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        comment: String,
+        key: Option<Idempotency>,
+    ) -> Result<DeletionRequest> {
+        if !caller.may(Action::ActOnOwnDeletion) {
+            caller.require(Action::ActOnAnyDeletion)?;
+        }
+        let mut v = Violations::new();
+        v.text("comment", &comment, REASON_MAX);
+        v.finish()?;
+        let comment = &comment;
+        let mutation = Mutation::new(caller, Operation::CancelDeletionRequest, key.as_ref());
+        mutation::run(&self.store, &self.clock, mutation, |change| async move {
+            let (customer, request) = self.lock_request(&change, id).await?;
+            let version = customer.as_ref().map(|c| c.version);
+            if let Err(refusal) = rules::may_cancel(&request, caller, change.now, version) {
+                return Err(self.refuse(&change, &request, refusal).await);
+            }
+            let next = DeletionRequest {
+                state: RequestState::Cancelled,
+                decided_by: caller.subject.clone(),
+                decision_comment: comment.clone(),
+                decide_time: Some(change.now),
+                update_time: change.now,
+                version: request.version + 1,
+                ..request
+            };
+            self.save(&change, &next).await?;
+            change
+                .audit(Entry {
+                    action: "deletion_request.cancel",
+                    target_type: "deletion_request",
+                    target_id: id,
+                    customer_id: Some(next.customer_id),
+                    summary: "state=CANCELLED".into(),
+                })
+                .await?;
+            Ok(next)
+        })
+        .await
+    }
+
+    /// Locks and returns the live customer, or why not.
+    pub(super) async fn lock_live_customer(
+        &self,
+        change: &Change<'_>,
+        id: Uuid,
+    ) -> Result<Customer> {
+        let customer =
+            store::customers::find_for_update(change.tx().conn(), &change.caller.tenant, id)
+                .await?
+                .ok_or_else(|| Error::not_found("customer", id))?;
+        if customer.is_deleted() {
+            return Err(customer_deleted(id));
+        }
+        Ok(customer)
+    }
+
+    /// Locks the request's customer, then the request (the order every transition uses).
+    pub(super) async fn lock_request(
+        &self,
+        change: &Change<'_>,
+        id: Uuid,
+    ) -> Result<(Option<Customer>, DeletionRequest)> {
+        let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+        let peek = store::deletion::find_request(conn, tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("deletion_request", id))?;
+        let customer = store::customers::find_for_update(conn, tenant, peek.customer_id).await?;
+        let request = store::deletion::find_request_for_update(conn, tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("deletion_request", id))?;
+        Ok((customer, request))
+    }
+
+    /// Writes the request's next state over the version it was locked at.
+    pub(super) async fn save(&self, change: &Change<'_>, next: &DeletionRequest) -> Result<()> {
+        let locked_at = next.version - 1;
+        if store::deletion::update_request(
+            change.tx().conn(),
+            &change.caller.tenant,
+            next,
+            locked_at,
+        )
+        .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::internal(format!(
+                "deletion request {} changed under its row lock",
+                next.id
+            )))
+        }
+    }
+
+    /// The error a refused transition fails with. A lapse is recorded first and kept, though
+    /// the call fails: what a reader saw is what the next write records.
+    pub(super) async fn refuse(
+        &self,
+        change: &Change<'_>,
+        request: &DeletionRequest,
+        refusal: Refusal,
+    ) -> Error {
+        match refusal {
+            Refusal::Denied(error) => error,
+            Refusal::Lapsed { to, error } => {
+                match self.record_lapse(change, request.clone(), to).await {
+                    Ok(()) => {
+                        change.commit_even_if_failing();
+                        error
+                    }
+                    Err(failed) => failed,
+                }
+            }
+        }
+    }
+
+    /// Records a transition nobody asked for (EXPIRED, STALE), audited without a request id.
+    async fn record_lapse(
+        &self,
+        change: &Change<'_>,
+        request: DeletionRequest,
+        to: RequestState,
+    ) -> Result<()> {
+        let expected = request.version;
+        let lapsed = DeletionRequest {
+            state: to,
+            update_time: change.now,
+            version: request.version + 1,
+            ..request
+        };
+        let tenant = &change.caller.tenant;
+        if store::deletion::update_request(change.tx().conn(), tenant, &lapsed, expected).await? {
+            let action = if to == RequestState::Expired {
+                "deletion_request.expire"
+            } else {
+                "deletion_request.stale"
+            };
+            change
+                .audit_unasked(Entry {
+                    action,
+                    target_type: "deletion_request",
+                    target_id: lapsed.id,
+                    customer_id: Some(lapsed.customer_id),
+                    summary: format!("state={}", to.name()),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! RestoreCustomer: brings back a deleted customer and exactly the rows of its deletion, within
+//! its retention.
+
+use uuid::Uuid;
+
+use super::super::access::{Action, Caller};
+use super::super::audit::Entry;
+use super::super::customers::Customer;
+use super::super::idempotency::Idempotency;
+use super::super::mutation::{self, Mutation, Operation};
+use super::{Deletions, Restored, restore_conflict};
+use crate::error::{Error, Problem, Result};
+use crate::store;
+
+impl Deletions {
+    pub async fn restore(
+        &self,
+        caller: &Caller,
+        customer_id: Uuid,
+        validate_only: bool,
+        key: Option<Idempotency>,
+    ) -> Result<Restored> {
+        caller.require(Action::Restore)?;
+        let mutation = Mutation::new(caller, Operation::RestoreCustomer, key.as_ref())
+            .validate_only(validate_only);
+        mutation::run(&self.store, &self.clock, mutation, |change| async move {
+            let (tx, now, tenant) = (change.tx(), change.now, &caller.tenant);
+            let customer = store::customers::find_for_update(tx.conn(), tenant, customer_id)
+                .await?
+                .ok_or_else(|| Error::not_found("customer", customer_id))?;
+            if !customer.is_deleted() {
+                return Err(Error::AlreadyExists(
+                    Problem::new(
+                        "CUSTOMER_NOT_DELETED",
+                        "the customer is live: there is nothing to restore",
+                    )
+                    .with("customerId", customer_id),
+                ));
+            }
+            if customer.purge_time.is_some_and(|t| t <= now) {
+                return Err(Error::failed_precondition(
+                    Problem::new(
+                        "RETENTION_EXPIRED",
+                        "the customer's retention has passed: it is being erased",
+                    )
+                    .with("customerId", customer_id),
+                ));
+            }
+            if !customer.external_ref.is_empty()
+                && store::deletion::external_ref_in_use(
+                    tx.conn(),
+                    tenant,
+                    &customer.external_ref,
+                    customer_id,
+                )
+                .await?
+            {
+                return Err(restore_conflict(customer_id));
+            }
+            let deletion_id = store::deletion::deletion_id_of(tx.conn(), tenant, customer_id)
+                .await?
+                .ok_or_else(|| {
+                    Error::internal(format!("deleted customer {customer_id} has no deletion id"))
+                })?;
+            let restored_records =
+                store::deletion::restore_records(tx.conn(), tenant, deletion_id, validate_only)
+                    .await?;
+            if validate_only {
+                return Ok(Restored {
+                    customer,
+                    restored_records,
+                });
+            }
+            store::deletion::mark_customer_restored(tx.conn(), tenant, customer_id).await?;
+            change
+                .audit(Entry {
+                    action: "customer.restore",
+                    target_type: "customer",
+                    target_id: customer_id,
+                    customer_id: Some(customer_id),
+                    summary: format!("deletion_id={deletion_id} restored={restored_records}"),
+                })
+                .await?;
+            let customer = Customer {
+                delete_time: None,
+                purge_time: None,
+                deletion_id: None,
+                version: customer.version + 1,
+                ..customer
+            };
+            Ok(Restored {
+                customer,
+                restored_records,
+            })
+        })
+        .await
+    }
+}
