@@ -935,7 +935,7 @@ impl Deletions {
             }
             let now = self.clock.now();
             if etag != customer.etag() {
-                return Err(super::etag_mismatch("customer", customer_id, &customer.etag()));
+                return Err(super::etag_mismatch("customer", customer_id, &etag, &customer.etag()));
             }
             // The graph is the approved one, but a rule may still have changed (a legal hold).
             let preview = self.preview_in(tx.conn(), &caller.tenant, &customer, false).await?;

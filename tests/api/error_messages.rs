@@ -1,14 +1,132 @@
-//! The errors a new user meets, tested the way they met them: the real binary, started from a
-//! scratch directory on a database it cannot use, must say at once which database, why, and which
-//! setting to change, without ever printing the password.
+//! The errors a new user meets, tested the way they met them. Calls refused for a wrong etag, a
+//! restore conflict or a role the server does not know, on both databases; and the real binary,
+//! started from a scratch directory on a database it cannot use, which must say at once which
+//! database, why, and which setting to change, without ever printing the password.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;
+use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::common::*;
+use crm_service::proto::crm::v1 as pb;
+
+crate::on_both_databases!(a_wrong_etag_is_named_with_the_current_one,);
+
+fn error_info(status: &tonic::Status) -> std::collections::HashMap<String, String> {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.metadata.clone())
+        .unwrap_or_default()
+}
+
+async fn a_wrong_etag_is_named_with_the_current_one(app: TestApp) {
+    let customer = app.create_customer("Etag Holder").await;
+    let approved = app.approved_deletion(&customer.id, "duplicate").await;
+    let current = get_customer(&mut app.customers(), &customer.id).await.etag;
+    let mut rep = app.customers();
+
+    // The customer did not change: the etag is simply not one of its etags.
+    let status = assert_status(
+        execute(&mut rep, &customer.id, &approved.id, "W/abc").await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+    );
+    assert_eq!(
+        status.message(),
+        format!(
+            "etag \"W/abc\" does not match the customer's current etag \"{current}\": read the \
+             customer again (or use the current etag) and retry"
+        )
+    );
+    assert_eq!(error_info(&status)["currentEtag"], current);
+    let deleted = execute(&mut rep, &customer.id, &approved.id, &current)
+        .await
+        .expect("the etag the message gave deletes the customer");
+    assert!(deleted.customer.unwrap().delete_time.is_some());
+
+    // UpdateCustomer: a garbled etag, then one the customer had before an update.
+    let other = app.create_customer("Updated Twice").await;
+    let update = |etag: &str| pb::UpdateCustomerRequest {
+        customer: Some(pb::Customer {
+            id: other.id.clone(),
+            name: "Renamed".into(),
+            ..Default::default()
+        }),
+        update_mask: mask(&["name"]),
+        etag: etag.into(),
+        request_id: String::new(),
+    };
+    let status = assert_status(
+        rep.update_customer(update("\"7\"")).await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+    );
+    assert_eq!(
+        status.message(),
+        format!(
+            "etag \"\\\"7\\\"\" does not match the customer's current etag \"{}\": read the \
+             customer again (or use the current etag) and retry",
+            other.etag
+        )
+    );
+    let renamed = rep
+        .update_customer(update(&other.etag))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    let status = assert_status(
+        rep.update_customer(update(&other.etag)).await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+    );
+    assert_eq!(
+        status.message(),
+        format!(
+            "etag \"{}\" does not match the customer's current etag \"{}\" (an older version of \
+             the customer): read the customer again (or use the current etag) and retry",
+            other.etag, renamed.etag
+        )
+    );
+    assert_eq!(error_info(&status)["currentEtag"], renamed.etag);
+
+    // A record's etag says the same, naming the record's kind.
+    let mut records = app.records();
+    let contact = create_record(&mut records, Kind::Contact, &other.id)
+        .await
+        .unwrap();
+    let status = assert_status(
+        records
+            .update_contact(pb::UpdateContactRequest {
+                contact: Some(pb::Contact {
+                    id: contact.id.clone(),
+                    job_title: "CFO".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["job_title"]),
+                etag: "not-an-etag".into(),
+                request_id: String::new(),
+            })
+            .await,
+        Code::Aborted,
+        "ETAG_MISMATCH",
+    );
+    assert_eq!(
+        status.message(),
+        format!(
+            "etag \"not-an-etag\" does not match the contact's current etag \"{}\": read the \
+             contact again (or use the current etag) and retry",
+            contact.etag
+        )
+    );
+    assert_eq!(error_info(&status)["currentEtag"], contact.etag);
+}
 
 // ----- the binary, started on a database it cannot use ---------------------------------------
 
