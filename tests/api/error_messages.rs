@@ -14,7 +14,10 @@ use tonic_types::StatusExt;
 use crate::common::*;
 use crm_service::proto::crm::v1 as pb;
 
-crate::on_both_databases!(a_wrong_etag_is_named_with_the_current_one,);
+crate::on_both_databases!(
+    a_wrong_etag_is_named_with_the_current_one,
+    a_restore_conflict_names_the_live_customer_holding_the_external_ref,
+);
 
 fn error_info(status: &tonic::Status) -> std::collections::HashMap<String, String> {
     status
@@ -126,6 +129,62 @@ async fn a_wrong_etag_is_named_with_the_current_one(app: TestApp) {
         )
     );
     assert_eq!(error_info(&status)["currentEtag"], contact.etag);
+}
+
+async fn a_restore_conflict_names_the_live_customer_holding_the_external_ref(app: TestApp) {
+    let with_ref = |name: &str| {
+        let mut request = bare_customer(name);
+        request.customer.as_mut().unwrap().external_ref = "ERP-42".into();
+        request
+    };
+    // Another tenant's live customer with the same external_ref, made first: it must never be
+    // the one named.
+    app.customers_as("globex", "rep-9", &["sales_rep"])
+        .create_customer(with_ref("Globex Holder"))
+        .await
+        .unwrap();
+    let mut rep = app.customers();
+    let original = rep
+        .create_customer(with_ref("Original Holder"))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    app.delete_customer(&original.id).await;
+    let holder = rep
+        .create_customer(with_ref("Dupont & Fils"))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+
+    let mut sup = app.customers_as("acme", "sup-2", &["supervisor"]);
+    for validate_only in [true, false] {
+        let status = assert_status(
+            restore(&mut sup, &original.id, validate_only).await,
+            Code::FailedPrecondition,
+            "RESTORE_CONFLICT",
+        );
+        assert_eq!(
+            status.message(),
+            format!(
+                "the customer's external_ref is now used by live customer {} (\"Dupont & Fils\"): \
+                 change or clear the external_ref of one of them, then restore again",
+                holder.id
+            )
+        );
+        let info = error_info(&status);
+        assert_eq!(info["conflictingCustomerId"], holder.id);
+        assert_eq!(info["conflictingCustomerName"], "Dupont & Fils");
+        assert_eq!(info["customerId"], original.id);
+        assert_eq!(info["field"], "external_ref");
+        let details = status.get_error_details();
+        let violation = &details.precondition_failure().unwrap().violations[0];
+        assert_eq!(violation.subject, "external_ref");
+        assert!(violation.description.contains(&holder.id), "{violation:?}");
+    }
 }
 
 // ----- the binary, started on a database it cannot use ---------------------------------------
