@@ -17,6 +17,7 @@ use crm_service::proto::crm::v1 as pb;
 crate::on_both_databases!(
     a_wrong_etag_is_named_with_the_current_one,
     a_restore_conflict_names_the_live_customer_holding_the_external_ref,
+    a_token_with_an_unknown_role_is_told_which_roles_exist,
 );
 
 fn error_info(status: &tonic::Status) -> std::collections::HashMap<String, String> {
@@ -185,6 +186,62 @@ async fn a_restore_conflict_names_the_live_customer_holding_the_external_ref(app
         assert_eq!(violation.subject, "external_ref");
         assert!(violation.description.contains(&holder.id), "{violation:?}");
     }
+}
+
+async fn a_token_with_an_unknown_role_is_told_which_roles_exist(app: TestApp) {
+    let status = assert_status(
+        app.customers_as("acme", "new-user", &["salesrep"])
+            .list_customers(pb::ListCustomersRequest::default())
+            .await,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    );
+    assert_eq!(
+        status.message(),
+        "this server does not recognise the role(s) \"salesrep\" in your token (it knows: \
+         sales_rep, supervisor, admin, service); to read customers you need one of: sales_rep, \
+         supervisor, admin, service"
+    );
+    let info = error_info(&status);
+    assert_eq!(info["unknownRoles"], "salesrep");
+    assert_eq!(info["knownRoles"], "sales_rep,supervisor,admin,service");
+    assert_eq!(info["requiredRoles"], "sales_rep,supervisor,admin,service");
+
+    // A known role beside a misspelt one: the refusal still names the misspelt one.
+    let customer = app.create_customer("Needs Approval").await;
+    let pending = app.pending_deletion(&customer.id, "duplicate").await;
+    let status = assert_status(
+        approve(
+            &mut app.approvals_as("acme", "sup-3", &["sales_rep", "superviser"]),
+            &pending.id,
+        )
+        .await,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    );
+    assert_eq!(
+        status.message(),
+        "this server does not recognise the role(s) \"superviser\" in your token (it knows: \
+         sales_rep, supervisor, admin, service); to approve or reject deletion requests you need \
+         one of: supervisor, admin"
+    );
+
+    // Known roles only: the refusal is as before.
+    let status = assert_status(
+        approve(
+            &mut app.approvals_as("acme", "rep-3", &["sales_rep"]),
+            &pending.id,
+        )
+        .await,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    );
+    assert_eq!(
+        status.message(),
+        "your roles do not allow you to approve or reject deletion requests; needs one of: \
+         supervisor, admin"
+    );
+    assert!(!error_info(&status).contains_key("unknownRoles"));
 }
 
 // ----- the binary, started on a database it cannot use ---------------------------------------
