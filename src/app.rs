@@ -176,11 +176,15 @@ pub enum DevSecret {
     MustExist,
 }
 
+/// The key `serve` verifies tokens with and `token` signs them with. The database URL is checked
+/// first: the development secret's path is derived from it, and a URL this service cannot use
+/// must be reported as such, not as a missing key.
 pub fn resolve_key(
     jwt: &JwtSettings,
     database_url: &str,
     dev_secret: DevSecret,
 ) -> Result<ResolvedKey, String> {
+    crate::store::check_database_url(database_url)?;
     if let Some(secret) = jwt.secret.as_ref().filter(|s| !s.is_empty()) {
         return Ok(ResolvedKey::Configured(KeySource::Secret(
             secret.as_bytes().to_vec(),

@@ -27,6 +27,10 @@ const SUBJECT_MAX: usize = 128;
 /// expires, so a service has about as many live tokens as callers; past the bound the cache
 /// forgets what it holds and starts again, which costs one full verification per token.
 const VERIFIED_TOKENS_MAX: usize = 4096;
+/// Unknown role names of a token kept to name in a refusal, and the bytes of each: enough to
+/// spot a typo, and small enough that the refusal's message keeps its advice.
+const MAX_UNKNOWN_ROLES_NAMED: usize = 3;
+const UNKNOWN_ROLE_MAX_BYTES: usize = 32;
 
 /// The claims this service reads and mints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,16 +241,26 @@ impl Authenticator {
                 "the token's tenant claim must be 1 to 64 letters, digits, '.', '_' or '-'",
             ));
         }
-        let roles = claims
+        let (known, unknown): (Vec<&String>, Vec<&String>) = claims
             .roles
             .iter()
+            .partition(|name| Role::parse(name).is_some());
+        let roles = known
+            .into_iter()
             .filter_map(|name| Role::parse(name))
+            .collect();
+        // Named back in a refusal, so bounded like anything an error echoes.
+        let unknown_roles = unknown
+            .into_iter()
+            .take(MAX_UNKNOWN_ROLES_NAMED)
+            .map(|name| crate::error::truncate(name.clone(), UNKNOWN_ROLE_MAX_BYTES))
             .collect();
         Ok(Verified {
             caller: Caller {
                 tenant: claims.tenant,
                 subject: claims.sub,
                 roles,
+                unknown_roles,
                 trace_id: String::new(),
             },
             exp: claims.exp,
@@ -512,6 +526,7 @@ mod tests {
         assert_eq!(caller.tenant, "acme");
         assert_eq!(caller.subject, "alice");
         assert_eq!(caller.roles, vec![Role::Supervisor]);
+        assert_eq!(caller.unknown_roles, vec!["wizard".to_owned()]);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Caller {
     /// The user or service id (`sub`).
     pub subject: String,
     pub roles: Vec<Role>,
+    /// Role names the token carried that this server does not know (a few, shortened): they
+    /// grant nothing, and a refusal names them, since a misspelt role looks like a missing one.
+    pub unknown_roles: Vec<String>,
     /// W3C trace id of the call (from `traceparent`), empty if it carried none; audit events keep it.
     pub trace_id: String,
 }
@@ -137,16 +140,40 @@ impl Caller {
             return Ok(());
         }
         let needed: Vec<&str> = allowed_roles(action).iter().map(|r| r.as_str()).collect();
+        if self.unknown_roles.is_empty() {
+            return Err(Error::PermissionDenied(
+                Problem::new(
+                    "ROLE_NOT_ALLOWED",
+                    format!(
+                        "your roles do not allow you to {}; needs one of: {}",
+                        action.name(),
+                        needed.join(", ")
+                    ),
+                )
+                .with("requiredRoles", needed.join(",")),
+            ));
+        }
+        let unknown: Vec<String> = self
+            .unknown_roles
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect();
+        let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
         Err(Error::PermissionDenied(
             Problem::new(
                 "ROLE_NOT_ALLOWED",
                 format!(
-                    "your roles do not allow you to {}; needs one of: {}",
+                    "this server does not recognise the role(s) {} in your token (it knows: {}); \
+                     to {} you need one of: {}",
+                    unknown.join(", "),
+                    known.join(", "),
                     action.name(),
                     needed.join(", ")
                 ),
             )
-            .with("requiredRoles", needed.join(",")),
+            .with("requiredRoles", needed.join(","))
+            .with("unknownRoles", self.unknown_roles.join(","))
+            .with("knownRoles", known.join(",")),
         ))
     }
 }
@@ -160,6 +187,7 @@ mod tests {
             tenant: "t".into(),
             subject: "u".into(),
             roles: roles.to_vec(),
+            unknown_roles: Vec::new(),
             trace_id: String::new(),
         }
     }
@@ -212,5 +240,26 @@ mod tests {
                 Err(Error::PermissionDenied(_))
             ));
         }
+    }
+
+    #[test]
+    fn a_refusal_names_the_roles_the_server_does_not_know() {
+        let mut misspelt = caller(&[]);
+        misspelt.unknown_roles = vec!["salesrep".into()];
+        let Err(Error::PermissionDenied(problem)) = misspelt.require(Action::Read) else {
+            panic!("a caller without known roles may not read");
+        };
+        assert_eq!(problem.reason, "ROLE_NOT_ALLOWED");
+        assert_eq!(
+            problem.message,
+            "this server does not recognise the role(s) \"salesrep\" in your token (it knows: \
+             sales_rep, supervisor, admin, service); to read customers you need one of: \
+             sales_rep, supervisor, admin, service"
+        );
+        assert!(
+            problem
+                .metadata
+                .contains(&("unknownRoles", "salesrep".to_owned()))
+        );
     }
 }

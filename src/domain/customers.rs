@@ -407,7 +407,7 @@ impl Customers {
             return Err(super::customer_deleted(id));
         }
         if !etag_matches(etag, current.version) {
-            return Err(super::etag_mismatch("customer", id, &current.etag()));
+            return Err(super::etag_mismatch("customer", id, etag, &current.etag()));
         }
         let mut next = current.clone();
         for field in fields {

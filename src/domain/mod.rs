@@ -36,15 +36,50 @@ pub(crate) fn etag_matches(etag: &str, version: i64) -> bool {
     etag.is_empty() || etag == version.to_string()
 }
 
-pub(crate) fn etag_mismatch(resource: &'static str, id: Uuid, current: &str) -> Error {
+/// A conditional write whose etag is not the resource's current one. The client may hold an
+/// older version or an etag that was never this resource's (a typo, another resource's, a
+/// garbled header): the message quotes both etags, so the client can tell which, and
+/// `currentEtag` carries the current one for a retry.
+pub(crate) fn etag_mismatch(resource: &'static str, id: Uuid, sent: &str, current: &str) -> Error {
+    // Etags are versions: a smaller number is a version this resource had.
+    let older = matches!(
+        (sent.parse::<i64>(), current.parse::<i64>()),
+        (Ok(sent), Ok(current)) if sent >= 1 && sent < current
+    );
+    let changed = if older {
+        format!(" (an older version of the {resource})")
+    } else {
+        String::new()
+    };
     Error::Aborted(
         Problem::new(
             "ETAG_MISMATCH",
-            format!("the {resource} changed since you read it: read it again and retry with its new etag"),
+            format!(
+                "etag {:?} does not match the {resource}'s current etag {current:?}{changed}: \
+                 read the {resource} again (or use the current etag) and retry",
+                crate::error::echo(sent)
+            ),
         )
         .with("resource", resource)
         .with("id", id)
         .with("currentEtag", current),
+    )
+}
+
+/// A conditional update that found its row at another version than the one read under the
+/// row's lock: another write got there first.
+pub(crate) fn changed_concurrently(resource: &'static str, id: Uuid) -> Error {
+    Error::Aborted(
+        Problem::new(
+            "ETAG_MISMATCH",
+            format!(
+                "the {resource} changed while this write was applied: read it again and retry \
+                 with its new etag"
+            ),
+        )
+        .with("resource", resource)
+        .with("id", id)
+        .with("currentEtag", "unknown"),
     )
 }
 

@@ -76,6 +76,7 @@ fn purger(tenant: &str) -> Caller {
         tenant: tenant.to_owned(),
         subject: PURGER.into(),
         roles: Vec::new(),
+        unknown_roles: Vec::new(),
         trace_id: String::new(),
     }
 }

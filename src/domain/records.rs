@@ -739,7 +739,7 @@ impl Records {
                 let customer_is_deleted = customer.is_none_or(|c| c.is_deleted());
                 check_restorable(kind, &current, customer_is_deleted, now)?;
                 if !etag_matches(etag, current.version) {
-                    return Err(etag_mismatch(kind.name(), id, &current.etag()));
+                    return Err(etag_mismatch(kind.name(), id, etag, &current.etag()));
                 }
                 if validate_only {
                     // Dropping the transaction rolls back: nothing was written.
@@ -808,7 +808,7 @@ impl Records {
             ));
         }
         if !etag_matches(etag, current.version) {
-            return Err(etag_mismatch(kind.name(), id, &current.etag()));
+            return Err(etag_mismatch(kind.name(), id, etag, &current.etag()));
         }
         Ok(current)
     }

@@ -397,7 +397,7 @@ pub async fn update(
         .await
         .map_err(|e| map_unique(e, c))?;
     if result.rows_affected != 1 {
-        return Err(crate::domain::etag_mismatch("customer", c.id, "unknown"));
+        return Err(crate::domain::changed_concurrently("customer", c.id));
     }
     Ok(())
 }

@@ -354,7 +354,7 @@ pub async fn mark_customer_restored(
         .await
         .map_err(|e| match e.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
-                crate::domain::deletion::restore_conflict(customer_id)
+                crate::domain::deletion::restore_conflict(customer_id, None)
             }
             _ => e.into(),
         })?;
@@ -382,17 +382,19 @@ pub async fn deletion_id_of(
     Ok(row.flatten())
 }
 
-/// Whether another live customer of the tenant holds `external_ref`.
-pub async fn external_ref_in_use(
+/// The live customer of the tenant, other than `except`, that holds `external_ref`: its id and
+/// name.
+pub async fn external_ref_holder(
     conn: &impl ConnectionTrait,
     tenant: &str,
     external_ref: &str,
     except: Uuid,
-) -> Result<bool> {
+) -> Result<Option<(Uuid, String)>> {
     use entity::customer::{Column as C, Entity};
-    let holder: Option<Uuid> = Entity::find()
+    let holder: Option<(Uuid, String)> = Entity::find()
         .select_only()
         .column(C::Id)
+        .column(C::Name)
         .filter(C::TenantId.eq(tenant))
         .filter(C::ExternalRef.eq(external_ref))
         .filter(C::DeleteTime.is_null())
@@ -400,7 +402,7 @@ pub async fn external_ref_in_use(
         .into_tuple()
         .one(conn)
         .await?;
-    Ok(holder.is_some())
+    Ok(holder)
 }
 
 // ---- deletion requests ------------------------------------------------------------------------

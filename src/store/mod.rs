@@ -11,6 +11,7 @@ pub mod deletion;
 pub mod entity;
 pub mod idempotency;
 pub mod migration;
+mod open;
 pub mod purge;
 mod readers;
 pub mod records;
@@ -30,6 +31,7 @@ use sea_orm_migration::MigratorTrait;
 use crate::error::{Error, Result};
 
 pub use customers::GraphBump;
+pub use open::{SetupError, check_database_url};
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -207,12 +209,36 @@ impl WriteTx {
 }
 
 impl Store {
-    pub async fn connect(config: &StoreConfig) -> std::result::Result<Self, DbErr> {
+    /// Opens the database `config.url` names. Fails with a sentence for whoever started the
+    /// process: the database's file or host and port, the cause, and the setting to change.
+    pub async fn connect(config: &StoreConfig) -> std::result::Result<Self, SetupError> {
+        match open::kind_of(&config.url).map_err(SetupError)? {
+            open::Kind::Postgres => {
+                let name = application_name(config.schema.as_deref());
+                let target = open::PgTarget::new(&config.url, &name)?;
+                target.try_connect().await?;
+                match Self::open(config).await {
+                    Ok(store) => Ok(store),
+                    Err(e) => Err(target.explain_db(&e).await),
+                }
+            }
+            open::Kind::Sqlite => {
+                if let Some(problem) = open::sqlite_read_only(&config.url) {
+                    return Err(SetupError(problem));
+                }
+                Self::open(config)
+                    .await
+                    .map_err(|e| SetupError(open::explain_sqlite(&config.url, &e)))
+            }
+        }
+    }
+
+    async fn open(config: &StoreConfig) -> std::result::Result<Self, DbErr> {
         let mut options = ConnectOptions::new(config.url.clone());
         options
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(open::CONNECT_TIMEOUT)
             // sqlx pings a connection when it goes back to the pool; a ping on every checkout
             // as well costs a round trip per call (docs/performance.md P1: +16-30 % req/s without
             // it). Only a connection idle long enough to have been dropped by a proxy is checked.
@@ -509,7 +535,17 @@ impl Store {
     /// Applies pending migrations, all of them in one transaction. On PostgreSQL, replicas
     /// starting together take turns on an advisory lock (sea-orm-migration takes none), so only one
     /// of them migrates.
-    pub async fn migrate(&self) -> std::result::Result<(), DbErr> {
+    pub async fn migrate(&self) -> std::result::Result<(), SetupError> {
+        self.migrate_all().await.map_err(|e| {
+            let file = match self.is_postgres() {
+                true => None,
+                false => open::sqlite_file_problem(&self.url),
+            };
+            SetupError(file.unwrap_or_else(|| open::describe(&e)))
+        })
+    }
+
+    async fn migrate_all(&self) -> std::result::Result<(), DbErr> {
         if self.backend() != DatabaseBackend::Postgres {
             // One transaction on SQLite too (each migration a savepoint in it), so that no pooled
             // connection can cache a schema between two migrations. With a transaction per

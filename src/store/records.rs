@@ -328,7 +328,7 @@ pub async fn update(
             .rows_affected
     });
     if rows != 1 {
-        return Err(crate::domain::etag_mismatch(kind.name(), r.id, "unknown"));
+        return Err(crate::domain::changed_concurrently(kind.name(), r.id));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod customers;
 mod deletion_races;
 mod deletion_rules;
 mod erasure_on_disk;
+mod error_messages;
 mod error_size;
 mod events;
 mod export;

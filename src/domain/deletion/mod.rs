@@ -283,18 +283,42 @@ fn not_in_state(request: &DeletionRequest, reason: &'static str, wanted: &str) -
     )
 }
 
-pub(crate) fn restore_conflict(customer_id: Uuid) -> Error {
+/// The customer's external_ref is held by a live customer of the tenant: `holder` names it
+/// (id and name) when it is known, so the caller knows which of the two to change. The unique
+/// index's refusal, a race past the check, does not say who holds it.
+pub(crate) fn restore_conflict(customer_id: Uuid, holder: Option<(Uuid, &str)>) -> Error {
+    let Some((holder_id, holder_name)) = holder else {
+        return Error::FailedPrecondition {
+            problem: Problem::new(
+                "RESTORE_CONFLICT",
+                "the customer's external_ref is now used by a live customer: change one of them first",
+            )
+            .with("customerId", customer_id)
+            .with("field", "external_ref"),
+            violations: vec![PreconditionViolation {
+                kind: "RESTORE_CONFLICT",
+                subject: "external_ref".into(),
+                description: "another live customer of the tenant has this external_ref".into(),
+            }],
+        };
+    };
+    let name = crate::error::echo(holder_name);
     Error::FailedPrecondition {
         problem: Problem::new(
             "RESTORE_CONFLICT",
-            "the customer's external_ref is now used by a live customer: change one of them first",
+            format!(
+                "the customer's external_ref is now used by live customer {holder_id} ({name:?}): \
+                 change or clear the external_ref of one of them, then restore again"
+            ),
         )
         .with("customerId", customer_id)
-        .with("field", "external_ref"),
+        .with("field", "external_ref")
+        .with("conflictingCustomerId", holder_id)
+        .with("conflictingCustomerName", holder_name),
         violations: vec![PreconditionViolation {
             kind: "RESTORE_CONFLICT",
             subject: "external_ref".into(),
-            description: "another live customer of the tenant has this external_ref".into(),
+            description: format!("live customer {holder_id} of the tenant has this external_ref"),
         }],
     }
 }

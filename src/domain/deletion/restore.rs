@@ -47,7 +47,7 @@ impl Deletions {
                 ));
             }
             if !customer.external_ref.is_empty()
-                && store::deletion::external_ref_in_use(
+                && let Some((holder_id, holder_name)) = store::deletion::external_ref_holder(
                     tx.conn(),
                     tenant,
                     &customer.external_ref,
@@ -55,7 +55,10 @@ impl Deletions {
                 )
                 .await?
             {
-                return Err(restore_conflict(customer_id));
+                return Err(restore_conflict(
+                    customer_id,
+                    Some((holder_id, &holder_name)),
+                ));
             }
             let deletion_id = store::deletion::deletion_id_of(tx.conn(), tenant, customer_id)
                 .await?

@@ -98,7 +98,7 @@ pub fn may_execute(
         return Err(not_in_state(request, "DELETION_NOT_APPROVED", "APPROVED").into());
     }
     if etag != customer.etag() {
-        return Err(etag_mismatch("customer", customer_id, &customer.etag()).into());
+        return Err(etag_mismatch("customer", customer_id, etag, &customer.etag()).into());
     }
     Ok(())
 }
