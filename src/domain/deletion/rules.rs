@@ -153,6 +153,7 @@ mod tests {
             tenant: "acme".into(),
             subject: subject.into(),
             roles: vec![role],
+            unknown_roles: Vec::new(),
             trace_id: String::new(),
         }
     }
