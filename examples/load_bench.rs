@@ -536,7 +536,7 @@ impl Raw {
     /// The set-based soft delete of src/store/deletion.rs (`cascade` + `mark_customer_deleted`):
     /// one UPDATE per table with CASCADE states, in one transaction. Returns the records deleted.
     async fn delete(&self, customer: Uuid) -> Result<u64, sqlx::Error> {
-        let now: DateTime<Utc> = Clock.now();
+        let now: DateTime<Utc> = Clock::system().now();
         let purge = now + chrono::Duration::days(30);
         let deletion_id = Uuid::now_v7();
         let mut statements = Vec::new();

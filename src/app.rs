@@ -137,6 +137,8 @@ pub struct Settings {
     /// How often the purger looks for deleted customers whose retention has passed (`None`: never,
     /// e.g. when purging runs as a job with `crm-service purge`).
     pub purge_interval: Option<Duration>,
+    /// The time of every write and rule: the system's, or in tests one they move forward.
+    pub clock: Clock,
 }
 
 /// A configured key, or for a SQLite database without one, the development secret kept beside the
@@ -316,15 +318,20 @@ impl Application {
             .await
             .map_err(|e| format!("cannot read the page-token key: {e}"))?;
         let page_key = PageTokenKey::new(page_key);
-        let customers = Customers::new(store.clone(), page_key.clone(), Clock);
+        let customers = Customers::new(store.clone(), page_key.clone(), settings.clock.clone());
         let records = Records::new(
             store.clone(),
             page_key.clone(),
-            Clock,
+            settings.clock.clone(),
             settings.lifecycle.retention,
         );
-        let deletions = Deletions::new(store.clone(), page_key.clone(), Clock, settings.lifecycle);
-        let audit = AuditLog::new(store.clone(), page_key, Clock);
+        let deletions = Deletions::new(
+            store.clone(),
+            page_key.clone(),
+            settings.clock.clone(),
+            settings.lifecycle,
+        );
+        let audit = AuditLog::new(store.clone(), page_key, settings.clock.clone());
         let store_for_purges = store.clone();
 
         let listener = TcpListener::bind(settings.listen)
@@ -357,7 +364,7 @@ impl Application {
             audit,
             authenticator,
             idempotency_key_ttl: settings.idempotency_key_ttl,
-            purges: Purges::new(store_for_purges, Clock),
+            purges: Purges::new(store_for_purges, settings.clock.clone()),
             purge_interval: settings.purge_interval,
         })
     }

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::telemetry::LogFormat;
 
 use crate::app::{JwtSettings, Limits, Settings, Shutdown, TlsFiles};
+use crate::domain::Clock;
 use crate::domain::deletion::LifecycleSettings;
 use crate::store::{SessionLimits, StoreConfig};
 
@@ -488,6 +489,7 @@ impl ServeArgs {
                 request_ttl: lifecycle.deletion_request_ttl,
                 retention: lifecycle.retention,
             },
+            clock: Clock::system(),
         }
     }
 }

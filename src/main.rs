@@ -222,7 +222,8 @@ fn token(args: &TokenArgs) -> Result<(), String> {
 
 async fn purge(args: &PurgeArgs) -> Result<(), String> {
     let store = open_store(&args.database).await?;
-    let purges = crm_service::domain::purge::Purges::new(store, crm_service::domain::Clock);
+    let purges =
+        crm_service::domain::purge::Purges::new(store, crm_service::domain::Clock::system());
     let (mut customers, mut records) = (0, 0);
     let (erased, gone) = if args.dry_run {
         ("would erase", "would go")

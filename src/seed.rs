@@ -210,7 +210,7 @@ pub async fn run(config: &StoreConfig, args: &SeedArgs) -> Result<(), String> {
         .map_err(|e| format!("migration failed: {e}"))?;
     let started = Instant::now();
     let mut rng = Rng(0x5EED_0000 ^ args.customers);
-    let now = Clock.now();
+    let now = Clock::system().now();
     let tenant = args.tenant.as_str();
     let (mut customers_written, mut records_written) = (0u64, 0u64);
 

@@ -83,7 +83,7 @@ impl Exports {
             }
             // Each request with the state a reader sees (lapsed ones as EXPIRED or STALE), as
             // GetDeletionRequest would give it.
-            let now = super::Clock.now();
+            let now = super::Clock::system().now();
             let mut before = None;
             loop {
                 match store::deletion::list_requests(

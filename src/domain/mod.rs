@@ -15,19 +15,54 @@ pub mod purge;
 pub mod records;
 pub mod validate;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Problem};
 
-/// The time source of every write. Truncated to microseconds, the precision PostgreSQL keeps, so a
-/// value read back equals the value written on both databases.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Clock;
+/// The time source of every write and of every rule that depends on time (expiry, retention).
+/// Truncated to microseconds, the precision PostgreSQL keeps, so a value read back equals the
+/// value written on both databases. The server runs on the system's clock; tests move an
+/// adjustable one forward instead of rewriting timestamps in the database.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// Microseconds this clock runs ahead of the system's, shared by every clone; `None` for the
+    /// system's clock.
+    ahead: Option<Arc<AtomicI64>>,
+}
 
 impl Clock {
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// A clock that [`Clock::advance`] moves forward, with every clone of it.
+    pub fn adjustable() -> Self {
+        Self {
+            ahead: Some(Arc::new(AtomicI64::new(0))),
+        }
+    }
+
+    /// Moves an adjustable clock forward; the system's clock cannot be moved, and asking is a bug
+    /// in the test that does.
+    pub fn advance(&self, by: std::time::Duration) {
+        let ahead = self
+            .ahead
+            .as_ref()
+            .expect("only a Clock::adjustable() can be advanced");
+        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        ahead.fetch_add(micros, Ordering::Relaxed);
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now().trunc_subsecs(6)
+        let now = Utc::now().trunc_subsecs(6);
+        match &self.ahead {
+            None => now,
+            Some(ahead) => now + chrono::Duration::microseconds(ahead.load(Ordering::Relaxed)),
+        }
     }
 }
 

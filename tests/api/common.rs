@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crm_service::app::{Application, JwtSettings, Limits, Settings, Shutdown};
 use crm_service::auth::{TokenRequest, mint};
+use crm_service::domain::Clock;
 use crm_service::domain::deletion::LifecycleSettings;
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
@@ -181,7 +182,14 @@ impl TestApp {
             lifecycle: LifecycleSettings::default(),
             idempotency_key_ttl: Duration::from_secs(24 * 3600),
             purge_interval: None,
+            clock: Clock::adjustable(),
         }
+    }
+
+    /// Moves the server's clock forward: requests expire, retention passes, as they would with
+    /// time, and nothing in the database is rewritten behind the service's back.
+    pub fn advance_clock(&self, by: Duration) {
+        self.settings.clock.advance(by);
     }
 
     fn test_jwt() -> JwtSettings {

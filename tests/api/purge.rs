@@ -275,7 +275,7 @@ async fn small_customer(app: &TestApp, name: &str) -> pb::Customer {
 /// One purge pass of the in-server purger's kind (what `crm-service purge` runs), as `Purges`
 /// on a store of the test's database.
 async fn purge_pass(store: &Store, dry_run: bool) -> PurgeReport {
-    Purges::new(store.clone(), Clock)
+    Purges::new(store.clone(), Clock::system())
         .run_due(100, dry_run)
         .await
         .expect("purge pass")
@@ -1099,7 +1099,10 @@ async fn a_restore_racing_the_purger_at_the_boundary_ends_restored_or_erased_nev
         let rows_before = sql.record_rows(&id).await;
         app.delete_customer(&id).await;
 
-        let (mut sup, purger) = (supervisor(&app), Purges::new(sql.store.clone(), Clock));
+        let (mut sup, purger) = (
+            supervisor(&app),
+            Purges::new(sql.store.clone(), Clock::system()),
+        );
         let (restored, pass) =
             tokio::join!(restore(&mut sup, &id, false), purger.run_due(100, false));
         let pass = pass.expect("purge pass");
@@ -1238,8 +1241,8 @@ async fn two_purge_passes_at_once_erase_each_due_customer_exactly_once(app: Test
 
     // Two replicas' purgers, each on its own pool, each draining in batches as the server does.
     let (a, b) = (
-        Purges::new(app.store().await, Clock),
-        Purges::new(app.store().await, Clock),
+        Purges::new(app.store().await, Clock::system()),
+        Purges::new(app.store().await, Clock::system()),
     );
     async fn drain(purges: &Purges) -> Vec<String> {
         let mut out = Vec::new();

@@ -372,7 +372,7 @@ async fn customer_events(app: &TestApp, customer_id: &str) -> Vec<pb::CustomerEv
 
 /// One pass of the purger, in process, on a store of the test's database.
 async fn purge_pass(store: &Store, dry_run: bool) -> PurgeReport {
-    Purges::new(store.clone(), Clock)
+    Purges::new(store.clone(), Clock::system())
         .run_due(100, dry_run)
         .await
         .expect("purge pass")
