@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::entity::{audit_event, audit_head, customer_event};
 use super::idempotency::{hex_decode, hex_encode};
+use super::scope::TenantScoped as _;
 use crate::domain::audit::{AuditEvent, GENESIS, chain_hash};
 use crate::error::{Error, Result};
 
@@ -54,7 +55,7 @@ pub async fn append(
         )
         .exec_without_returning(conn)
         .await?;
-    let head = audit_head::Entity::find_by_id(tenant.clone())
+    let head = audit_head::Entity::in_tenant(&tenant)
         .lock_exclusive()
         .one(conn)
         .await?
@@ -152,9 +153,7 @@ pub async fn list(
     limit: u64,
 ) -> Result<Vec<AuditEvent>> {
     use audit_event::Column as C;
-    let mut select = audit_event::Entity::find()
-        .filter(C::TenantId.eq(tenant))
-        .filter(C::Sequence.gt(after_sequence));
+    let mut select = audit_event::Entity::in_tenant(tenant).filter(C::Sequence.gt(after_sequence));
     if let Some(customer) = filter.customer_id {
         select = select.filter(C::CustomerId.eq(customer));
     }
@@ -177,10 +176,7 @@ pub async fn list(
 
 /// The chain head (sequence, hash) of a tenant; (0, genesis) before its first event.
 pub async fn head(conn: &impl ConnectionTrait, tenant: &str) -> Result<(i64, [u8; 32])> {
-    match audit_head::Entity::find_by_id(tenant.to_owned())
-        .one(conn)
-        .await?
-    {
+    match audit_head::Entity::in_tenant(tenant).one(conn).await? {
         Some(row) => {
             let mut hash = [0u8; 32];
             let _ = hex_decode(&row.hash, &mut hash);
@@ -193,10 +189,9 @@ pub async fn head(conn: &impl ConnectionTrait, tenant: &str) -> Result<(i64, [u8
 /// The highest sequence among a tenant's stored events (0 if none), whatever the head says.
 pub async fn last_sequence(conn: &impl ConnectionTrait, tenant: &str) -> Result<i64> {
     use audit_event::Column as C;
-    let last: Option<Option<i64>> = audit_event::Entity::find()
+    let last: Option<Option<i64>> = audit_event::Entity::in_tenant(tenant)
         .select_only()
         .column_as(Expr::col(C::Sequence).max(), "last")
-        .filter(C::TenantId.eq(tenant))
         .into_tuple()
         .one(conn)
         .await?;
@@ -211,8 +206,7 @@ pub async fn events_after(
     limit: u64,
 ) -> Result<Vec<customer_event::Model>> {
     use customer_event::Column as C;
-    Ok(customer_event::Entity::find()
-        .filter(C::TenantId.eq(tenant))
+    Ok(customer_event::Entity::in_tenant(tenant)
         .filter(C::Sequence.gt(after))
         .order_by_asc(C::Sequence)
         .limit(limit)

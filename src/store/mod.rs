@@ -14,6 +14,7 @@ pub mod migration;
 pub mod purge;
 mod readers;
 pub mod records;
+pub(crate) mod scope;
 pub mod secrets;
 
 use std::sync::Arc;
