@@ -945,7 +945,7 @@ impl Deletions {
             }
             let deletion_id = Uuid::now_v7();
             let purge_time = now + chrono_duration(self.settings.retention);
-            let deleted_records = store::deletion::cascade(tx.conn(), &caller.tenant, customer_id, deletion_id, now, purge_time).await?;
+            let deleted_records = store::deletion::cascade(tx.conn(), &caller.tenant, customer_id, &policy::cascading(), deletion_id, now, purge_time).await?;
             store::deletion::mark_customer_deleted(tx.conn(), &caller.tenant, customer_id, deletion_id, now, purge_time)
                 .await?;
             let expected = request.version;

@@ -14,7 +14,6 @@ use super::entity::{self, deletion_request};
 use super::records::{OnTable, RecordScope as _, RecordTable, on_table};
 use super::scope::{Liveness as _, TenantScoped as _};
 use crate::domain::deletion::{DeletionPreview, DeletionRequest, RequestState, StoredRequest};
-use crate::domain::policy;
 use crate::domain::records::RecordKind;
 use crate::error::{Error, Problem, Result};
 
@@ -197,14 +196,20 @@ pub async fn open_pipeline(
         .collect())
 }
 
-/// Soft-deletes the customer's live CASCADE records with `deletion_id`: one UPDATE per table.
-/// Returns how many records it deleted. The records keep their own version and update_time, so a
-/// restore gives them back exactly as they were; they show the customer's `purge_time`, which is
-/// when the customer's erasure removes them.
+/// What a deletion soft-deletes, kind by kind: the states of each kind that go with the customer
+/// (`None`: every record of a kind without states). The domain decides it
+/// (`domain::policy::cascading`); the store applies it.
+pub type Cascading<'a> = [(RecordKind, Vec<Option<&'a str>>)];
+
+/// Soft-deletes the customer's live records that `cascading` names with `deletion_id`: one UPDATE
+/// per table. Returns how many records it deleted. The records keep their own version and
+/// update_time, so a restore gives them back exactly as they were; they show the customer's
+/// `purge_time`, which is when the customer's erasure removes them.
 pub async fn cascade(
     conn: &impl ConnectionTrait,
     tenant: &str,
     customer_id: Uuid,
+    cascading: &Cascading<'_>,
     deletion_id: Uuid,
     now: DateTime<Utc>,
     purge_time: DateTime<Utc>,
@@ -213,6 +218,7 @@ pub async fn cascade(
         conn: &'a C,
         tenant: &'a str,
         customer_id: Uuid,
+        states: &'a [Option<&'a str>],
         deletion_id: Uuid,
         now: DateTime<Utc>,
         purge_time: DateTime<Utc>,
@@ -227,29 +233,28 @@ pub async fn cascade(
                 .of_customer(self.customer_id)
                 .live();
             let update = match T::STATE {
-                None => update,
-                Some(column) => {
-                    let states: Vec<&str> = policy::cascading_states(T::KIND)
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                    update.filter(column.is_in(states))
+                None if self.states.contains(&None) => update,
+                Some(column) if self.states.iter().any(Option::is_some) => {
+                    update.filter(column.is_in(self.states.iter().flatten().copied()))
                 }
+                // Nothing of this kind goes with the customer.
+                _ => return Ok(0),
             };
             Ok(update.exec(self.conn).await?.rows_affected)
         }
     }
     let mut deleted = 0;
-    for kind in RecordKind::ALL {
+    for (kind, states) in cascading {
         let cascade = Cascade {
             conn,
             tenant,
             customer_id,
+            states,
             deletion_id,
             now,
             purge_time,
         };
-        deleted += on_table(kind, cascade).await?;
+        deleted += on_table(*kind, cascade).await?;
     }
     Ok(deleted)
 }
