@@ -676,11 +676,12 @@ impl Deletions {
         let mut read = store::deletion::list_requests(
             self.store.conn(),
             &caller.tenant,
-            state,
+            state
+                .map(|s| super::request_filter::state_filter(s, now))
+                .as_ref(),
             customer_id,
             before,
             limit + 1,
-            now,
         )
         .await?;
         let next_page_token = if read.len() as u64 > limit {

@@ -12,6 +12,7 @@ pub mod paging;
 pub mod policy;
 pub mod purge;
 pub mod records;
+pub mod request_filter;
 pub mod validate;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -15,6 +15,7 @@ use super::records::{OnTable, RecordScope as _, RecordTable, on_table};
 use super::scope::{Liveness as _, TenantScoped as _};
 use crate::domain::deletion::{DeletionPreview, DeletionRequest, RequestState, StoredRequest};
 use crate::domain::records::RecordKind;
+use crate::domain::request_filter::{StateCase, StateFilter};
 use crate::error::{Error, Problem, Result};
 
 /// Live records of one kind and state (`None`: a kind without states).
@@ -614,48 +615,25 @@ pub async fn open_requests(
 }
 
 /// A page of requests, newest first, before `before` (ids are UUIDv7), each with its customer's
-/// current graph version. `state` filters by the state a reader sees at `now`
-/// (`DeletionRequest::effective_state`, in SQL): an open request past its expire_time is EXPIRED,
-/// and one whose customer's graph moved on since its preview is STALE, not PENDING or APPROVED,
-/// even before a write records the lapse. The page is still a walk of
-/// `ix_deletion_request_state` (or of the primary key) in id order; the graph test is a
-/// primary-key probe of `customer` per candidate row.
+/// current graph version. `state` filters by the state a reader sees: the domain's
+/// `request_filter::state_filter`, built from `DeletionRequest::effective_state`, says which stored
+/// states, expiries and graph versions read as the wanted state, and this turns that into SQL (an
+/// open request past its expire_time is EXPIRED, and one whose customer's graph moved on since its
+/// preview is STALE, not PENDING or APPROVED, even before a write records the lapse). The page is
+/// still a walk of `ix_deletion_request_state` (or of the primary key) in id order; the graph test
+/// is a primary-key probe of `customer` per candidate row.
 pub async fn list_requests(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    state: Option<RequestState>,
+    state: Option<&StateFilter>,
     customer_id: Option<Uuid>,
     before: Option<Uuid>,
     limit: u64,
-    now: DateTime<Utc>,
 ) -> Result<Vec<StoredRequest>> {
     use deletion_request::Column as C;
-    const OPEN: [&str; 2] = ["PENDING", "APPROVED"];
     let mut select = select_as_read(tenant);
-    if let Some(state) = state {
-        select = match state {
-            RequestState::Pending | RequestState::Approved => select
-                .filter(C::State.eq(state_str(state)))
-                .filter(C::ExpireTime.gt(now))
-                .filter(Expr::cust(GRAPH_UNCHANGED)),
-            // Expiry first: an open request past its expire_time is EXPIRED whatever its graph.
-            RequestState::Expired => select.filter(
-                Condition::any().add(C::State.eq(state_str(state))).add(
-                    Condition::all()
-                        .add(C::State.is_in(OPEN))
-                        .add(C::ExpireTime.lte(now)),
-                ),
-            ),
-            RequestState::Stale => select.filter(
-                Condition::any().add(C::State.eq(state_str(state))).add(
-                    Condition::all()
-                        .add(C::State.is_in(OPEN))
-                        .add(C::ExpireTime.gt(now))
-                        .add(Expr::cust(GRAPH_UNCHANGED).not()),
-                ),
-            ),
-            _ => select.filter(C::State.eq(state_str(state))),
-        };
+    if let Some(filter) = state {
+        select = select.filter(seen_as(filter));
     }
     if let Some(customer) = customer_id {
         select = select.filter(C::CustomerId.eq(customer));
@@ -670,4 +648,91 @@ pub async fn list_requests(
         .all(conn)
         .await?;
     rows.into_iter().map(into_stored).collect()
+}
+
+/// `filter` as a condition on `deletion_request` rows (read through `select_as_read`).
+fn seen_as(filter: &StateFilter) -> Condition {
+    use deletion_request::Column as C;
+    let case = |case: &StateCase| {
+        let mut all = Condition::all().add(match case.stored.as_slice() {
+            [one] => C::State.eq(state_str(*one)),
+            many => C::State.is_in(many.iter().map(|s| state_str(*s))),
+        });
+        match case.expired {
+            Some(true) => all = all.add(C::ExpireTime.lte(filter.now)),
+            Some(false) => all = all.add(C::ExpireTime.gt(filter.now)),
+            None => {}
+        }
+        match case.graph_unchanged {
+            Some(true) => all = all.add(Expr::cust(GRAPH_UNCHANGED)),
+            Some(false) => all = all.add(Expr::cust(GRAPH_UNCHANGED).not()),
+            None => {}
+        }
+        all
+    };
+    match filter.cases.as_slice() {
+        // One case is ANDed into the statement's WHERE as it is, without a group of one.
+        [one] => case(one),
+        cases => cases
+            .iter()
+            .fold(Condition::any(), |any, one| any.add(case(one))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{DbBackend, QueryTrait};
+
+    /// The list's state filter as it was written here before the domain derived it from
+    /// `effective_state`: the derived one must be the same statement.
+    fn as_written_before(state: RequestState, now: DateTime<Utc>) -> Condition {
+        use deletion_request::Column as C;
+        const OPEN: [&str; 2] = ["PENDING", "APPROVED"];
+        match state {
+            RequestState::Pending | RequestState::Approved => Condition::all()
+                .add(C::State.eq(state_str(state)))
+                .add(C::ExpireTime.gt(now))
+                .add(Expr::cust(GRAPH_UNCHANGED)),
+            RequestState::Expired => Condition::any().add(C::State.eq(state_str(state))).add(
+                Condition::all()
+                    .add(C::State.is_in(OPEN))
+                    .add(C::ExpireTime.lte(now)),
+            ),
+            RequestState::Stale => Condition::any().add(C::State.eq(state_str(state))).add(
+                Condition::all()
+                    .add(C::State.is_in(OPEN))
+                    .add(C::ExpireTime.gt(now))
+                    .add(Expr::cust(GRAPH_UNCHANGED).not()),
+            ),
+            _ => Condition::all().add(C::State.eq(state_str(state))),
+        }
+    }
+
+    #[test]
+    fn the_state_filter_is_the_statement_the_list_always_ran() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let sql = |condition: Condition| {
+            select_as_read("acme")
+                .filter(condition)
+                .build(DbBackend::Postgres)
+                .to_string()
+        };
+        for state in [
+            RequestState::Pending,
+            RequestState::Approved,
+            RequestState::Rejected,
+            RequestState::Cancelled,
+            RequestState::Expired,
+            RequestState::Stale,
+            RequestState::Executed,
+        ] {
+            let filter = crate::domain::request_filter::state_filter(state, now);
+            assert_eq!(
+                sql(seen_as(&filter)),
+                sql(as_written_before(state, now)),
+                "{state:?}"
+            );
+        }
+    }
 }
