@@ -88,6 +88,15 @@ pub struct Entry {
     pub summary: String,
 }
 
+/// Filters of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub customer_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
 /// Appends `entry` to the caller's tenant chain, in the mutation's transaction.
 pub async fn record(
     tx: &WriteTx,
@@ -267,7 +276,7 @@ impl AuditLog {
     pub async fn list(
         &self,
         caller: &Caller,
-        filter: store::audit::AuditFilter,
+        filter: AuditFilter,
         page_size: i32,
         page_token: &str,
     ) -> Result<super::paging::Page<AuditEvent>> {
@@ -330,7 +339,7 @@ impl AuditLog {
         let conn = self.store.conn();
         // The head first: events appended while we walk lie beyond it and are not judged.
         let (head_sequence, head_hash) = store::audit::head(conn, &caller.tenant).await?;
-        let all = store::audit::AuditFilter::default();
+        let all = AuditFilter::default();
         let (mut previous, mut expected, mut checked) = (GENESIS, 1i64, 0i64);
         let mut first_break = None;
         while expected <= head_sequence {

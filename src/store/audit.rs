@@ -10,17 +10,8 @@ use sea_orm::{
 use super::entity::{audit_event, audit_head, customer_event};
 use super::idempotency::{hex_decode, hex_encode};
 use super::scope::TenantScoped as _;
-use crate::domain::audit::{AuditEvent, GENESIS, chain_hash};
+use crate::domain::audit::{AuditEvent, AuditFilter, GENESIS, chain_hash};
 use crate::error::{Error, Result};
-
-/// Filters of a listing.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub customer_id: Option<uuid::Uuid>,
-    pub action: Option<String>,
-    pub start_time: Option<chrono::DateTime<chrono::Utc>>,
-    pub end_time: Option<chrono::DateTime<chrono::Utc>>,
-}
 
 /// Gives `event` the next sequence and its hash, and stores it.
 /// A customer event to publish with an audit entry (the transactional outbox).
