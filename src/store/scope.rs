@@ -5,7 +5,7 @@
 //! there: `.live()` / `.deleted()` for soft-deleted rows, `.not_erased()` for customers, and for
 //! the six record tables `.of_customer(id)` and `.of_deletion(id)` (`store::records::RecordTable`).
 //!
-//! ```ignore
+//! ```text
 //! customer::Entity::in_tenant(tenant).filter(customer::Column::Id.eq(id)).not_erased()
 //! T::update_in_tenant(tenant).of_customer(customer_id).live()   // T: RecordTable
 //! ```
