@@ -3,11 +3,10 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{caller, from_timestamp, timestamp};
-use crate::domain::audit::{AuditEvent, AuditLog};
+use crate::domain::audit::{AuditEvent, AuditFilter, AuditLog};
 use crate::domain::validate::parse_id;
 use crate::proto::crm::v1 as pb;
 use crate::proto::crm::v1::audit_service_server::AuditService;
-use crate::store::audit::AuditFilter;
 
 pub struct AuditApi {
     log: AuditLog,

@@ -88,7 +88,22 @@ pub struct Entry {
     pub summary: String,
 }
 
+/// Filters of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub customer_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
 /// Appends `entry` to the caller's tenant chain, in the mutation's transaction.
+///
+/// The chain is computed here, and only here: the store locks the tenant's head row and returns
+/// it, this gives the event the next sequence and its hash after the head's, and the store writes
+/// the event and the new head as given. Calls go one way (domain → store); the store never hashes.
+/// The head stays locked from `lock_head` to the end of the transaction, so no other append of
+/// the tenant can come between the two calls.
 pub async fn record(
     tx: &WriteTx,
     caller: &Caller,
@@ -97,9 +112,10 @@ pub async fn record(
     entry: Entry,
 ) -> Result<()> {
     tx.note_action(entry.action);
-    let event = AuditEvent {
+    let previous = store::audit::lock_head(tx.conn(), &caller.tenant, &GENESIS).await?;
+    let mut event = AuditEvent {
         tenant: caller.tenant.clone(),
-        sequence: 0,
+        sequence: previous.sequence + 1,
         time,
         actor: caller.subject.clone(),
         action: entry.action.to_owned(),
@@ -109,9 +125,10 @@ pub async fn record(
         request_id,
         trace_id: caller.trace_id.clone(),
         summary: entry.summary,
-        previous_hash: GENESIS,
+        previous_hash: previous.hash,
         hash: GENESIS,
     };
+    event.hash = chain_hash(&previous.hash, &event);
     let outbox = entry.customer_id.and_then(|customer_id| {
         super::events::outbox(
             &event.action,
@@ -120,7 +137,12 @@ pub async fn record(
             customer_id,
         )
     });
-    store::audit::append(tx.conn(), event, outbox).await
+    let head = store::audit::Head {
+        sequence: event.sequence,
+        hash: event.hash,
+        event_sequence: previous.event_sequence + i64::from(outbox.is_some()),
+    };
+    store::audit::append(tx.conn(), &event, &head, outbox.as_ref()).await
 }
 
 /// Where a chain stops checking out.
@@ -267,7 +289,7 @@ impl AuditLog {
     pub async fn list(
         &self,
         caller: &Caller,
-        filter: store::audit::AuditFilter,
+        filter: AuditFilter,
         page_size: i32,
         page_token: &str,
     ) -> Result<super::paging::Page<AuditEvent>> {
@@ -329,8 +351,10 @@ impl AuditLog {
         caller.require(super::access::Action::ReadAudit)?;
         let conn = self.store.conn();
         // The head first: events appended while we walk lie beyond it and are not judged.
-        let (head_sequence, head_hash) = store::audit::head(conn, &caller.tenant).await?;
-        let all = store::audit::AuditFilter::default();
+        let (head_sequence, head_hash) = store::audit::head(conn, &caller.tenant)
+            .await?
+            .unwrap_or((0, GENESIS));
+        let all = AuditFilter::default();
         let (mut previous, mut expected, mut checked) = (GENESIS, 1i64, 0i64);
         let mut first_break = None;
         while expected <= head_sequence {
@@ -373,7 +397,9 @@ impl AuditLog {
             // well it links, and it is listed like any other, so it must not pass as valid.
             let last = store::audit::last_sequence(conn, &caller.tenant).await?;
             if last > head_sequence {
-                let (current_head, _) = store::audit::head(conn, &caller.tenant).await?;
+                let (current_head, _) = store::audit::head(conn, &caller.tenant)
+                    .await?
+                    .unwrap_or((0, GENESIS));
                 if last > current_head {
                     first_break = Some(Break {
                         sequence: current_head + 1,

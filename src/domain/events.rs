@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::access::{Action, Caller};
 use crate::error::{Error, Result};
-use crate::store::{self, Store, audit::OutboxEvent};
+use crate::store::{self, Store};
 
 /// A customer event as consumers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,15 @@ pub struct CustomerEvent {
     pub record_id: Option<Uuid>,
     pub action: String,
     pub time: DateTime<Utc>,
+}
+
+/// A customer event to publish with an audit entry (the transactional outbox).
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub event_type: &'static str,
+    pub customer_id: Uuid,
+    pub record_type: String,
+    pub record_id: Option<Uuid>,
 }
 
 /// The event an audited action publishes, if it changes a customer's graph.
@@ -108,18 +117,6 @@ pub struct CustomerEvents {
     signal: EventSignal,
 }
 
-fn into_event(row: crate::store::entity::customer_event::Model) -> CustomerEvent {
-    CustomerEvent {
-        sequence: row.sequence,
-        event_type: row.event_type,
-        customer_id: row.customer_id,
-        record_type: row.record_type,
-        record_id: row.record_id,
-        action: row.action,
-        time: row.time,
-    }
-}
-
 impl CustomerEvents {
     pub fn new(store: Store, signal: EventSignal) -> Self {
         Self { store, signal }
@@ -144,9 +141,7 @@ impl CustomerEvents {
     ) -> Result<Vec<CustomerEvent>> {
         Self::check(caller, after)?;
         let limit = super::paging::page_size("page_size", page_size)?;
-        let rows =
-            store::audit::events_after(self.store.conn(), &caller.tenant, after, limit).await?;
-        Ok(rows.into_iter().map(into_event).collect())
+        store::audit::events_after(self.store.conn(), &caller.tenant, after, limit).await
     }
 
     /// Replays the tenant's events after `after`, then follows new ones, into `out` until the
@@ -172,9 +167,9 @@ impl CustomerEvents {
                 match store::audit::events_after(store.conn(), &tenant, last, BATCH).await {
                     Ok(rows) => {
                         let caught_up = (rows.len() as u64) < BATCH;
-                        for row in rows {
-                            last = row.sequence;
-                            if out.send(Ok(into_event(row))).await.is_err() {
+                        for event in rows {
+                            last = event.sequence;
+                            if out.send(Ok(event)).await.is_err() {
                                 return;
                             }
                         }

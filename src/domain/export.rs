@@ -93,7 +93,6 @@ impl Exports {
                     Some(id),
                     before,
                     CHUNK,
-                    now,
                 )
                 .await
                 {

@@ -113,6 +113,15 @@ pub fn cascading_states(kind: RecordKind) -> Vec<Option<&'static str>> {
         .collect()
 }
 
+/// What a deletion soft-deletes, kind by kind: `cascading_states` of every kind, as the store's
+/// cascade takes it (`store::deletion::cascade` applies this list and knows no policy).
+pub fn cascading() -> Vec<(RecordKind, Vec<Option<&'static str>>)> {
+    RecordKind::ALL
+        .into_iter()
+        .map(|kind| (kind, cascading_states(kind)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +152,20 @@ mod tests {
             Policy::Block
         );
         assert_eq!(rule_for(K::Project, Some("DONE")).unwrap().policy, Cascade);
+    }
+
+    #[test]
+    fn the_cascade_is_the_table_s_cascade_rows_kind_by_kind() {
+        let cascading = cascading();
+        let kinds: Vec<RecordKind> = cascading.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(kinds, RecordKind::ALL);
+        let states = |kind| &cascading.iter().find(|(k, _)| *k == kind).unwrap().1;
+        assert_eq!(states(K::Contact), &[None]);
+        assert_eq!(states(K::Deal), &[Some("OPEN"), Some("WON"), Some("LOST")]);
+        assert!(states(K::Order).is_empty());
+        assert_eq!(states(K::Contract), &[Some("DRAFT")]);
+        assert_eq!(states(K::Project), &[Some("DONE")]);
+        assert_eq!(states(K::Activity), &[None]);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The audit chain's rows. Appending locks the tenant's head row first, so a tenant's writers
-//! append one at a time and the chain stays linear (SQLite's single writer does the same).
+//! The audit chain's rows. The chain itself (sequence, hash) is the domain's
+//! (`domain::audit::record`): the store locks the tenant's head row, returns it, and writes what it
+//! is then given. Locking the head first makes a tenant's writers append one at a time, so the
+//! chain stays linear (SQLite's single writer does the same).
 
 use sea_orm::{
     ActiveValue::Set,
@@ -9,41 +11,33 @@ use sea_orm::{
 
 use super::entity::{audit_event, audit_head, customer_event};
 use super::idempotency::{hex_decode, hex_encode};
-use crate::domain::audit::{AuditEvent, GENESIS, chain_hash};
+use super::scope::TenantScoped as _;
+use crate::domain::audit::{AuditEvent, AuditFilter};
+use crate::domain::events::{CustomerEvent, OutboxEvent};
 use crate::error::{Error, Result};
-
-/// Filters of a listing.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub customer_id: Option<uuid::Uuid>,
-    pub action: Option<String>,
-    pub start_time: Option<chrono::DateTime<chrono::Utc>>,
-    pub end_time: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// Gives `event` the next sequence and its hash, and stores it.
-/// A customer event to publish with an audit entry (the transactional outbox).
-#[derive(Debug, Clone)]
-pub struct OutboxEvent {
-    pub event_type: &'static str,
-    pub customer_id: uuid::Uuid,
-    pub record_type: String,
-    pub record_id: Option<uuid::Uuid>,
-}
 
 /// The PostgreSQL channel that tells watchers a tenant has new events (payload: the tenant).
 pub const EVENTS_CHANNEL: &str = "crm_customer_events";
 
-pub async fn append(
+/// A tenant's chain head: its last audit event and its last customer event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub sequence: i64,
+    pub hash: [u8; 32],
+    pub event_sequence: i64,
+}
+
+/// The tenant's head, locked until the end of the transaction (a head at sequence 0 and
+/// `genesis` is made for the tenant's first event). Every append takes this lock first.
+pub async fn lock_head(
     conn: &impl ConnectionTrait,
-    mut event: AuditEvent,
-    outbox: Option<OutboxEvent>,
-) -> Result<()> {
-    let tenant = event.tenant.clone();
+    tenant: &str,
+    genesis: &[u8; 32],
+) -> Result<Head> {
     let fresh = audit_head::ActiveModel {
-        tenant_id: Set(tenant.clone()),
+        tenant_id: Set(tenant.to_owned()),
         sequence: Set(0),
-        hash: Set(hex_encode(&GENESIS)),
+        hash: Set(hex_encode(genesis)),
         event_sequence: Set(0),
     };
     audit_head::Entity::insert(fresh)
@@ -54,32 +48,45 @@ pub async fn append(
         )
         .exec_without_returning(conn)
         .await?;
-    let head = audit_head::Entity::find_by_id(tenant.clone())
+    let head = audit_head::Entity::in_tenant(tenant)
         .lock_exclusive()
         .one(conn)
         .await?
         .ok_or_else(|| Error::internal("audit head vanished"))?;
-    let mut previous = [0u8; 32];
-    hex_decode(&head.hash, &mut previous)?;
-    event.sequence = head.sequence + 1;
-    event.previous_hash = previous;
-    event.hash = chain_hash(&previous, &event);
-    let event_sequence = head.event_sequence + i64::from(outbox.is_some());
+    let mut hash = [0u8; 32];
+    hex_decode(&head.hash, &mut hash)?;
+    Ok(Head {
+        sequence: head.sequence,
+        hash,
+        event_sequence: head.event_sequence,
+    })
+}
+
+/// Stores `event`, whose sequence and hashes the caller has set, and moves the tenant's head
+/// (locked by `lock_head` in the same transaction) to `head`. With `outbox`, also stores the
+/// customer event numbered `head.event_sequence`, and on PostgreSQL tells watchers at commit.
+pub async fn append(
+    conn: &impl ConnectionTrait,
+    event: &AuditEvent,
+    head: &Head,
+    outbox: Option<&OutboxEvent>,
+) -> Result<()> {
+    let tenant = &event.tenant;
     audit_head::Entity::update(audit_head::ActiveModel {
         tenant_id: Set(tenant.clone()),
-        sequence: Set(event.sequence),
-        hash: Set(hex_encode(&event.hash)),
-        event_sequence: Set(event_sequence),
+        sequence: Set(head.sequence),
+        hash: Set(hex_encode(&head.hash)),
+        event_sequence: Set(head.event_sequence),
     })
     .exec(conn)
     .await?;
     if let Some(out) = outbox {
         customer_event::Entity::insert(customer_event::ActiveModel {
             tenant_id: Set(tenant.clone()),
-            sequence: Set(event_sequence),
+            sequence: Set(head.event_sequence),
             event_type: Set(out.event_type.to_owned()),
             customer_id: Set(out.customer_id),
-            record_type: Set(out.record_type),
+            record_type: Set(out.record_type.clone()),
             record_id: Set(out.record_id),
             action: Set(event.action.clone()),
             time: Set(event.time),
@@ -96,7 +103,7 @@ pub async fn append(
             .await?;
         }
     }
-    audit_event::Entity::insert(to_row(&event))
+    audit_event::Entity::insert(to_row(event))
         .exec_without_returning(conn)
         .await?;
     Ok(())
@@ -152,9 +159,7 @@ pub async fn list(
     limit: u64,
 ) -> Result<Vec<AuditEvent>> {
     use audit_event::Column as C;
-    let mut select = audit_event::Entity::find()
-        .filter(C::TenantId.eq(tenant))
-        .filter(C::Sequence.gt(after_sequence));
+    let mut select = audit_event::Entity::in_tenant(tenant).filter(C::Sequence.gt(after_sequence));
     if let Some(customer) = filter.customer_id {
         select = select.filter(C::CustomerId.eq(customer));
     }
@@ -175,28 +180,22 @@ pub async fn list(
     rows.into_iter().map(from_row).collect()
 }
 
-/// The chain head (sequence, hash) of a tenant; (0, genesis) before its first event.
-pub async fn head(conn: &impl ConnectionTrait, tenant: &str) -> Result<(i64, [u8; 32])> {
-    match audit_head::Entity::find_by_id(tenant.to_owned())
-        .one(conn)
-        .await?
-    {
-        Some(row) => {
-            let mut hash = [0u8; 32];
-            let _ = hex_decode(&row.hash, &mut hash);
-            Ok((row.sequence, hash))
-        }
-        None => Ok((0, GENESIS)),
-    }
+/// The chain head (sequence, hash) of a tenant; `None` before its first event.
+pub async fn head(conn: &impl ConnectionTrait, tenant: &str) -> Result<Option<(i64, [u8; 32])>> {
+    let Some(row) = audit_head::Entity::in_tenant(tenant).one(conn).await? else {
+        return Ok(None);
+    };
+    let mut hash = [0u8; 32];
+    let _ = hex_decode(&row.hash, &mut hash);
+    Ok(Some((row.sequence, hash)))
 }
 
 /// The highest sequence among a tenant's stored events (0 if none), whatever the head says.
 pub async fn last_sequence(conn: &impl ConnectionTrait, tenant: &str) -> Result<i64> {
     use audit_event::Column as C;
-    let last: Option<Option<i64>> = audit_event::Entity::find()
+    let last: Option<Option<i64>> = audit_event::Entity::in_tenant(tenant)
         .select_only()
         .column_as(Expr::col(C::Sequence).max(), "last")
-        .filter(C::TenantId.eq(tenant))
         .into_tuple()
         .one(conn)
         .await?;
@@ -209,13 +208,24 @@ pub async fn events_after(
     tenant: &str,
     after: i64,
     limit: u64,
-) -> Result<Vec<customer_event::Model>> {
+) -> Result<Vec<CustomerEvent>> {
     use customer_event::Column as C;
-    Ok(customer_event::Entity::find()
-        .filter(C::TenantId.eq(tenant))
+    let rows = customer_event::Entity::in_tenant(tenant)
         .filter(C::Sequence.gt(after))
         .order_by_asc(C::Sequence)
         .limit(limit)
         .all(conn)
-        .await?)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| CustomerEvent {
+            sequence: row.sequence,
+            event_type: row.event_type,
+            customer_id: row.customer_id,
+            record_type: row.record_type,
+            record_id: row.record_id,
+            action: row.action,
+            time: row.time,
+        })
+        .collect())
 }

@@ -9,6 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entity::customer::{self, Column, Entity};
+use super::scope::{Liveness as _, NotErased as _, TenantScoped as _};
 use crate::domain::customers::{
     Customer, CustomerQuery, CustomerStatus, LifecycleStage, search_text,
 };
@@ -137,8 +138,9 @@ pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, c: &Customer) -> 
 
 /// A customer, live or deleted; an erased one (a tombstone) is not found.
 pub async fn find(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
-    Entity::find_by_id((tenant.to_owned(), id))
-        .filter(Column::EraseTime.is_null())
+    Entity::in_tenant(tenant)
+        .filter(Column::Id.eq(id))
+        .not_erased()
         .one(conn)
         .await?
         .map(into_domain)
@@ -371,8 +373,9 @@ pub async fn find_for_update(
     tenant: &str,
     id: Uuid,
 ) -> Result<Option<Customer>> {
-    Entity::find_by_id((tenant.to_owned(), id))
-        .filter(Column::EraseTime.is_null())
+    Entity::in_tenant(tenant)
+        .filter(Column::Id.eq(id))
+        .not_erased()
         .lock_exclusive()
         .one(conn)
         .await?
@@ -388,9 +391,8 @@ pub async fn update(
     c: &Customer,
     expected_version: i64,
 ) -> Result<()> {
-    let result = Entity::update_many()
+    let result = Entity::update_in_tenant(tenant)
         .set(writable_columns(c))
-        .filter(Column::TenantId.eq(tenant))
         .filter(Column::Id.eq(c.id))
         .filter(Column::Version.eq(expected_version))
         .exec(conn)
@@ -419,11 +421,10 @@ pub enum GraphBump {
 /// then refused by) a concurrent deletion instead of slipping a live record under a deleted
 /// customer, which a foreign key alone allows (docs/reliability.md M8).
 pub async fn bump_graph(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<GraphBump> {
-    let result = Entity::update_many()
+    let result = Entity::update_in_tenant(tenant)
         .col_expr(Column::Version, Expr::col(Column::Version).add(1))
-        .filter(Column::TenantId.eq(tenant))
         .filter(Column::Id.eq(id))
-        .filter(Column::DeleteTime.is_null())
+        .live()
         .exec(conn)
         .await?;
     if result.rows_affected == 1 {
@@ -619,11 +620,9 @@ async fn list_page(
     walk: Walk,
     limit: u64,
 ) -> Result<Vec<Customer>> {
-    let mut select = Entity::find()
-        .filter(Column::TenantId.eq(tenant))
-        .filter(Column::EraseTime.is_null());
+    let mut select = Entity::in_tenant(tenant).not_erased();
     if !query.show_deleted {
-        select = select.filter(Column::DeleteTime.is_null());
+        select = select.live();
     }
     if !query.text.is_empty() {
         let pattern = format!("%{}%", like_literal(&query.text.to_lowercase()));
@@ -818,19 +817,18 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let t0: Vec<customer::Model> = Entity::find()
-            .filter(Column::TenantId.eq("t0"))
+        let t0: Vec<customer::Model> = Entity::in_tenant("t0")
             .order_by_asc(Column::Id)
             .all(store.conn())
             .await
             .unwrap();
-        Entity::update_many()
+        Entity::update_in_tenant("t0")
             .col_expr(Column::DeleteTime, Expr::value(Some(now)))
             .filter(Column::Id.is_in(t0.iter().step_by(7).map(|c| c.id)))
             .exec(store.conn())
             .await
             .unwrap();
-        Entity::update_many()
+        Entity::update_in_tenant("t0")
             .col_expr(
                 Column::SearchText,
                 Expr::value(search_text("Renamed GmbH", "", "")),
@@ -839,7 +837,7 @@ mod tests {
             .exec(store.conn())
             .await
             .unwrap();
-        Entity::update_many()
+        Entity::update_in_tenant("t0")
             .col_expr(Column::SearchText, Expr::value(""))
             .col_expr(Column::EraseTime, Expr::value(Some(now)))
             .filter(Column::Id.eq(t0[4].id))

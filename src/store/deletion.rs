@@ -11,8 +11,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entity::{self, deletion_request};
+use super::records::{OnTable, RecordScope as _, RecordTable, on_table};
+use super::scope::{Liveness as _, TenantScoped as _};
+use crate::domain::deletion::request_filter::{StateCase, StateFilter};
 use crate::domain::deletion::{DeletionPreview, DeletionRequest, RequestState, StoredRequest};
-use crate::domain::policy;
 use crate::domain::records::RecordKind;
 use crate::error::{Error, Problem, Result};
 
@@ -24,75 +26,69 @@ pub struct StateCount {
     pub count: i64,
 }
 
-/// Runs `$stateless!(table)` or `$stateful!(table, StateColumn)` for the table of `$kind`.
-macro_rules! per_table {
-    ($kind:expr, $stateless:ident, $stateful:ident) => {
-        match $kind {
-            RecordKind::Contact => $stateless!(contact),
-            RecordKind::Activity => $stateless!(activity),
-            RecordKind::Deal => $stateful!(deal, Stage),
-            RecordKind::Order => $stateful!(sales_order, Status),
-            RecordKind::Contract => $stateful!(contract, Status),
-            RecordKind::Project => $stateful!(project, Status),
-        }
-    };
-}
-
 /// Per kind and state, how many live records the customer has.
 pub async fn state_counts(
     conn: &impl ConnectionTrait,
     tenant: &str,
     customer_id: Uuid,
 ) -> Result<Vec<StateCount>> {
-    let mut out = Vec::new();
-    for kind in RecordKind::ALL {
-        macro_rules! all {
-            ($t:ident) => {{
-                use entity::$t as t;
-                // COUNT over the partial index only: PaginatorTrait::count would wrap a select of
-                // every column in a subquery and read every row. COUNT(*), not COUNT(id): no
-                // column is read or checked for NULL per row (SQLite, 100k records: 27 → 15 ms).
-                let count: Option<i64> = t::Entity::find()
-                    .select_only()
+    struct Counts<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        customer_id: Uuid,
+    }
+    impl<C: ConnectionTrait> OnTable for Counts<'_, C> {
+        type Output = Vec<StateCount>;
+        async fn on<T: RecordTable>(self) -> Result<Vec<StateCount>> {
+            // COUNT over the partial index only: PaginatorTrait::count would wrap a select of
+            // every column in a subquery and read every row. COUNT(*), not COUNT(id): no
+            // column is read or checked for NULL per row (SQLite, 100k records: 27 → 15 ms).
+            let live = T::in_tenant(self.tenant)
+                .of_customer(self.customer_id)
+                .live()
+                .select_only();
+            let Some(state) = T::STATE else {
+                let count: Option<i64> = live
                     .column_as(Expr::cust("COUNT(*)"), "n")
-                    .filter(t::Column::TenantId.eq(tenant))
-                    .filter(t::Column::CustomerId.eq(customer_id))
-                    .filter(t::Column::DeleteTime.is_null())
                     .into_tuple()
-                    .one(conn)
+                    .one(self.conn)
                     .await?;
                 let count = count.unwrap_or(0);
-                if count > 0 {
-                    out.push(StateCount {
-                        kind,
+                return Ok(if count > 0 {
+                    vec![StateCount {
+                        kind: T::KIND,
                         state: None,
                         count,
-                    });
-                }
-            }};
-        }
-        macro_rules! by_state {
-            ($t:ident, $col:ident) => {{
-                use entity::$t as t;
-                let rows: Vec<(String, i64)> = t::Entity::find()
-                    .select_only()
-                    .column(t::Column::$col)
-                    .column_as(Expr::cust("COUNT(*)"), "n")
-                    .filter(t::Column::TenantId.eq(tenant))
-                    .filter(t::Column::CustomerId.eq(customer_id))
-                    .filter(t::Column::DeleteTime.is_null())
-                    .group_by(t::Column::$col)
-                    .into_tuple()
-                    .all(conn)
-                    .await?;
-                out.extend(rows.into_iter().map(|(state, count)| StateCount {
-                    kind,
+                    }]
+                } else {
+                    Vec::new()
+                });
+            };
+            let rows: Vec<(String, i64)> = live
+                .column(state)
+                .column_as(Expr::cust("COUNT(*)"), "n")
+                .group_by(state)
+                .into_tuple()
+                .all(self.conn)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(state, count)| StateCount {
+                    kind: T::KIND,
                     state: Some(state),
                     count,
-                }));
-            }};
+                })
+                .collect())
         }
-        per_table!(kind, all, by_state);
+    }
+    let mut out = Vec::new();
+    for kind in RecordKind::ALL {
+        let counts = Counts {
+            conn,
+            tenant,
+            customer_id,
+        };
+        out.extend(on_table(kind, counts).await?);
     }
     Ok(out)
 }
@@ -106,40 +102,40 @@ pub async fn sample_ids(
     state: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Uuid>> {
-    macro_rules! all {
-        ($t:ident) => {{
-            use entity::$t as t;
-            t::Entity::find()
-                .select_only()
-                .column(t::Column::Id)
-                .filter(t::Column::TenantId.eq(tenant))
-                .filter(t::Column::CustomerId.eq(customer_id))
-                .filter(t::Column::DeleteTime.is_null())
-                .order_by_asc(t::Column::Id)
-                .limit(limit)
-                .into_tuple::<Uuid>()
-                .all(conn)
-                .await?
-        }};
+    struct Samples<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        customer_id: Uuid,
+        state: Option<&'a str>,
+        limit: u64,
     }
-    macro_rules! by_state {
-        ($t:ident, $col:ident) => {{
-            use entity::$t as t;
-            t::Entity::find()
+    impl<C: ConnectionTrait> OnTable for Samples<'_, C> {
+        type Output = Vec<Uuid>;
+        async fn on<T: RecordTable>(self) -> Result<Vec<Uuid>> {
+            let mut select = T::in_tenant(self.tenant)
+                .of_customer(self.customer_id)
+                .live();
+            if let Some(column) = T::STATE {
+                select = select.filter(column.eq(self.state.unwrap_or_default()));
+            }
+            Ok(select
                 .select_only()
-                .column(t::Column::Id)
-                .filter(t::Column::TenantId.eq(tenant))
-                .filter(t::Column::CustomerId.eq(customer_id))
-                .filter(t::Column::DeleteTime.is_null())
-                .filter(t::Column::$col.eq(state.unwrap_or_default()))
-                .order_by_asc(t::Column::Id)
-                .limit(limit)
+                .column(T::ID)
+                .order_by_asc(T::ID)
+                .limit(self.limit)
                 .into_tuple::<Uuid>()
-                .all(conn)
-                .await?
-        }};
+                .all(self.conn)
+                .await?)
+        }
     }
-    Ok(per_table!(kind, all, by_state))
+    let samples = Samples {
+        conn,
+        tenant,
+        customer_id,
+        state,
+        limit,
+    };
+    on_table(kind, samples).await
 }
 
 /// The open deals of one currency: how many, and their exact total.
@@ -168,7 +164,7 @@ pub async fn open_pipeline(
     customer_id: Uuid,
 ) -> Result<Vec<OpenPipeline>> {
     use entity::deal::{Column as C, Entity};
-    let rows: Vec<(String, Option<i64>, Option<i64>, i64)> = Entity::find()
+    let rows: Vec<(String, Option<i64>, Option<i64>, i64)> = Entity::in_tenant(tenant)
         .select_only()
         .column(C::Currency)
         .column_as(
@@ -181,9 +177,8 @@ pub async fn open_pipeline(
         )
         // COUNT(*), not COUNT(id): id is not in the index, and the sum must come from it alone.
         .column_as(Expr::cust("COUNT(*)"), "n")
-        .filter(C::TenantId.eq(tenant))
-        .filter(C::CustomerId.eq(customer_id))
-        .filter(C::DeleteTime.is_null())
+        .of_customer(customer_id)
+        .live()
         // A literal, not a bound value: SQLite only uses a partial index (ix_deal_open_pipeline)
         // when the query repeats its predicate's constant.
         .filter(Expr::cust("stage = 'OPEN'"))
@@ -202,56 +197,65 @@ pub async fn open_pipeline(
         .collect())
 }
 
-/// Soft-deletes the customer's live CASCADE records with `deletion_id`: one UPDATE per table.
-/// Returns how many records it deleted. The records keep their own version and update_time, so a
-/// restore gives them back exactly as they were; they show the customer's `purge_time`, which is
-/// when the customer's erasure removes them.
+/// What a deletion soft-deletes, kind by kind: the states of each kind that go with the customer
+/// (`None`: every record of a kind without states). The domain decides it
+/// (`domain::policy::cascading`); the store applies it.
+pub type Cascading<'a> = [(RecordKind, Vec<Option<&'a str>>)];
+
+/// Soft-deletes the customer's live records that `cascading` names with `deletion_id`: one UPDATE
+/// per table. Returns how many records it deleted. The records keep their own version and
+/// update_time, so a restore gives them back exactly as they were; they show the customer's
+/// `purge_time`, which is when the customer's erasure removes them.
 pub async fn cascade(
     conn: &impl ConnectionTrait,
     tenant: &str,
     customer_id: Uuid,
+    cascading: &Cascading<'_>,
     deletion_id: Uuid,
     now: DateTime<Utc>,
     purge_time: DateTime<Utc>,
 ) -> Result<u64> {
+    struct Cascade<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        customer_id: Uuid,
+        states: &'a [Option<&'a str>],
+        deletion_id: Uuid,
+        now: DateTime<Utc>,
+        purge_time: DateTime<Utc>,
+    }
+    impl<C: ConnectionTrait> OnTable for Cascade<'_, C> {
+        type Output = u64;
+        async fn on<T: RecordTable>(self) -> Result<u64> {
+            let update = T::update_in_tenant(self.tenant)
+                .col_expr(T::DELETE_TIME, Expr::value(self.now))
+                .col_expr(T::PURGE_TIME, Expr::value(self.purge_time))
+                .col_expr(T::DELETION_ID, Expr::value(self.deletion_id))
+                .of_customer(self.customer_id)
+                .live();
+            let update = match T::STATE {
+                None if self.states.contains(&None) => update,
+                Some(column) if self.states.iter().any(Option::is_some) => {
+                    update.filter(column.is_in(self.states.iter().flatten().copied()))
+                }
+                // Nothing of this kind goes with the customer.
+                _ => return Ok(0),
+            };
+            Ok(update.exec(self.conn).await?.rows_affected)
+        }
+    }
     let mut deleted = 0;
-    for kind in RecordKind::ALL {
-        let states: Vec<&str> = policy::cascading_states(kind)
-            .into_iter()
-            .flatten()
-            .collect();
-        macro_rules! all {
-            ($t:ident) => {{
-                use entity::$t as t;
-                t::Entity::update_many()
-                    .col_expr(t::Column::DeleteTime, Expr::value(now))
-                    .col_expr(t::Column::PurgeTime, Expr::value(purge_time))
-                    .col_expr(t::Column::DeletionId, Expr::value(deletion_id))
-                    .filter(t::Column::TenantId.eq(tenant))
-                    .filter(t::Column::CustomerId.eq(customer_id))
-                    .filter(t::Column::DeleteTime.is_null())
-                    .exec(conn)
-                    .await?
-                    .rows_affected
-            }};
-        }
-        macro_rules! by_state {
-            ($t:ident, $col:ident) => {{
-                use entity::$t as t;
-                t::Entity::update_many()
-                    .col_expr(t::Column::DeleteTime, Expr::value(now))
-                    .col_expr(t::Column::PurgeTime, Expr::value(purge_time))
-                    .col_expr(t::Column::DeletionId, Expr::value(deletion_id))
-                    .filter(t::Column::TenantId.eq(tenant))
-                    .filter(t::Column::CustomerId.eq(customer_id))
-                    .filter(t::Column::DeleteTime.is_null())
-                    .filter(t::Column::$col.is_in(states.clone()))
-                    .exec(conn)
-                    .await?
-                    .rows_affected
-            }};
-        }
-        deleted += per_table!(kind, all, by_state);
+    for (kind, states) in cascading {
+        let cascade = Cascade {
+            conn,
+            tenant,
+            customer_id,
+            states,
+            deletion_id,
+            now,
+            purge_time,
+        };
+        deleted += on_table(*kind, cascade).await?;
     }
     Ok(deleted)
 }
@@ -264,46 +268,44 @@ pub async fn restore_records(
     deletion_id: Uuid,
     dry_run: bool,
 ) -> Result<u64> {
+    struct Restore<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        deletion_id: Uuid,
+        dry_run: bool,
+    }
+    impl<C: ConnectionTrait> OnTable for Restore<'_, C> {
+        type Output = u64;
+        async fn on<T: RecordTable>(self) -> Result<u64> {
+            if self.dry_run {
+                let count: Option<i64> = T::in_tenant(self.tenant)
+                    .of_deletion(self.deletion_id)
+                    .select_only()
+                    .column_as(T::ID.count(), "n")
+                    .into_tuple()
+                    .one(self.conn)
+                    .await?;
+                return Ok(count.unwrap_or(0) as u64);
+            }
+            Ok(T::update_in_tenant(self.tenant)
+                .col_expr(T::DELETE_TIME, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(T::PURGE_TIME, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(T::DELETION_ID, Expr::value(Option::<Uuid>::None))
+                .of_deletion(self.deletion_id)
+                .exec(self.conn)
+                .await?
+                .rows_affected)
+        }
+    }
     let mut restored = 0;
     for kind in RecordKind::ALL {
-        macro_rules! restore {
-            ($t:ident) => {{
-                use entity::$t as t;
-                if dry_run {
-                    let count: Option<i64> = t::Entity::find()
-                        .select_only()
-                        .column_as(t::Column::Id.count(), "n")
-                        .filter(t::Column::TenantId.eq(tenant))
-                        .filter(t::Column::DeletionId.eq(deletion_id))
-                        .into_tuple()
-                        .one(conn)
-                        .await?;
-                    count.unwrap_or(0) as u64
-                } else {
-                    t::Entity::update_many()
-                        .col_expr(
-                            t::Column::DeleteTime,
-                            Expr::value(Option::<DateTime<Utc>>::None),
-                        )
-                        .col_expr(
-                            t::Column::PurgeTime,
-                            Expr::value(Option::<DateTime<Utc>>::None),
-                        )
-                        .col_expr(t::Column::DeletionId, Expr::value(Option::<Uuid>::None))
-                        .filter(t::Column::TenantId.eq(tenant))
-                        .filter(t::Column::DeletionId.eq(deletion_id))
-                        .exec(conn)
-                        .await?
-                        .rows_affected
-                }
-            }};
-        }
-        macro_rules! by_state {
-            ($t:ident, $col:ident) => {
-                restore!($t)
-            };
-        }
-        restored += per_table!(kind, restore, by_state);
+        let restore = Restore {
+            conn,
+            tenant,
+            deletion_id,
+            dry_run,
+        };
+        restored += on_table(kind, restore).await?;
     }
     Ok(restored)
 }
@@ -318,14 +320,13 @@ pub async fn mark_customer_deleted(
     purge_time: DateTime<Utc>,
 ) -> Result<()> {
     use entity::customer::{Column as C, Entity};
-    let result = Entity::update_many()
+    let result = Entity::update_in_tenant(tenant)
         .col_expr(C::DeleteTime, Expr::value(now))
         .col_expr(C::PurgeTime, Expr::value(purge_time))
         .col_expr(C::DeletionId, Expr::value(deletion_id))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .filter(C::TenantId.eq(tenant))
         .filter(C::Id.eq(customer_id))
-        .filter(C::DeleteTime.is_null())
+        .live()
         .exec(conn)
         .await?;
     if result.rows_affected != 1 {
@@ -342,14 +343,13 @@ pub async fn mark_customer_restored(
     customer_id: Uuid,
 ) -> Result<()> {
     use entity::customer::{Column as C, Entity};
-    let result = Entity::update_many()
+    let result = Entity::update_in_tenant(tenant)
         .col_expr(C::DeleteTime, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(C::PurgeTime, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(C::DeletionId, Expr::value(Option::<Uuid>::None))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .filter(C::TenantId.eq(tenant))
         .filter(C::Id.eq(customer_id))
-        .filter(C::DeleteTime.is_not_null())
+        .deleted()
         .exec(conn)
         .await
         .map_err(|e| match e.sql_err() {
@@ -371,10 +371,9 @@ pub async fn deletion_id_of(
     customer_id: Uuid,
 ) -> Result<Option<Uuid>> {
     use entity::customer::{Column as C, Entity};
-    let row: Option<Option<Uuid>> = Entity::find()
+    let row: Option<Option<Uuid>> = Entity::in_tenant(tenant)
         .select_only()
         .column(C::DeletionId)
-        .filter(C::TenantId.eq(tenant))
         .filter(C::Id.eq(customer_id))
         .into_tuple()
         .one(conn)
@@ -391,13 +390,12 @@ pub async fn external_ref_holder(
     except: Uuid,
 ) -> Result<Option<(Uuid, String)>> {
     use entity::customer::{Column as C, Entity};
-    let holder: Option<(Uuid, String)> = Entity::find()
+    let holder: Option<(Uuid, String)> = Entity::in_tenant(tenant)
         .select_only()
         .column(C::Id)
         .column(C::Name)
-        .filter(C::TenantId.eq(tenant))
         .filter(C::ExternalRef.eq(external_ref))
-        .filter(C::DeleteTime.is_null())
+        .live()
         .filter(C::Id.ne(except))
         .into_tuple()
         .one(conn)
@@ -533,8 +531,9 @@ fn into_stored(row: RequestRow) -> Result<StoredRequest> {
 /// Requests with their customer's current graph version, read in the same statement, so that
 /// the state they are judged to have is the one of one moment (a request that is executed while
 /// it is read must not pair its old state with the version its execution moved on).
-fn select_as_read() -> sea_orm::Select<deletion_request::Entity> {
-    deletion_request::Entity::find().column_as(Expr::cust(CUSTOMER_VERSION), "customer_version")
+fn select_as_read(tenant: &str) -> sea_orm::Select<deletion_request::Entity> {
+    deletion_request::Entity::in_tenant(tenant)
+        .column_as(Expr::cust(CUSTOMER_VERSION), "customer_version")
 }
 
 /// A request and its customer's current graph version, for a reader.
@@ -544,8 +543,7 @@ pub async fn find_request_as_read(
     id: Uuid,
 ) -> Result<Option<StoredRequest>> {
     use deletion_request::Column as C;
-    select_as_read()
-        .filter(C::TenantId.eq(tenant))
+    select_as_read(tenant)
         .filter(C::Id.eq(id))
         .into_model::<RequestRow>()
         .one(conn)
@@ -559,7 +557,8 @@ pub async fn find_request(
     tenant: &str,
     id: Uuid,
 ) -> Result<Option<DeletionRequest>> {
-    deletion_request::Entity::find_by_id((tenant.to_owned(), id))
+    deletion_request::Entity::in_tenant(tenant)
+        .filter(deletion_request::Column::Id.eq(id))
         .one(conn)
         .await?
         .map(into_domain)
@@ -572,7 +571,8 @@ pub async fn find_request_for_update(
     tenant: &str,
     id: Uuid,
 ) -> Result<Option<DeletionRequest>> {
-    deletion_request::Entity::find_by_id((tenant.to_owned(), id))
+    deletion_request::Entity::in_tenant(tenant)
+        .filter(deletion_request::Column::Id.eq(id))
         .lock_exclusive()
         .one(conn)
         .await?
@@ -592,9 +592,8 @@ pub async fn update_request(
     let mut row = to_row(tenant, r)?;
     row.tenant_id = sea_orm::ActiveValue::NotSet;
     row.id = sea_orm::ActiveValue::NotSet;
-    let result = deletion_request::Entity::update_many()
+    let result = deletion_request::Entity::update_in_tenant(tenant)
         .set(row)
-        .filter(C::TenantId.eq(tenant))
         .filter(C::Id.eq(r.id))
         .filter(C::Version.eq(expected_version))
         .exec(conn)
@@ -609,8 +608,7 @@ pub async fn open_requests(
     customer_id: Uuid,
 ) -> Result<Vec<DeletionRequest>> {
     use deletion_request::Column as C;
-    let rows = deletion_request::Entity::find()
-        .filter(C::TenantId.eq(tenant))
+    let rows = deletion_request::Entity::in_tenant(tenant)
         .filter(C::CustomerId.eq(customer_id))
         .filter(C::State.is_in(["PENDING", "APPROVED"]))
         .all(conn)
@@ -619,48 +617,25 @@ pub async fn open_requests(
 }
 
 /// A page of requests, newest first, before `before` (ids are UUIDv7), each with its customer's
-/// current graph version. `state` filters by the state a reader sees at `now`
-/// (`DeletionRequest::effective_state`, in SQL): an open request past its expire_time is EXPIRED,
-/// and one whose customer's graph moved on since its preview is STALE, not PENDING or APPROVED,
-/// even before a write records the lapse. The page is still a walk of
-/// `ix_deletion_request_state` (or of the primary key) in id order; the graph test is a
-/// primary-key probe of `customer` per candidate row.
+/// current graph version. `state` filters by the state a reader sees: the domain's
+/// `request_filter::state_filter`, built from `DeletionRequest::effective_state`, says which stored
+/// states, expiries and graph versions read as the wanted state, and this turns that into SQL (an
+/// open request past its expire_time is EXPIRED, and one whose customer's graph moved on since its
+/// preview is STALE, not PENDING or APPROVED, even before a write records the lapse). The page is
+/// still a walk of `ix_deletion_request_state` (or of the primary key) in id order; the graph test
+/// is a primary-key probe of `customer` per candidate row.
 pub async fn list_requests(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    state: Option<RequestState>,
+    state: Option<&StateFilter>,
     customer_id: Option<Uuid>,
     before: Option<Uuid>,
     limit: u64,
-    now: DateTime<Utc>,
 ) -> Result<Vec<StoredRequest>> {
     use deletion_request::Column as C;
-    const OPEN: [&str; 2] = ["PENDING", "APPROVED"];
-    let mut select = select_as_read().filter(C::TenantId.eq(tenant));
-    if let Some(state) = state {
-        select = match state {
-            RequestState::Pending | RequestState::Approved => select
-                .filter(C::State.eq(state_str(state)))
-                .filter(C::ExpireTime.gt(now))
-                .filter(Expr::cust(GRAPH_UNCHANGED)),
-            // Expiry first: an open request past its expire_time is EXPIRED whatever its graph.
-            RequestState::Expired => select.filter(
-                Condition::any().add(C::State.eq(state_str(state))).add(
-                    Condition::all()
-                        .add(C::State.is_in(OPEN))
-                        .add(C::ExpireTime.lte(now)),
-                ),
-            ),
-            RequestState::Stale => select.filter(
-                Condition::any().add(C::State.eq(state_str(state))).add(
-                    Condition::all()
-                        .add(C::State.is_in(OPEN))
-                        .add(C::ExpireTime.gt(now))
-                        .add(Expr::cust(GRAPH_UNCHANGED).not()),
-                ),
-            ),
-            _ => select.filter(C::State.eq(state_str(state))),
-        };
+    let mut select = select_as_read(tenant);
+    if let Some(filter) = state {
+        select = select.filter(seen_as(filter));
     }
     if let Some(customer) = customer_id {
         select = select.filter(C::CustomerId.eq(customer));
@@ -675,4 +650,91 @@ pub async fn list_requests(
         .all(conn)
         .await?;
     rows.into_iter().map(into_stored).collect()
+}
+
+/// `filter` as a condition on `deletion_request` rows (read through `select_as_read`).
+fn seen_as(filter: &StateFilter) -> Condition {
+    use deletion_request::Column as C;
+    let case = |case: &StateCase| {
+        let mut all = Condition::all().add(match case.stored.as_slice() {
+            [one] => C::State.eq(state_str(*one)),
+            many => C::State.is_in(many.iter().map(|s| state_str(*s))),
+        });
+        match case.expired {
+            Some(true) => all = all.add(C::ExpireTime.lte(filter.now)),
+            Some(false) => all = all.add(C::ExpireTime.gt(filter.now)),
+            None => {}
+        }
+        match case.graph_unchanged {
+            Some(true) => all = all.add(Expr::cust(GRAPH_UNCHANGED)),
+            Some(false) => all = all.add(Expr::cust(GRAPH_UNCHANGED).not()),
+            None => {}
+        }
+        all
+    };
+    match filter.cases.as_slice() {
+        // One case is ANDed into the statement's WHERE as it is, without a group of one.
+        [one] => case(one),
+        cases => cases
+            .iter()
+            .fold(Condition::any(), |any, one| any.add(case(one))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{DbBackend, QueryTrait};
+
+    /// The list's state filter as it was written here before the domain derived it from
+    /// `effective_state`: the derived one must be the same statement.
+    fn as_written_before(state: RequestState, now: DateTime<Utc>) -> Condition {
+        use deletion_request::Column as C;
+        const OPEN: [&str; 2] = ["PENDING", "APPROVED"];
+        match state {
+            RequestState::Pending | RequestState::Approved => Condition::all()
+                .add(C::State.eq(state_str(state)))
+                .add(C::ExpireTime.gt(now))
+                .add(Expr::cust(GRAPH_UNCHANGED)),
+            RequestState::Expired => Condition::any().add(C::State.eq(state_str(state))).add(
+                Condition::all()
+                    .add(C::State.is_in(OPEN))
+                    .add(C::ExpireTime.lte(now)),
+            ),
+            RequestState::Stale => Condition::any().add(C::State.eq(state_str(state))).add(
+                Condition::all()
+                    .add(C::State.is_in(OPEN))
+                    .add(C::ExpireTime.gt(now))
+                    .add(Expr::cust(GRAPH_UNCHANGED).not()),
+            ),
+            _ => Condition::all().add(C::State.eq(state_str(state))),
+        }
+    }
+
+    #[test]
+    fn the_state_filter_is_the_statement_the_list_always_ran() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let sql = |condition: Condition| {
+            select_as_read("acme")
+                .filter(condition)
+                .build(DbBackend::Postgres)
+                .to_string()
+        };
+        for state in [
+            RequestState::Pending,
+            RequestState::Approved,
+            RequestState::Rejected,
+            RequestState::Cancelled,
+            RequestState::Expired,
+            RequestState::Stale,
+            RequestState::Executed,
+        ] {
+            let filter = crate::domain::deletion::request_filter::state_filter(state, now);
+            assert_eq!(
+                sql(seen_as(&filter)),
+                sql(as_written_before(state, now)),
+                "{state:?}"
+            );
+        }
+    }
 }

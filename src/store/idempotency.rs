@@ -1,10 +1,14 @@
 //! Idempotency keys: the first answer of each `request_id`, per tenant.
 
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, SqlErr, Statement};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, SqlErr,
+    Statement,
+};
 use uuid::Uuid;
 
 use super::entity::idempotency_key::{self, Entity};
+use super::scope::TenantScoped as _;
 use crate::domain::idempotency::IN_FLIGHT;
 use crate::error::{Error, Problem, Result};
 
@@ -38,7 +42,8 @@ pub async fn find(
     tenant: &str,
     request_id: Uuid,
 ) -> Result<Option<StoredAnswer>> {
-    let Some(row) = Entity::find_by_id((tenant.to_owned(), request_id))
+    let Some(row) = Entity::in_tenant(tenant)
+        .filter(idempotency_key::Column::RequestId.eq(request_id))
         .one(conn)
         .await?
     else {
@@ -101,7 +106,8 @@ pub(crate) fn hex_decode(text: &str, out: &mut [u8]) -> Result<()> {
 
 /// Forgets keys stored before `cutoff`; returns how many. A retry after that is a new request.
 pub async fn sweep(conn: &impl ConnectionTrait, cutoff: chrono::DateTime<Utc>) -> Result<u64> {
-    use sea_orm::{ColumnTrait, QueryFilter};
+    // Across tenants on purpose: keys expire by age alone, whoever's they are, and one statement
+    // forgets them all. Nothing is read, and nothing of one tenant reaches another.
     let result = Entity::delete_many()
         .filter(idempotency_key::Column::CreateTime.lt(cutoff))
         .exec(conn)

@@ -15,6 +15,7 @@ mod open;
 pub mod purge;
 mod readers;
 pub mod records;
+pub(crate) mod scope;
 pub mod secrets;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Erasure: finding deleted customers whose retention has passed and turning one into an
 //! anonymous tombstone; finding records deleted on their own whose retention has passed and
-//! removing them. The only queries that are not tenant-scoped are the purger's two scans.
+//! removing them. The only queries that are not tenant-scoped are the purger's two scans for what
+//! is due (`due`, `due_records`): they look across tenants by design, and every erasure they lead
+//! to is tenant-scoped again.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
@@ -10,7 +12,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entity::{self, customer, deletion_request, idempotency_key};
+use super::entity::{customer, deletion_request, idempotency_key};
+use super::records::{OnTable, RecordScope as _, RecordTable, on_table};
+use super::scope::{Liveness as _, NotErased as _, TenantScoped};
 use crate::domain::records::RecordKind;
 use crate::error::Result;
 
@@ -24,12 +28,14 @@ pub async fn due(
     lock: bool,
 ) -> Result<Vec<(String, Uuid)>> {
     use customer::Column as C;
+    // Across tenants on purpose: the purger serves every tenant, and returns each customer with
+    // its tenant, which scopes the erasure (`erase`).
     let mut select = customer::Entity::find()
         .select_only()
         .column(C::TenantId)
         .column(C::Id)
-        .filter(C::DeleteTime.is_not_null())
-        .filter(C::EraseTime.is_null())
+        .deleted()
+        .not_erased()
         .filter(C::PurgeTime.lte(now))
         .filter(C::LegalHold.eq(false))
         .order_by_asc(C::PurgeTime)
@@ -54,46 +60,54 @@ pub async fn due_records(
     limit: u64,
     lock: bool,
 ) -> Result<Vec<(String, Uuid, Uuid)>> {
-    macro_rules! due {
-        ($t:ident) => {{
-            use entity::$t as t;
-            let to_customer = t::Entity::belongs_to(customer::Entity)
-                .from((t::Column::TenantId, t::Column::CustomerId))
+    struct Due<'a, C> {
+        conn: &'a C,
+        now: DateTime<Utc>,
+        limit: u64,
+        lock: bool,
+    }
+    impl<C: ConnectionTrait> OnTable for Due<'_, C> {
+        type Output = Vec<(String, Uuid, Uuid)>;
+        async fn on<T: RecordTable>(self) -> Result<Vec<(String, Uuid, Uuid)>> {
+            let now = self.now;
+            let to_customer = T::belongs_to(customer::Entity)
+                .from((T::TENANT_ID, T::CUSTOMER_ID))
                 .to((customer::Column::TenantId, customer::Column::Id))
                 .into();
-            let mut select = t::Entity::find()
+            // Across tenants on purpose, like `due`: each record comes with its tenant, which
+            // scopes its erasure (`erase_record`).
+            let mut select = T::find()
                 .select_only()
-                .column(t::Column::TenantId)
-                .column(t::Column::Id)
-                .column(t::Column::CustomerId)
+                .column(T::TENANT_ID)
+                .column(T::ID)
+                .column(T::CUSTOMER_ID)
                 .join(JoinType::InnerJoin, to_customer)
                 // The predicate of ix_<table>_purge_due, repeated so that SQLite uses the index.
-                .filter(t::Column::DeletionId.is_null())
-                .filter(t::Column::PurgeTime.is_not_null())
-                .filter(t::Column::DeleteTime.is_not_null())
-                .filter(t::Column::PurgeTime.lte(now))
+                .filter(T::DELETION_ID.is_null())
+                .filter(T::PURGE_TIME.is_not_null())
+                .deleted()
+                .filter(T::PURGE_TIME.lte(now))
                 .filter(customer::Column::LegalHold.eq(false))
                 .filter(
                     Condition::any()
                         .add(customer::Column::PurgeTime.is_null())
                         .add(customer::Column::PurgeTime.gt(now)),
                 )
-                .order_by_asc(t::Column::PurgeTime)
-                .limit(limit);
-            if lock && conn.get_database_backend() == DbBackend::Postgres {
+                .order_by_asc(T::PURGE_TIME)
+                .limit(self.limit);
+            if self.lock && self.conn.get_database_backend() == DbBackend::Postgres {
                 select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
             }
-            select.into_tuple().all(conn).await?
-        }};
+            Ok(select.into_tuple().all(self.conn).await?)
+        }
     }
-    Ok(match kind {
-        RecordKind::Contact => due!(contact),
-        RecordKind::Activity => due!(activity),
-        RecordKind::Deal => due!(deal),
-        RecordKind::Order => due!(sales_order),
-        RecordKind::Contract => due!(contract),
-        RecordKind::Project => due!(project),
-    })
+    let due = Due {
+        conn,
+        now,
+        limit,
+        lock,
+    };
+    on_table(kind, due).await
 }
 
 /// Removes for good a record deleted on its own (never one deleted with its customer). Returns
@@ -104,27 +118,24 @@ pub async fn erase_record(
     kind: RecordKind,
     id: Uuid,
 ) -> Result<bool> {
-    macro_rules! delete {
-        ($t:ident) => {{
-            use entity::$t as t;
-            t::Entity::delete_many()
-                .filter(t::Column::TenantId.eq(tenant))
-                .filter(t::Column::Id.eq(id))
-                .filter(t::Column::DeletionId.is_null())
-                .filter(t::Column::DeleteTime.is_not_null())
-                .exec(conn)
-                .await?
-                .rows_affected
-        }};
+    struct EraseRecord<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        id: Uuid,
     }
-    let rows = match kind {
-        RecordKind::Contact => delete!(contact),
-        RecordKind::Activity => delete!(activity),
-        RecordKind::Deal => delete!(deal),
-        RecordKind::Order => delete!(sales_order),
-        RecordKind::Contract => delete!(contract),
-        RecordKind::Project => delete!(project),
-    };
+    impl<C: ConnectionTrait> OnTable for EraseRecord<'_, C> {
+        type Output = u64;
+        async fn on<T: RecordTable>(self) -> Result<u64> {
+            Ok(T::delete_in_tenant(self.tenant)
+                .with_id(self.id)
+                .filter(T::DELETION_ID.is_null())
+                .deleted()
+                .exec(self.conn)
+                .await?
+                .rows_affected)
+        }
+    }
+    let rows = on_table(kind, EraseRecord { conn, tenant, id }).await?;
     Ok(rows == 1)
 }
 
@@ -142,8 +153,7 @@ pub async fn drop_answers_naming(
     let naming = ids.iter().fold(Condition::any(), |any, id| {
         any.add(C::Response.contains(id.to_string()))
     });
-    idempotency_key::Entity::delete_many()
-        .filter(C::TenantId.eq(tenant))
+    idempotency_key::Entity::delete_in_tenant(tenant)
         .filter(naming)
         .exec(conn)
         .await?;
@@ -157,41 +167,35 @@ pub async fn erasable_counts(
     tenant: &str,
     customer_id: Uuid,
 ) -> Result<(u64, u64)> {
+    struct Count<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        customer_id: Uuid,
+    }
+    impl<C: ConnectionTrait> OnTable for Count<'_, C> {
+        type Output = (u64, u64);
+        async fn on<T: RecordTable>(self) -> Result<(u64, u64)> {
+            let of_customer = || {
+                T::in_tenant(self.tenant)
+                    .select_only()
+                    .column_as(T::ID.count(), "n")
+                    .of_customer(self.customer_id)
+            };
+            let deleted: Option<i64> = of_customer().deleted().into_tuple().one(self.conn).await?;
+            let live: Option<i64> = of_customer().live().into_tuple().one(self.conn).await?;
+            Ok((deleted.unwrap_or(0) as u64, live.unwrap_or(0) as u64))
+        }
+    }
     let (mut erased, mut kept) = (0u64, 0u64);
     for kind in RecordKind::ALL {
-        macro_rules! count {
-            ($t:ident) => {{
-                use entity::$t as t;
-                let deleted: Option<i64> = t::Entity::find()
-                    .select_only()
-                    .column_as(t::Column::Id.count(), "n")
-                    .filter(t::Column::TenantId.eq(tenant))
-                    .filter(t::Column::CustomerId.eq(customer_id))
-                    .filter(t::Column::DeleteTime.is_not_null())
-                    .into_tuple()
-                    .one(conn)
-                    .await?;
-                let live: Option<i64> = t::Entity::find()
-                    .select_only()
-                    .column_as(t::Column::Id.count(), "n")
-                    .filter(t::Column::TenantId.eq(tenant))
-                    .filter(t::Column::CustomerId.eq(customer_id))
-                    .filter(t::Column::DeleteTime.is_null())
-                    .into_tuple()
-                    .one(conn)
-                    .await?;
-                erased += deleted.unwrap_or(0) as u64;
-                kept += live.unwrap_or(0) as u64;
-            }};
-        }
-        match kind {
-            RecordKind::Contact => count!(contact),
-            RecordKind::Activity => count!(activity),
-            RecordKind::Deal => count!(deal),
-            RecordKind::Order => count!(sales_order),
-            RecordKind::Contract => count!(contract),
-            RecordKind::Project => count!(project),
-        }
+        let count = Count {
+            conn,
+            tenant,
+            customer_id,
+        };
+        let (deleted, live) = on_table(kind, count).await?;
+        erased += deleted;
+        kept += live;
     }
     Ok((erased, kept))
 }
@@ -206,33 +210,35 @@ pub async fn erase(
     customer_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(u64, u64)> {
+    struct EraseDeleted<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        customer_id: Uuid,
+    }
+    impl<C: ConnectionTrait> OnTable for EraseDeleted<'_, C> {
+        type Output = u64;
+        async fn on<T: RecordTable>(self) -> Result<u64> {
+            Ok(T::delete_in_tenant(self.tenant)
+                .of_customer(self.customer_id)
+                .deleted()
+                .exec(self.conn)
+                .await?
+                .rows_affected)
+        }
+    }
     let (_, kept) = erasable_counts(conn, tenant, customer_id).await?;
     let mut erased = 0;
     for kind in RecordKind::ALL {
-        macro_rules! delete {
-            ($t:ident) => {{
-                use entity::$t as t;
-                t::Entity::delete_many()
-                    .filter(t::Column::TenantId.eq(tenant))
-                    .filter(t::Column::CustomerId.eq(customer_id))
-                    .filter(t::Column::DeleteTime.is_not_null())
-                    .exec(conn)
-                    .await?
-                    .rows_affected
-            }};
-        }
-        erased += match kind {
-            RecordKind::Contact => delete!(contact),
-            RecordKind::Activity => delete!(activity),
-            RecordKind::Deal => delete!(deal),
-            RecordKind::Order => delete!(sales_order),
-            RecordKind::Contract => delete!(contract),
-            RecordKind::Project => delete!(project),
+        let erase = EraseDeleted {
+            conn,
+            tenant,
+            customer_id,
         };
+        erased += on_table(kind, erase).await?;
     }
     {
         use customer::Column as C;
-        customer::Entity::update_many()
+        customer::Entity::update_in_tenant(tenant)
             .col_expr(C::Name, Expr::value(""))
             .col_expr(C::Phone, Expr::value(Option::<String>::None))
             .col_expr(C::Email, Expr::value(Option::<String>::None))
@@ -241,17 +247,15 @@ pub async fn erase(
             .col_expr(C::SearchText, Expr::value(""))
             .col_expr(C::EraseTime, Expr::value(now))
             .col_expr(C::Version, Expr::col(C::Version).add(1))
-            .filter(C::TenantId.eq(tenant))
             .filter(C::Id.eq(customer_id))
             .exec(conn)
             .await?;
     }
     {
         use deletion_request::Column as C;
-        deletion_request::Entity::update_many()
+        deletion_request::Entity::update_in_tenant(tenant)
             .col_expr(C::Reason, Expr::value(""))
             .col_expr(C::DecisionComment, Expr::value(Option::<String>::None))
-            .filter(C::TenantId.eq(tenant))
             .filter(C::CustomerId.eq(customer_id))
             .exec(conn)
             .await?;
@@ -260,8 +264,7 @@ pub async fn erase(
         // Stored answers are JSON of domain values that name the customer by id. Keys live for
         // their TTL (a day by default), so this scans at most a day of the tenant's keys.
         use idempotency_key::Column as C;
-        idempotency_key::Entity::delete_many()
-            .filter(C::TenantId.eq(tenant))
+        idempotency_key::Entity::delete_in_tenant(tenant)
             .filter(C::Response.contains(customer_id.to_string()))
             .exec(conn)
             .await?;

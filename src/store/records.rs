@@ -1,55 +1,84 @@
 //! Record rows of the six kinds. One table per kind; the shared columns (tenant_id, id,
-//! customer_id, times, purge_time, deletion_id, version) carry the same names everywhere, so each
-//! query is written once and instantiated per kind by `with_table!`.
+//! customer_id, times, purge_time, deletion_id, version) carry the same names everywhere. Each
+//! table implements `RecordTable` (its columns and its row conversions), each query is written
+//! once, generic over it, and `on_table` runs it on the table of a kind: the one place where a
+//! kind becomes a table (here, in `store::deletion` and in `store::purge`).
+
+use std::future::Future;
 
 use sea_orm::{
+    ActiveModelTrait as _,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DeleteMany, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, UpdateMany,
 };
 use uuid::Uuid;
 
 use super::entity::{activity, contact, contract, deal, project, sales_order};
+use super::scope::{Liveness as _, SoftDeleted};
 use crate::domain::records::*;
 use crate::error::{Error, Result};
 
-/// Conversions between one kind's row and the domain record.
-trait RecordRow: Sized {
-    type Active;
-    fn into_record(self) -> Result<Record>;
-    /// The row for `record`, or `None` if `record` is of another kind.
-    fn from_record(tenant: &str, record: &Record) -> Option<Self::Active>;
+/// One of the six record tables: its shared columns, its state column, and the conversions
+/// between its row and the domain's `Record`. Every statement on it starts from the scoping
+/// helpers (`in_tenant`, `update_in_tenant`, `delete_in_tenant`) and narrows with `.live()`,
+/// `.deleted()`, `.of_customer(id)`, `.of_deletion(id)` or `.with_id(id)`.
+pub(crate) trait RecordTable: SoftDeleted + EntityTrait<ActiveModel: Send> {
+    const KIND: RecordKind;
+    const ID: Self::Column;
+    const CUSTOMER_ID: Self::Column;
+    const CREATE_TIME: Self::Column;
+    const PURGE_TIME: Self::Column;
+    const DELETION_ID: Self::Column;
+    const VERSION: Self::Column;
+    /// The state the deletion policy reads (a deal's stage, an order's, contract's or project's
+    /// status); `None` for the kinds without one.
+    const STATE: Option<Self::Column>;
+
+    fn into_record(row: Self::Model) -> Result<Record>;
+    /// The row for `record`, or `None` if `record` is of another kind or incomplete.
+    fn to_row(tenant: &str, record: &Record) -> Option<Self::ActiveModel>;
 }
 
-/// Expands `$body` once per record kind, with `$table` naming that kind's entity module.
-macro_rules! with_table {
-    ($kind:expr, $table:ident => $body:expr) => {
-        match $kind {
-            RecordKind::Contact => {
-                use contact as $table;
-                $body
-            }
-            RecordKind::Deal => {
-                use deal as $table;
-                $body
-            }
-            RecordKind::Order => {
-                use sales_order as $table;
-                $body
-            }
-            RecordKind::Contract => {
-                use contract as $table;
-                $body
-            }
-            RecordKind::Project => {
-                use project as $table;
-                $body
-            }
-            RecordKind::Activity => {
-                use activity as $table;
-                $body
-            }
-        }
-    };
+/// Narrows a statement on a record table (after the tenant: see `store::scope`).
+pub(crate) trait RecordScope<E: RecordTable>: QueryFilter + Sized {
+    /// One customer's records.
+    fn of_customer(self, customer_id: Uuid) -> Self {
+        self.filter(E::CUSTOMER_ID.eq(customer_id))
+    }
+
+    /// The records deleted with their customer by one deletion.
+    fn of_deletion(self, deletion_id: Uuid) -> Self {
+        self.filter(E::DELETION_ID.eq(deletion_id))
+    }
+
+    /// One record.
+    fn with_id(self, id: Uuid) -> Self {
+        self.filter(E::ID.eq(id))
+    }
+}
+
+impl<E: RecordTable> RecordScope<E> for Select<E> {}
+impl<E: RecordTable> RecordScope<E> for UpdateMany<E> {}
+impl<E: RecordTable> RecordScope<E> for DeleteMany<E> {}
+
+/// A statement (or a few) on one record table, written once for all six: `on_table` picks the
+/// table. The value carries the statement's arguments.
+pub(crate) trait OnTable {
+    type Output;
+    fn on<T: RecordTable>(self) -> impl Future<Output = Result<Self::Output>>;
+}
+
+/// Runs `op` on the table of `kind`.
+pub(crate) async fn on_table<O: OnTable>(kind: RecordKind, op: O) -> Result<O::Output> {
+    match kind {
+        RecordKind::Contact => op.on::<contact::Entity>().await,
+        RecordKind::Deal => op.on::<deal::Entity>().await,
+        RecordKind::Order => op.on::<sales_order::Entity>().await,
+        RecordKind::Contract => op.on::<contract::Entity>().await,
+        RecordKind::Project => op.on::<project::Entity>().await,
+        RecordKind::Activity => op.on::<activity::Entity>().await,
+    }
 }
 
 /// Stored spelling of each enum value.
@@ -126,19 +155,26 @@ macro_rules! record_from_row {
     };
 }
 
-impl RecordRow for contact::Model {
-    type Active = contact::ActiveModel;
-    fn into_record(self) -> Result<Record> {
+impl RecordTable for contact::Entity {
+    const KIND: RecordKind = RecordKind::Contact;
+    const ID: contact::Column = contact::Column::Id;
+    const CUSTOMER_ID: contact::Column = contact::Column::CustomerId;
+    const CREATE_TIME: contact::Column = contact::Column::CreateTime;
+    const PURGE_TIME: contact::Column = contact::Column::PurgeTime;
+    const DELETION_ID: contact::Column = contact::Column::DeletionId;
+    const VERSION: contact::Column = contact::Column::Version;
+    const STATE: Option<contact::Column> = None;
+
+    fn into_record(row: contact::Model) -> Result<Record> {
         let data = RecordData::Contact(ContactData {
-            full_name: self.full_name.clone(),
-            email: self.email.clone().unwrap_or_default(),
-            phone: self.phone.clone().unwrap_or_default(),
-            job_title: self.job_title.clone().unwrap_or_default(),
+            full_name: row.full_name.clone(),
+            email: row.email.clone().unwrap_or_default(),
+            phone: row.phone.clone().unwrap_or_default(),
+            job_title: row.job_title.clone().unwrap_or_default(),
         });
-        let row = self;
         record_from_row!(row, data)
     }
-    fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
+    fn to_row(tenant: &str, r: &Record) -> Option<contact::ActiveModel> {
         let RecordData::Contact(d) = &r.data else {
             return None;
         };
@@ -148,19 +184,26 @@ impl RecordRow for contact::Model {
     }
 }
 
-impl RecordRow for deal::Model {
-    type Active = deal::ActiveModel;
-    fn into_record(self) -> Result<Record> {
+impl RecordTable for deal::Entity {
+    const KIND: RecordKind = RecordKind::Deal;
+    const ID: deal::Column = deal::Column::Id;
+    const CUSTOMER_ID: deal::Column = deal::Column::CustomerId;
+    const CREATE_TIME: deal::Column = deal::Column::CreateTime;
+    const PURGE_TIME: deal::Column = deal::Column::PurgeTime;
+    const DELETION_ID: deal::Column = deal::Column::DeletionId;
+    const VERSION: deal::Column = deal::Column::Version;
+    const STATE: Option<deal::Column> = Some(deal::Column::Stage);
+
+    fn into_record(row: deal::Model) -> Result<Record> {
         let data = RecordData::Deal(DealData {
-            title: self.title.clone(),
-            amount_minor: self.amount_minor,
-            currency: self.currency.clone(),
-            stage: Some(DealStage::from_stored(&self.stage)?),
+            title: row.title.clone(),
+            amount_minor: row.amount_minor,
+            currency: row.currency.clone(),
+            stage: Some(DealStage::from_stored(&row.stage)?),
         });
-        let row = self;
         record_from_row!(row, data)
     }
-    fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
+    fn to_row(tenant: &str, r: &Record) -> Option<deal::ActiveModel> {
         let RecordData::Deal(d) = &r.data else {
             return None;
         };
@@ -171,19 +214,26 @@ impl RecordRow for deal::Model {
     }
 }
 
-impl RecordRow for sales_order::Model {
-    type Active = sales_order::ActiveModel;
-    fn into_record(self) -> Result<Record> {
+impl RecordTable for sales_order::Entity {
+    const KIND: RecordKind = RecordKind::Order;
+    const ID: sales_order::Column = sales_order::Column::Id;
+    const CUSTOMER_ID: sales_order::Column = sales_order::Column::CustomerId;
+    const CREATE_TIME: sales_order::Column = sales_order::Column::CreateTime;
+    const PURGE_TIME: sales_order::Column = sales_order::Column::PurgeTime;
+    const DELETION_ID: sales_order::Column = sales_order::Column::DeletionId;
+    const VERSION: sales_order::Column = sales_order::Column::Version;
+    const STATE: Option<sales_order::Column> = Some(sales_order::Column::Status);
+
+    fn into_record(row: sales_order::Model) -> Result<Record> {
         let data = RecordData::Order(OrderData {
-            number: self.number.clone(),
-            amount_minor: self.amount_minor,
-            currency: self.currency.clone(),
-            status: Some(OrderStatus::from_stored(&self.status)?),
+            number: row.number.clone(),
+            amount_minor: row.amount_minor,
+            currency: row.currency.clone(),
+            status: Some(OrderStatus::from_stored(&row.status)?),
         });
-        let row = self;
         record_from_row!(row, data)
     }
-    fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
+    fn to_row(tenant: &str, r: &Record) -> Option<sales_order::ActiveModel> {
         let RecordData::Order(d) = &r.data else {
             return None;
         };
@@ -194,18 +244,25 @@ impl RecordRow for sales_order::Model {
     }
 }
 
-impl RecordRow for contract::Model {
-    type Active = contract::ActiveModel;
-    fn into_record(self) -> Result<Record> {
+impl RecordTable for contract::Entity {
+    const KIND: RecordKind = RecordKind::Contract;
+    const ID: contract::Column = contract::Column::Id;
+    const CUSTOMER_ID: contract::Column = contract::Column::CustomerId;
+    const CREATE_TIME: contract::Column = contract::Column::CreateTime;
+    const PURGE_TIME: contract::Column = contract::Column::PurgeTime;
+    const DELETION_ID: contract::Column = contract::Column::DeletionId;
+    const VERSION: contract::Column = contract::Column::Version;
+    const STATE: Option<contract::Column> = Some(contract::Column::Status);
+
+    fn into_record(row: contract::Model) -> Result<Record> {
         let data = RecordData::Contract(ContractData {
-            number: self.number.clone(),
-            status: Some(ContractStatus::from_stored(&self.status)?),
-            end_date: self.end_date.clone().unwrap_or_default(),
+            number: row.number.clone(),
+            status: Some(ContractStatus::from_stored(&row.status)?),
+            end_date: row.end_date.clone().unwrap_or_default(),
         });
-        let row = self;
         record_from_row!(row, data)
     }
-    fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
+    fn to_row(tenant: &str, r: &Record) -> Option<contract::ActiveModel> {
         let RecordData::Contract(d) = &r.data else {
             return None;
         };
@@ -216,17 +273,24 @@ impl RecordRow for contract::Model {
     }
 }
 
-impl RecordRow for project::Model {
-    type Active = project::ActiveModel;
-    fn into_record(self) -> Result<Record> {
+impl RecordTable for project::Entity {
+    const KIND: RecordKind = RecordKind::Project;
+    const ID: project::Column = project::Column::Id;
+    const CUSTOMER_ID: project::Column = project::Column::CustomerId;
+    const CREATE_TIME: project::Column = project::Column::CreateTime;
+    const PURGE_TIME: project::Column = project::Column::PurgeTime;
+    const DELETION_ID: project::Column = project::Column::DeletionId;
+    const VERSION: project::Column = project::Column::Version;
+    const STATE: Option<project::Column> = Some(project::Column::Status);
+
+    fn into_record(row: project::Model) -> Result<Record> {
         let data = RecordData::Project(ProjectData {
-            name: self.name.clone(),
-            status: Some(ProjectStatus::from_stored(&self.status)?),
+            name: row.name.clone(),
+            status: Some(ProjectStatus::from_stored(&row.status)?),
         });
-        let row = self;
         record_from_row!(row, data)
     }
-    fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
+    fn to_row(tenant: &str, r: &Record) -> Option<project::ActiveModel> {
         let RecordData::Project(d) = &r.data else {
             return None;
         };
@@ -235,18 +299,25 @@ impl RecordRow for project::Model {
     }
 }
 
-impl RecordRow for activity::Model {
-    type Active = activity::ActiveModel;
-    fn into_record(self) -> Result<Record> {
+impl RecordTable for activity::Entity {
+    const KIND: RecordKind = RecordKind::Activity;
+    const ID: activity::Column = activity::Column::Id;
+    const CUSTOMER_ID: activity::Column = activity::Column::CustomerId;
+    const CREATE_TIME: activity::Column = activity::Column::CreateTime;
+    const PURGE_TIME: activity::Column = activity::Column::PurgeTime;
+    const DELETION_ID: activity::Column = activity::Column::DeletionId;
+    const VERSION: activity::Column = activity::Column::Version;
+    const STATE: Option<activity::Column> = None;
+
+    fn into_record(row: activity::Model) -> Result<Record> {
         let data = RecordData::Activity(ActivityData {
-            kind: Some(ActivityKind::from_stored(&self.kind)?),
-            subject: self.subject.clone(),
-            occur_time: Some(self.occur_time),
+            kind: Some(ActivityKind::from_stored(&row.kind)?),
+            subject: row.subject.clone(),
+            occur_time: Some(row.occur_time),
         });
-        let row = self;
         record_from_row!(row, data)
     }
-    fn from_record(tenant: &str, r: &Record) -> Option<Self::Active> {
+    fn to_row(tenant: &str, r: &Record) -> Option<activity::ActiveModel> {
         let RecordData::Activity(d) = &r.data else {
             return None;
         };
@@ -266,11 +337,47 @@ fn unwritable(r: &Record) -> Error {
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, r: &Record) -> Result<()> {
-    with_table!(r.data.kind(), t => {
-        let row = t::Model::from_record(tenant, r).ok_or_else(|| unwritable(r))?;
-        t::Entity::insert(row).exec_without_returning(conn).await?;
-        Ok(())
-    })
+    struct Insert<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        record: &'a Record,
+    }
+    impl<C: ConnectionTrait> OnTable for Insert<'_, C> {
+        type Output = ();
+        async fn on<T: RecordTable>(self) -> Result<()> {
+            let row = T::to_row(self.tenant, self.record).ok_or_else(|| unwritable(self.record))?;
+            T::insert(row).exec_without_returning(self.conn).await?;
+            Ok(())
+        }
+    }
+    on_table(
+        r.data.kind(),
+        Insert {
+            conn,
+            tenant,
+            record: r,
+        },
+    )
+    .await
+}
+
+/// A record by id, live or deleted, optionally locked.
+struct Find<'a, C> {
+    conn: &'a C,
+    tenant: &'a str,
+    id: Uuid,
+    lock: bool,
+}
+
+impl<C: ConnectionTrait> OnTable for Find<'_, C> {
+    type Output = Option<Record>;
+    async fn on<T: RecordTable>(self) -> Result<Option<Record>> {
+        let mut select = T::in_tenant(self.tenant).with_id(self.id);
+        if self.lock {
+            select = select.lock_exclusive();
+        }
+        select.one(self.conn).await?.map(T::into_record).transpose()
+    }
 }
 
 /// A record, live or deleted.
@@ -280,9 +387,17 @@ pub async fn find(
     kind: RecordKind,
     id: Uuid,
 ) -> Result<Option<Record>> {
-    with_table!(kind, t => {
-        t::Entity::find_by_id((tenant.to_owned(), id)).one(conn).await?.map(|row| row.into_record()).transpose()
-    })
+    let lock = false;
+    on_table(
+        kind,
+        Find {
+            conn,
+            tenant,
+            id,
+            lock,
+        },
+    )
+    .await
 }
 
 /// A record, live or deleted, locked until the end of the transaction on PostgreSQL (a purger
@@ -293,14 +408,17 @@ pub async fn find_for_update(
     kind: RecordKind,
     id: Uuid,
 ) -> Result<Option<Record>> {
-    with_table!(kind, t => {
-        t::Entity::find_by_id((tenant.to_owned(), id))
-            .lock_exclusive()
-            .one(conn)
-            .await?
-            .map(|row| row.into_record())
-            .transpose()
-    })
+    let lock = true;
+    on_table(
+        kind,
+        Find {
+            conn,
+            tenant,
+            id,
+            lock,
+        },
+    )
+    .await
 }
 
 /// Writes `r` over the stored row if the row is still at `expected_version`; `ABORTED` if another
@@ -311,22 +429,40 @@ pub async fn update(
     r: &Record,
     expected_version: i64,
 ) -> Result<()> {
+    struct Update<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        record: &'a Record,
+        expected_version: i64,
+    }
+    impl<C: ConnectionTrait> OnTable for Update<'_, C> {
+        type Output = u64;
+        async fn on<T: RecordTable>(self) -> Result<u64> {
+            let r = self.record;
+            let mut row = T::to_row(self.tenant, r).ok_or_else(|| unwritable(r))?;
+            for fixed in [T::TENANT_ID, T::ID, T::CUSTOMER_ID, T::CREATE_TIME] {
+                row.not_set(fixed);
+            }
+            Ok(T::update_in_tenant(self.tenant)
+                .set(row)
+                .with_id(r.id)
+                .filter(T::VERSION.eq(self.expected_version))
+                .exec(self.conn)
+                .await?
+                .rows_affected)
+        }
+    }
     let kind = r.data.kind();
-    let rows = with_table!(kind, t => {
-        let mut row = t::Model::from_record(tenant, r).ok_or_else(|| unwritable(r))?;
-        row.tenant_id = NotSet;
-        row.id = NotSet;
-        row.customer_id = NotSet;
-        row.create_time = NotSet;
-        t::Entity::update_many()
-            .set(row)
-            .filter(t::Column::TenantId.eq(tenant))
-            .filter(t::Column::Id.eq(r.id))
-            .filter(t::Column::Version.eq(expected_version))
-            .exec(conn)
-            .await?
-            .rows_affected
-    });
+    let rows = on_table(
+        kind,
+        Update {
+            conn,
+            tenant,
+            record: r,
+            expected_version,
+        },
+    )
+    .await?;
     if rows != 1 {
         return Err(crate::domain::changed_concurrently(kind.name(), r.id));
     }
@@ -343,19 +479,41 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<Record>> {
-    with_table!(kind, t => {
-        let mut select = t::Entity::find()
-            .filter(t::Column::TenantId.eq(tenant))
-            .filter(t::Column::CustomerId.eq(customer_id));
-        if !show_deleted {
-            select = select.filter(t::Column::DeleteTime.is_null());
+    struct List<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        customer_id: Uuid,
+        show_deleted: bool,
+        after: Option<Uuid>,
+        limit: u64,
+    }
+    impl<C: ConnectionTrait> OnTable for List<'_, C> {
+        type Output = Vec<Record>;
+        async fn on<T: RecordTable>(self) -> Result<Vec<Record>> {
+            let mut select = T::in_tenant(self.tenant).of_customer(self.customer_id);
+            if !self.show_deleted {
+                select = select.live();
+            }
+            if let Some(after) = self.after {
+                select = select.filter(T::ID.gt(after));
+            }
+            let rows = select
+                .order_by_asc(T::ID)
+                .limit(self.limit)
+                .all(self.conn)
+                .await?;
+            rows.into_iter().map(T::into_record).collect()
         }
-        if let Some(after) = after {
-            select = select.filter(t::Column::Id.gt(after));
-        }
-        let rows = select.order_by_asc(t::Column::Id).limit(limit).all(conn).await?;
-        rows.into_iter().map(|row| row.into_record()).collect()
-    })
+    }
+    let list = List {
+        conn,
+        tenant,
+        customer_id,
+        show_deleted,
+        after,
+        limit,
+    };
+    on_table(kind, list).await
 }
 
 /// Inserts many records at once (seeding), one multi-row INSERT per kind and batch.
@@ -365,17 +523,40 @@ pub async fn insert_many(
     records: &[Record],
     batch: usize,
 ) -> Result<()> {
-    for kind in RecordKind::ALL {
-        let of_kind: Vec<&Record> = records.iter().filter(|r| r.data.kind() == kind).collect();
-        for chunk in of_kind.chunks(batch.max(1)) {
-            with_table!(kind, t => {
+    struct InsertMany<'a, C> {
+        conn: &'a C,
+        tenant: &'a str,
+        records: &'a [Record],
+        batch: usize,
+    }
+    impl<C: ConnectionTrait> OnTable for InsertMany<'_, C> {
+        type Output = ();
+        async fn on<T: RecordTable>(self) -> Result<()> {
+            let of_kind: Vec<&Record> = self
+                .records
+                .iter()
+                .filter(|r| r.data.kind() == T::KIND)
+                .collect();
+            for chunk in of_kind.chunks(self.batch.max(1)) {
                 let rows = chunk
                     .iter()
-                    .map(|r| t::Model::from_record(tenant, r).ok_or_else(|| unwritable(r)))
+                    .map(|r| T::to_row(self.tenant, r).ok_or_else(|| unwritable(r)))
                     .collect::<Result<Vec<_>>>()?;
-                t::Entity::insert_many(rows).exec_without_returning(conn).await?;
-            });
+                T::insert_many(rows)
+                    .exec_without_returning(self.conn)
+                    .await?;
+            }
+            Ok(())
         }
+    }
+    for kind in RecordKind::ALL {
+        let op = InsertMany {
+            conn,
+            tenant,
+            records,
+            batch,
+        };
+        on_table(kind, op).await?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use super::super::audit::Entry;
 use super::super::customers::Customer;
 use super::super::idempotency::Idempotency;
 use super::super::mutation::{self, Mutation, Operation};
+use super::super::policy;
 use super::rules;
 use super::{Deleted, DeletionRequest, Deletions, RequestState, blocked, chrono_duration};
 use crate::error::{Error, Result};
@@ -57,6 +58,7 @@ impl Deletions {
                 tx.conn(),
                 tenant,
                 customer_id,
+                &policy::cascading(),
                 deletion_id,
                 now,
                 purge_time,

@@ -16,6 +16,7 @@
 
 mod execute;
 mod preview;
+pub mod request_filter;
 mod requests;
 mod restore;
 pub mod rules;
@@ -176,8 +177,8 @@ impl DeletionRequest {
     /// expire_time has passed (EXPIRED) or once the graph is no longer the one its preview saw
     /// (STALE). Expiry is judged first: a request past its expire_time is EXPIRED whatever
     /// happened to the graph. Every transition records exactly this state before anything else
-    /// ([`rules`] and `requests::Deletions::refuse`), and ListDeletionRequests' state filter is this rule in SQL
-    /// (`store::deletion::list_requests`), so what a reader saw is what the next write records.
+    /// ([`rules::not_lapsed`]), and ListDeletionRequests' state filter is derived from this rule
+    /// ([`request_filter::state_filter`]), so what a reader saw is what the next write records.
     pub fn effective_state(
         &self,
         now: DateTime<Utc>,

@@ -151,14 +151,14 @@ impl Deletions {
                 now.timestamp(),
             )?)
         };
+        let filter = state.map(|s| super::request_filter::state_filter(s, now));
         let mut read = store::deletion::list_requests(
             self.store.conn(),
             &caller.tenant,
-            state,
+            filter.as_ref(),
             customer_id,
             before,
             limit + 1,
-            now,
         )
         .await?;
         let next_page_token = if read.len() as u64 > limit {
