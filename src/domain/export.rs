@@ -49,75 +49,78 @@ impl Exports {
             .ok_or_else(|| Error::not_found("customer", id))?;
         let tenant = caller.tenant.clone();
         tokio::spawn(async move {
-            let send = |chunk| out.send(chunk);
-            if send(Ok(ExportChunk::Customer(Box::new(customer))))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            for kind in RecordKind::ALL {
-                let mut after = None;
-                loop {
-                    let page =
-                        store::records::list(tx.conn(), &tenant, kind, id, true, after, CHUNK)
-                            .await;
-                    match page {
-                        Ok(records) if records.is_empty() => break,
-                        Ok(records) => {
-                            let full = records.len() as u64 == CHUNK;
-                            after = records.last().map(|r| r.id);
-                            if send(Ok(ExportChunk::Records(kind, records))).await.is_err() {
-                                return;
-                            }
-                            if !full {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = send(Err(e)).await;
-                            return;
-                        }
-                    }
-                }
-            }
-            // Each request with the state a reader sees (lapsed ones as EXPIRED or STALE), as
-            // GetDeletionRequest would give it.
-            let now = super::Clock::system().now();
-            let mut before = None;
-            loop {
-                match store::deletion::list_requests(
-                    tx.conn(),
-                    &tenant,
-                    None,
-                    Some(id),
-                    before,
-                    CHUNK,
-                )
-                .await
-                {
-                    Ok(requests) if requests.is_empty() => break,
-                    Ok(read) => {
-                        let full = read.len() as u64 == CHUNK;
-                        before = read.last().map(|r| r.request.id);
-                        let requests = read.into_iter().map(|r| r.as_seen(now)).collect();
-                        if send(Ok(ExportChunk::DeletionRequests(requests)))
-                            .await
-                            .is_err()
-                            || !full
-                        {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = send(Err(e)).await;
-                        break;
-                    }
-                }
-            }
-            // Read-only: ending the snapshot is all that is left to do.
+            // Stopped early or not, the snapshot is read-only: ending it is all that is left.
+            let _ = send_graph(tx.conn(), &tenant, customer, &out).await;
             drop(tx);
         });
         Ok(())
+    }
+}
+
+/// Sending ended early: the receiver went away, or an error was sent as the last item.
+struct Stopped;
+
+type Out = mpsc::Sender<Result<ExportChunk>>;
+
+async fn send(out: &Out, chunk: Result<ExportChunk>) -> std::result::Result<(), Stopped> {
+    let failed = chunk.is_err();
+    out.send(chunk).await.map_err(|_| Stopped)?;
+    if failed { Err(Stopped) } else { Ok(()) }
+}
+
+/// The customer, then its records kind by kind, then its deletion requests, in chunks.
+async fn send_graph(
+    conn: &impl store::Connection,
+    tenant: &str,
+    customer: Customer,
+    out: &Out,
+) -> std::result::Result<(), Stopped> {
+    let id = customer.id;
+    send(out, Ok(ExportChunk::Customer(Box::new(customer)))).await?;
+    for kind in RecordKind::ALL {
+        let mut after = None;
+        loop {
+            let records =
+                match store::records::list(conn, tenant, kind, id, true, after, CHUNK).await {
+                    Ok(records) if records.is_empty() => break,
+                    Ok(records) => records,
+                    Err(e) => return send(out, Err(e)).await,
+                };
+            let full = records.len() as u64 == CHUNK;
+            after = records.last().map(|r| r.id);
+            send(out, Ok(ExportChunk::Records(kind, records))).await?;
+            if !full {
+                break;
+            }
+        }
+    }
+    send_requests(conn, tenant, id, out).await
+}
+
+/// Each request with the state a reader sees (lapsed ones as EXPIRED or STALE), as
+/// GetDeletionRequest would give it.
+async fn send_requests(
+    conn: &impl store::Connection,
+    tenant: &str,
+    id: Uuid,
+    out: &Out,
+) -> std::result::Result<(), Stopped> {
+    let now = super::Clock::system().now();
+    let mut before = None;
+    loop {
+        let read = match store::deletion::list_requests(conn, tenant, None, Some(id), before, CHUNK)
+            .await
+        {
+            Ok(read) if read.is_empty() => return Ok(()),
+            Ok(read) => read,
+            Err(e) => return send(out, Err(e)).await,
+        };
+        let full = read.len() as u64 == CHUNK;
+        before = read.last().map(|r| r.request.id);
+        let requests = read.into_iter().map(|r| r.as_seen(now)).collect();
+        send(out, Ok(ExportChunk::DeletionRequests(requests))).await?;
+        if !full {
+            return Ok(());
+        }
     }
 }

@@ -307,28 +307,11 @@ impl Purges {
         batch: u64,
         dry_run: bool,
     ) -> Result<Vec<ErasedRecord>> {
+        if dry_run {
+            return self.due_records(now, batch).await;
+        }
         let mut erased: Vec<ErasedRecord> = Vec::new();
         let left = |erased: &Vec<ErasedRecord>| batch.saturating_sub(erased.len() as u64);
-        if dry_run {
-            for kind in RecordKind::ALL {
-                if left(&erased) == 0 {
-                    break;
-                }
-                let due =
-                    store::purge::due_records(self.store.conn(), kind, now, left(&erased), false)
-                        .await?;
-                erased.extend(
-                    due.into_iter()
-                        .map(|(tenant, id, customer_id)| ErasedRecord {
-                            tenant,
-                            kind,
-                            id,
-                            customer_id,
-                        }),
-                );
-            }
-            return Ok(erased);
-        }
         let tx = self.store.begin_write().await?;
         for kind in RecordKind::ALL {
             if left(&erased) == 0 {
@@ -361,6 +344,7 @@ impl Purges {
                 });
             }
         }
+        // Stored answers of request ids name the records: they go with them.
         let mut by_tenant: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
         for record in &erased {
             by_tenant.entry(&record.tenant).or_default().push(record.id);
@@ -370,5 +354,29 @@ impl Purges {
         }
         tx.commit().await?;
         Ok(erased)
+    }
+
+    /// What `erase_due_records` would erase, up to `batch`, without locking or erasing.
+    async fn due_records(&self, now: DateTime<Utc>, batch: u64) -> Result<Vec<ErasedRecord>> {
+        let mut due: Vec<ErasedRecord> = Vec::new();
+        for kind in RecordKind::ALL {
+            let left = batch.saturating_sub(due.len() as u64);
+            if left == 0 {
+                break;
+            }
+            let found =
+                store::purge::due_records(self.store.conn(), kind, now, left, false).await?;
+            due.extend(
+                found
+                    .into_iter()
+                    .map(|(tenant, id, customer_id)| ErasedRecord {
+                        tenant,
+                        kind,
+                        id,
+                        customer_id,
+                    }),
+            );
+        }
+        Ok(due)
     }
 }

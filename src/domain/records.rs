@@ -14,7 +14,7 @@ use super::access::{Action, Caller};
 use super::audit::Entry;
 use super::deletion::chrono_duration;
 use super::idempotency::Idempotency;
-use super::mutation::{self, Mutation, Operation};
+use super::mutation::{self, Change, Mutation, Operation};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
 use super::{Clock, customer_deleted, etag_matches, etag_mismatch};
@@ -188,92 +188,20 @@ impl RecordData {
     /// Checks the fields (all of them, or only those named in `only`), naming them as
     /// `<kind>.<field>` the way the request does.
     fn validate(&self, only: Option<&[String]>) -> Result<()> {
-        let p = self.kind().name();
-        let checks = |field: &str| only.is_none_or(|fields| fields.iter().any(|f| f == field));
-        let mut v = Violations::new();
-        let f = |name: &str| format!("{p}.{name}");
+        let mut fields = FieldCheck {
+            kind: self.kind(),
+            only,
+            v: Violations::new(),
+        };
         match self {
-            RecordData::Contact(c) => {
-                if checks("full_name") {
-                    v.required_text(&f("full_name"), &c.full_name, validate::NAME_MAX);
-                }
-                if checks("email") {
-                    v.email(&f("email"), &c.email);
-                }
-                if checks("phone") {
-                    v.phone(&f("phone"), &c.phone);
-                }
-                if checks("job_title") {
-                    v.text(&f("job_title"), &c.job_title, validate::JOB_TITLE_MAX);
-                }
-            }
-            RecordData::Deal(d) => {
-                if checks("title") {
-                    v.required_text(&f("title"), &d.title, validate::NAME_MAX);
-                }
-                if checks("amount_minor") {
-                    v.non_negative(&f("amount_minor"), d.amount_minor);
-                }
-                if checks("currency") {
-                    v.currency(&f("currency"), &d.currency);
-                }
-                if checks("stage") && d.stage.is_none() {
-                    v.add(f("stage"), "is required: OPEN, WON or LOST");
-                }
-            }
-            RecordData::Order(o) => {
-                if checks("number") {
-                    v.required_text(&f("number"), &o.number, validate::NUMBER_MAX);
-                }
-                if checks("amount_minor") {
-                    v.non_negative(&f("amount_minor"), o.amount_minor);
-                }
-                if checks("currency") {
-                    v.currency(&f("currency"), &o.currency);
-                }
-                if checks("status") && o.status.is_none() {
-                    v.add(f("status"), "is required: OPEN, PAID or CANCELLED");
-                }
-            }
-            RecordData::Contract(c) => {
-                if checks("number") {
-                    v.required_text(&f("number"), &c.number, validate::NUMBER_MAX);
-                }
-                if checks("status") && c.status.is_none() {
-                    v.add(
-                        f("status"),
-                        "is required: DRAFT, ACTIVE, EXPIRED or TERMINATED",
-                    );
-                }
-                if checks("end_date")
-                    && !c.end_date.is_empty()
-                    && (c.end_date.len() != 10
-                        || NaiveDate::parse_from_str(&c.end_date, "%Y-%m-%d").is_err())
-                {
-                    v.add(f("end_date"), "must be a date of the form YYYY-MM-DD");
-                }
-            }
-            RecordData::Project(pr) => {
-                if checks("name") {
-                    v.required_text(&f("name"), &pr.name, validate::NAME_MAX);
-                }
-                if checks("status") && pr.status.is_none() {
-                    v.add(f("status"), "is required: ACTIVE or DONE");
-                }
-            }
-            RecordData::Activity(a) => {
-                if checks("kind") && a.kind.is_none() {
-                    v.add(f("kind"), "is required: CALL, EMAIL, MEETING or NOTE");
-                }
-                if checks("subject") {
-                    v.required_text(&f("subject"), &a.subject, validate::NAME_MAX);
-                }
-                if checks("occur_time") && a.occur_time.is_none() {
-                    v.add(f("occur_time"), "is required");
-                }
-            }
+            RecordData::Contact(c) => fields.contact(c),
+            RecordData::Deal(d) => fields.deal(d),
+            RecordData::Order(o) => fields.order(o),
+            RecordData::Contract(c) => fields.contract(c),
+            RecordData::Project(p) => fields.project(p),
+            RecordData::Activity(a) => fields.activity(a),
         }
-        v.finish()
+        fields.v.finish()
     }
 
     /// `self` with the fields named in `paths` taken from `patch` (same kind, checked before).
@@ -445,6 +373,106 @@ pub fn parse_mask(kind: RecordKind, paths: &[String]) -> Result<Vec<String>> {
     }
     v.finish()?;
     Ok(paths.to_vec())
+}
+
+/// The fields of one record being checked: those `only` names, or all.
+struct FieldCheck<'a> {
+    kind: RecordKind,
+    only: Option<&'a [String]>,
+    v: Violations,
+}
+
+impl FieldCheck<'_> {
+    /// Whether `field` is checked, and its path as the request names it (`<kind>.<field>`).
+    fn wants(&self, field: &str) -> Option<String> {
+        self.only
+            .is_none_or(|fields| fields.iter().any(|f| f == field))
+            .then(|| format!("{}.{field}", self.kind.name()))
+    }
+
+    fn contact(&mut self, c: &ContactData) {
+        if let Some(path) = self.wants("full_name") {
+            self.v
+                .required_text(&path, &c.full_name, validate::NAME_MAX);
+        }
+        if let Some(path) = self.wants("email") {
+            self.v.email(&path, &c.email);
+        }
+        if let Some(path) = self.wants("phone") {
+            self.v.phone(&path, &c.phone);
+        }
+        if let Some(path) = self.wants("job_title") {
+            self.v.text(&path, &c.job_title, validate::JOB_TITLE_MAX);
+        }
+    }
+
+    fn deal(&mut self, d: &DealData) {
+        if let Some(path) = self.wants("title") {
+            self.v.required_text(&path, &d.title, validate::NAME_MAX);
+        }
+        if let Some(path) = self.wants("amount_minor") {
+            self.v.non_negative(&path, d.amount_minor);
+        }
+        if let Some(path) = self.wants("currency") {
+            self.v.currency(&path, &d.currency);
+        }
+        if let Some(path) = self.wants("stage").filter(|_| d.stage.is_none()) {
+            self.v.add(path, "is required: OPEN, WON or LOST");
+        }
+    }
+
+    fn order(&mut self, o: &OrderData) {
+        if let Some(path) = self.wants("number") {
+            self.v.required_text(&path, &o.number, validate::NUMBER_MAX);
+        }
+        if let Some(path) = self.wants("amount_minor") {
+            self.v.non_negative(&path, o.amount_minor);
+        }
+        if let Some(path) = self.wants("currency") {
+            self.v.currency(&path, &o.currency);
+        }
+        if let Some(path) = self.wants("status").filter(|_| o.status.is_none()) {
+            self.v.add(path, "is required: OPEN, PAID or CANCELLED");
+        }
+    }
+
+    fn contract(&mut self, c: &ContractData) {
+        if let Some(path) = self.wants("number") {
+            self.v.required_text(&path, &c.number, validate::NUMBER_MAX);
+        }
+        if let Some(path) = self.wants("status").filter(|_| c.status.is_none()) {
+            self.v
+                .add(path, "is required: DRAFT, ACTIVE, EXPIRED or TERMINATED");
+        }
+        let not_a_date = !c.end_date.is_empty()
+            && (c.end_date.len() != 10
+                || NaiveDate::parse_from_str(&c.end_date, "%Y-%m-%d").is_err());
+        if let Some(path) = self.wants("end_date").filter(|_| not_a_date) {
+            self.v.add(path, "must be a date of the form YYYY-MM-DD");
+        }
+    }
+
+    fn project(&mut self, p: &ProjectData) {
+        if let Some(path) = self.wants("name") {
+            self.v.required_text(&path, &p.name, validate::NAME_MAX);
+        }
+        if let Some(path) = self.wants("status").filter(|_| p.status.is_none()) {
+            self.v.add(path, "is required: ACTIVE or DONE");
+        }
+    }
+
+    fn activity(&mut self, a: &ActivityData) {
+        if let Some(path) = self.wants("kind").filter(|_| a.kind.is_none()) {
+            self.v
+                .add(path, "is required: CALL, EMAIL, MEETING or NOTE");
+        }
+        if let Some(path) = self.wants("subject") {
+            self.v.required_text(&path, &a.subject, validate::NAME_MAX);
+        }
+        if let Some(path) = self.wants("occur_time").filter(|_| a.occur_time.is_none()) {
+            self.v.add(path, "is required");
+        }
+    }
 }
 
 /// Record operations, shared by every request.
@@ -721,26 +749,8 @@ impl Records {
             &self.clock,
             Mutation::new(caller, operation, key.as_ref()).validate_only(validate_only),
             |change| async move {
-                let tx = change.tx();
-                let found = store::records::find(tx.conn(), &caller.tenant, kind, id)
-                    .await?
-                    .ok_or_else(|| Error::not_found(kind.name(), id))?;
-                // The customer's row lock first, as every write of its graph takes it, then the record
-                // read again under its own lock: a purger pass erasing it at this moment has either
-                // committed (NOT_FOUND) or will skip it (SKIP LOCKED), never both restore and erase.
-                let customer =
-                    store::customers::find_for_update(tx.conn(), &caller.tenant, found.customer_id)
-                        .await?;
-                let current = store::records::find_for_update(tx.conn(), &caller.tenant, kind, id)
-                    .await?
-                    .ok_or_else(|| Error::not_found(kind.name(), id))?;
-                let now = change.now;
-                // An erased customer (no row found) is a deleted one.
-                let customer_is_deleted = customer.is_none_or(|c| c.is_deleted());
-                check_restorable(kind, &current, customer_is_deleted, now)?;
-                if !etag_matches(etag, current.version) {
-                    return Err(etag_mismatch(kind.name(), id, etag, &current.etag()));
-                }
+                let (tx, now) = (change.tx(), change.now);
+                let current = self.restorable_record(&change, kind, id, etag).await?;
                 if validate_only {
                     // Dropping the transaction rolls back: nothing was written.
                     return Ok(current);
@@ -770,6 +780,35 @@ impl Records {
             },
         )
         .await
+    }
+
+    /// The record to restore, locked: deleted on its own, within its retention, its customer
+    /// live, and carrying the expected etag.
+    async fn restorable_record(
+        &self,
+        change: &Change<'_>,
+        kind: RecordKind,
+        id: Uuid,
+        etag: &str,
+    ) -> Result<Record> {
+        let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+        let found = store::records::find(conn, tenant, kind, id)
+            .await?
+            .ok_or_else(|| Error::not_found(kind.name(), id))?;
+        // The customer's row lock first, as every write of its graph takes it, then the record
+        // read again under its own lock: a purger pass erasing it at this moment has either
+        // committed (NOT_FOUND) or will skip it (SKIP LOCKED), never both restore and erase.
+        let customer = store::customers::find_for_update(conn, tenant, found.customer_id).await?;
+        let current = store::records::find_for_update(conn, tenant, kind, id)
+            .await?
+            .ok_or_else(|| Error::not_found(kind.name(), id))?;
+        // An erased customer (no row found) is a deleted one.
+        let customer_is_deleted = customer.is_none_or(|c| c.is_deleted());
+        check_restorable(kind, &current, customer_is_deleted, change.now)?;
+        if !etag_matches(etag, current.version) {
+            return Err(etag_mismatch(kind.name(), id, etag, &current.etag()));
+        }
+        Ok(current)
     }
 
     /// The record to change: it must exist, be live and carry the expected etag.

@@ -7,10 +7,10 @@ use super::super::access::{Action, Caller};
 use super::super::audit::Entry;
 use super::super::customers::Customer;
 use super::super::idempotency::Idempotency;
-use super::super::mutation::{self, Mutation, Operation};
+use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::policy;
 use super::rules;
-use super::{Deleted, DeletionRequest, Deletions, RequestState, blocked, chrono_duration};
+use super::{Deleted, DeletionRequest, Deletions, blocked, chrono_duration};
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -35,8 +35,8 @@ impl Deletions {
         let etag = &etag;
         let mutation = Mutation::new(caller, Operation::DeleteCustomer, key.as_ref());
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
-            let (tx, now, tenant) = (change.tx(), change.now, &caller.tenant);
             let (customer, request) = self.lock_request(&change, request_id).await?;
+            let now = change.now;
             let checked =
                 rules::may_execute(&request, caller, now, customer_id, customer.as_ref(), etag);
             if let Err(refusal) = checked {
@@ -48,65 +48,74 @@ impl Deletions {
                 ));
             };
             // The graph is the approved one, but a rule may still have changed (a legal hold).
-            let preview = self.preview_in(tx.conn(), tenant, &customer, false).await?;
+            let preview = self
+                .preview_in(change.tx().conn(), &caller.tenant, &customer, false)
+                .await?;
             if !preview.blockers.is_empty() {
                 return Err(blocked(&preview));
             }
-            let deletion_id = Uuid::now_v7();
-            let purge_time = now + chrono_duration(self.settings.retention);
-            let deleted_records = store::deletion::cascade(
-                tx.conn(),
-                tenant,
-                customer_id,
-                &policy::cascading(),
-                deletion_id,
-                now,
-                purge_time,
-            )
-            .await?;
-            store::deletion::mark_customer_deleted(
-                tx.conn(),
-                tenant,
-                customer_id,
-                deletion_id,
-                now,
-                purge_time,
-            )
-            .await?;
-            let executed = DeletionRequest {
-                state: RequestState::Executed,
-                execute_time: Some(now),
-                deletion_id: Some(deletion_id),
-                update_time: now,
-                version: request.version + 1,
-                ..request
-            };
-            self.save(&change, &executed).await?;
-            change
-                .audit(Entry {
-                    action: "customer.delete",
-                    target_type: "customer",
-                    target_id: customer_id,
-                    customer_id: Some(customer_id),
-                    summary: format!(
-                        "deletion_id={deletion_id} deletion_request={request_id} \
-                         cascaded={deleted_records} kept={}",
-                        preview.keep_count
-                    ),
-                })
-                .await?;
-            let customer = Customer {
-                delete_time: Some(now),
-                purge_time: Some(purge_time),
-                deletion_id: Some(deletion_id),
-                version: customer.version + 1,
-                ..customer
-            };
-            Ok(Deleted {
-                customer,
-                deleted_records,
-            })
+            self.soft_delete(&change, customer, request, preview.keep_count)
+                .await
         })
         .await
+    }
+
+    /// The customer and the records the policy table cascades, soft-deleted under one new
+    /// deletion id, and the request EXECUTED: the write of an executable request.
+    async fn soft_delete(
+        &self,
+        change: &Change<'_>,
+        customer: Customer,
+        request: DeletionRequest,
+        kept: i64,
+    ) -> Result<Deleted> {
+        let (tx, now, tenant) = (change.tx(), change.now, &change.caller.tenant);
+        let (customer_id, request_id) = (customer.id, request.id);
+        let deletion_id = Uuid::now_v7();
+        let purge_time = now + chrono_duration(self.settings.retention);
+        let deleted_records = store::deletion::cascade(
+            tx.conn(),
+            tenant,
+            customer_id,
+            &policy::cascading(),
+            deletion_id,
+            now,
+            purge_time,
+        )
+        .await?;
+        store::deletion::mark_customer_deleted(
+            tx.conn(),
+            tenant,
+            customer_id,
+            deletion_id,
+            now,
+            purge_time,
+        )
+        .await?;
+        self.save(change, &request.executed(now, deletion_id))
+            .await?;
+        change
+            .audit(Entry {
+                action: "customer.delete",
+                target_type: "customer",
+                target_id: customer_id,
+                customer_id: Some(customer_id),
+                summary: format!(
+                    "deletion_id={deletion_id} deletion_request={request_id} \
+                     cascaded={deleted_records} kept={kept}"
+                ),
+            })
+            .await?;
+        let customer = Customer {
+            delete_time: Some(now),
+            purge_time: Some(purge_time),
+            deletion_id: Some(deletion_id),
+            version: customer.version + 1,
+            ..customer
+        };
+        Ok(Deleted {
+            customer,
+            deleted_records,
+        })
     }
 }

@@ -172,6 +172,18 @@ impl DeletionRequest {
         self.version.to_string()
     }
 
+    /// The request as its execution leaves it.
+    pub fn executed(self, now: DateTime<Utc>, deletion_id: Uuid) -> Self {
+        Self {
+            state: RequestState::Executed,
+            execute_time: Some(now),
+            deletion_id: Some(deletion_id),
+            update_time: now,
+            version: self.version + 1,
+            ..self
+        }
+    }
+
     /// The state as a reader sees it, given the customer's current graph version (`None`: no such
     /// customer). An open request has lapsed, even before any write records it, once its
     /// expire_time has passed (EXPIRED) or once the graph is no longer the one its preview saw

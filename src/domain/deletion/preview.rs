@@ -30,18 +30,7 @@ pub fn build_preview(
         match policy {
             Policy::Cascade => cascade_count += count.count,
             Policy::Keep => keep_count += count.count,
-            Policy::Block => {
-                let (reason, resolution) = rule
-                    .and_then(|r| r.blocker)
-                    .unwrap_or(("UNKNOWN_RECORD_STATE", "contact an administrator"));
-                blockers.push(Blocker {
-                    reason: reason.to_owned(),
-                    relation: Some(count.kind),
-                    count: count.count,
-                    sample_ids: sample_ids.clone(),
-                    resolution: resolution.to_owned(),
-                });
-            }
+            Policy::Block => blockers.push(blocker(rule, count, sample_ids.clone())),
         }
         impacts.push(RelationImpact {
             relation: count.kind,
@@ -52,14 +41,7 @@ pub fn build_preview(
         });
     }
     if customer.legal_hold {
-        let (reason, resolution) = policy::LEGAL_HOLD;
-        blockers.push(Blocker {
-            reason: reason.to_owned(),
-            relation: None,
-            count: 1,
-            sample_ids: vec![customer.id],
-            resolution: resolution.to_owned(),
-        });
+        blockers.push(legal_hold(customer));
     }
     let warnings = pipeline
         .into_iter()
@@ -74,6 +56,36 @@ pub fn build_preview(
         approval_required: true,
         cascade_count,
         keep_count,
+    }
+}
+
+/// The blocker a BLOCK count makes; a state the table does not know blocks too, for an
+/// administrator to look at.
+fn blocker(
+    rule: Option<&policy::Rule>,
+    count: &store::deletion::StateCount,
+    sample_ids: Vec<Uuid>,
+) -> Blocker {
+    let (reason, resolution) = rule
+        .and_then(|r| r.blocker)
+        .unwrap_or(("UNKNOWN_RECORD_STATE", "contact an administrator"));
+    Blocker {
+        reason: reason.to_owned(),
+        relation: Some(count.kind),
+        count: count.count,
+        sample_ids,
+        resolution: resolution.to_owned(),
+    }
+}
+
+fn legal_hold(customer: &Customer) -> Blocker {
+    let (reason, resolution) = policy::LEGAL_HOLD;
+    Blocker {
+        reason: reason.to_owned(),
+        relation: None,
+        count: 1,
+        sample_ids: vec![customer.id],
+        resolution: resolution.to_owned(),
     }
 }
 

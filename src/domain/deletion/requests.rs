@@ -12,15 +12,52 @@ use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::paging::{self, Page, QueryFingerprint};
 use super::super::validate::Violations;
 use super::rules::{self, Refusal};
-use super::{DeletionRequest, Deletions, REASON_MAX, RequestState, blocked, chrono_duration};
+use super::{
+    DeletionPreview, DeletionRequest, Deletions, REASON_MAX, RequestState, blocked, chrono_duration,
+};
 use crate::error::{Error, PreconditionViolation, Problem, Result};
 use crate::store;
+
+/// A submission whose preview_etag is not the customer's graph version.
+fn preview_etag_stale(customer: &Customer) -> Error {
+    Error::FailedPrecondition {
+        problem: Problem::new(
+            "PREVIEW_STALE",
+            "the customer's records changed since the preview: preview again and submit its etag",
+        )
+        .with("customerId", customer.id)
+        .with("currentEtag", customer.version),
+        violations: vec![PreconditionViolation {
+            kind: "PREVIEW_STALE",
+            subject: format!("customers/{}", customer.id),
+            description: "preview_etag is not the customer's current etag".into(),
+        }],
+    }
+}
 
 /// Which decision a supervisor makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
     Approve,
     Reject,
+}
+
+impl Decision {
+    /// The operation that asks for it, the state it leads to, and its audit action.
+    fn outcome(self) -> (Operation, RequestState, &'static str) {
+        match self {
+            Decision::Approve => (
+                Operation::ApproveDeletionRequest,
+                RequestState::Approved,
+                "deletion_request.approve",
+            ),
+            Decision::Reject => (
+                Operation::RejectDeletionRequest,
+                RequestState::Rejected,
+                "deletion_request.reject",
+            ),
+        }
+    }
 }
 
 impl Deletions {
@@ -46,33 +83,11 @@ impl Deletions {
         let reason = &reason;
         let mutation = Mutation::new(caller, Operation::SubmitDeletionRequest, key.as_ref());
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
-            let (tx, now) = (change.tx(), change.now);
+            let tx = change.tx();
             let customer = self.lock_live_customer(&change, customer_id).await?;
-            // Requests that lapsed unrecorded (EXPIRED or STALE to a reader) would hold the
-            // one-open-request slot.
-            for open in
-                store::deletion::open_requests(tx.conn(), &caller.tenant, customer_id).await?
-            {
-                let seen = open.effective_state(now, Some(customer.version));
-                if seen != open.state {
-                    self.record_lapse(&change, open, seen).await?;
-                }
-            }
+            self.record_unrecorded_lapses(&change, &customer).await?;
             if preview_version != Some(customer.version) {
-                return Err(Error::FailedPrecondition {
-                    problem: Problem::new(
-                        "PREVIEW_STALE",
-                        "the customer's records changed since the preview: preview again and \
-                         submit its etag",
-                    )
-                    .with("customerId", customer_id)
-                    .with("currentEtag", customer.version),
-                    violations: vec![PreconditionViolation {
-                        kind: "PREVIEW_STALE",
-                        subject: format!("customers/{customer_id}"),
-                        description: "preview_etag is not the customer's current etag".into(),
-                    }],
-                });
+                return Err(preview_etag_stale(&customer));
             }
             let preview = self
                 .preview_in(tx.conn(), &caller.tenant, &customer, true)
@@ -80,23 +95,7 @@ impl Deletions {
             if !preview.blockers.is_empty() {
                 return Err(blocked(&preview));
             }
-            let request = DeletionRequest {
-                id: Uuid::now_v7(),
-                customer_id,
-                requester_id: caller.subject.clone(),
-                reason: reason.clone(),
-                state: RequestState::Pending,
-                decided_by: String::new(),
-                decision_comment: String::new(),
-                decide_time: None,
-                expire_time: now + chrono_duration(self.settings.request_ttl),
-                create_time: now,
-                update_time: now,
-                execute_time: None,
-                deletion_id: None,
-                version: 1,
-                preview,
-            };
+            let request = self.pending_request(&change, customer_id, reason, preview);
             store::deletion::insert_request(tx.conn(), &caller.tenant, &request).await?;
             change
                 .audit(Entry {
@@ -115,6 +114,51 @@ impl Deletions {
             Ok(request)
         })
         .await
+    }
+
+    /// A new request for `preview`, waiting for a decision until its lifetime passes.
+    fn pending_request(
+        &self,
+        change: &Change<'_>,
+        customer_id: Uuid,
+        reason: &str,
+        preview: DeletionPreview,
+    ) -> DeletionRequest {
+        let now = change.now;
+        DeletionRequest {
+            id: Uuid::now_v7(),
+            customer_id,
+            requester_id: change.caller.subject.clone(),
+            reason: reason.to_owned(),
+            state: RequestState::Pending,
+            decided_by: String::new(),
+            decision_comment: String::new(),
+            decide_time: None,
+            expire_time: now + chrono_duration(self.settings.request_ttl),
+            create_time: now,
+            update_time: now,
+            execute_time: None,
+            deletion_id: None,
+            version: 1,
+            preview,
+        }
+    }
+
+    /// Records the lapse of the customer's open requests that lapsed unrecorded (EXPIRED or
+    /// STALE to a reader): they would hold the one-open-request slot.
+    async fn record_unrecorded_lapses(
+        &self,
+        change: &Change<'_>,
+        customer: &Customer,
+    ) -> Result<()> {
+        let tenant = &change.caller.tenant;
+        for open in store::deletion::open_requests(change.tx().conn(), tenant, customer.id).await? {
+            let seen = open.effective_state(change.now, Some(customer.version));
+            if seen != open.state {
+                self.record_lapse(change, open, seen).await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<DeletionRequest> {
@@ -218,18 +262,7 @@ impl Deletions {
             Decision::Reject => v.required_text("comment", &comment, REASON_MAX),
         }
         v.finish()?;
-        let (operation, to, action) = match decision {
-            Decision::Approve => (
-                Operation::ApproveDeletionRequest,
-                RequestState::Approved,
-                "deletion_request.approve",
-            ),
-            Decision::Reject => (
-                Operation::RejectDeletionRequest,
-                RequestState::Rejected,
-                "deletion_request.reject",
-            ),
-        };
+        let (operation, to, action) = decision.outcome();
         let comment = &comment;
         let mutation = Mutation::new(caller, operation, key.as_ref());
         mutation::run(&self.store, &self.clock, mutation, |change| async move {

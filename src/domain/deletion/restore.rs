@@ -7,7 +7,7 @@ use super::super::access::{Action, Caller};
 use super::super::audit::Entry;
 use super::super::customers::Customer;
 use super::super::idempotency::Idempotency;
-use super::super::mutation::{self, Mutation, Operation};
+use super::super::mutation::{self, Change, Mutation, Operation};
 use super::{Deletions, Restored, restore_conflict};
 use crate::error::{Error, Problem, Result};
 use crate::store;
@@ -24,42 +24,11 @@ impl Deletions {
         let mutation = Mutation::new(caller, Operation::RestoreCustomer, key.as_ref())
             .validate_only(validate_only);
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
-            let (tx, now, tenant) = (change.tx(), change.now, &caller.tenant);
+            let (tx, tenant) = (change.tx(), &caller.tenant);
             let customer = store::customers::find_for_update(tx.conn(), tenant, customer_id)
                 .await?
                 .ok_or_else(|| Error::not_found("customer", customer_id))?;
-            if !customer.is_deleted() {
-                return Err(Error::AlreadyExists(
-                    Problem::new(
-                        "CUSTOMER_NOT_DELETED",
-                        "the customer is live: there is nothing to restore",
-                    )
-                    .with("customerId", customer_id),
-                ));
-            }
-            if customer.purge_time.is_some_and(|t| t <= now) {
-                return Err(Error::failed_precondition(
-                    Problem::new(
-                        "RETENTION_EXPIRED",
-                        "the customer's retention has passed: it is being erased",
-                    )
-                    .with("customerId", customer_id),
-                ));
-            }
-            if !customer.external_ref.is_empty()
-                && let Some((holder_id, holder_name)) = store::deletion::external_ref_holder(
-                    tx.conn(),
-                    tenant,
-                    &customer.external_ref,
-                    customer_id,
-                )
-                .await?
-            {
-                return Err(restore_conflict(
-                    customer_id,
-                    Some((holder_id, &holder_name)),
-                ));
-            }
+            self.check_restorable(&change, &customer).await?;
             let deletion_id = store::deletion::deletion_id_of(tx.conn(), tenant, customer_id)
                 .await?
                 .ok_or_else(|| {
@@ -84,18 +53,56 @@ impl Deletions {
                     summary: format!("deletion_id={deletion_id} restored={restored_records}"),
                 })
                 .await?;
-            let customer = Customer {
-                delete_time: None,
-                purge_time: None,
-                deletion_id: None,
-                version: customer.version + 1,
-                ..customer
-            };
             Ok(Restored {
-                customer,
+                customer: Customer {
+                    delete_time: None,
+                    purge_time: None,
+                    deletion_id: None,
+                    version: customer.version + 1,
+                    ..customer
+                },
                 restored_records,
             })
         })
         .await
+    }
+
+    /// Only a deleted customer can come back, while its retention lasts and while no live customer of
+    /// the tenant holds its external_ref.
+    async fn check_restorable(&self, change: &Change<'_>, customer: &Customer) -> Result<()> {
+        let customer_id = customer.id;
+        if !customer.is_deleted() {
+            return Err(Error::AlreadyExists(
+                Problem::new(
+                    "CUSTOMER_NOT_DELETED",
+                    "the customer is live: there is nothing to restore",
+                )
+                .with("customerId", customer_id),
+            ));
+        }
+        if customer.purge_time.is_some_and(|t| t <= change.now) {
+            return Err(Error::failed_precondition(
+                Problem::new(
+                    "RETENTION_EXPIRED",
+                    "the customer's retention has passed: it is being erased",
+                )
+                .with("customerId", customer_id),
+            ));
+        }
+        if !customer.external_ref.is_empty()
+            && let Some((holder_id, holder_name)) = store::deletion::external_ref_holder(
+                change.tx().conn(),
+                &change.caller.tenant,
+                &customer.external_ref,
+                customer_id,
+            )
+            .await?
+        {
+            return Err(restore_conflict(
+                customer_id,
+                Some((holder_id, &holder_name)),
+            ));
+        }
+        Ok(())
     }
 }
