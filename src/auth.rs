@@ -16,6 +16,7 @@ use tonic::{Request, Status};
 
 use crate::domain::access::{Caller, Role};
 use crate::error::{Error, Problem};
+use crate::reason;
 
 /// Leeway for `exp` and `nbf`, for clock skew between the issuer and us.
 const LEEWAY_SECS: u64 = 30;
@@ -207,7 +208,7 @@ impl Authenticator {
         // what this function accepts), so a token with `crit` is refused on every use.
         if has_critical_header(token) {
             return Err(unauthenticated(
-                "INVALID_TOKEN",
+                reason::INVALID_TOKEN,
                 "the token's header lists critical extensions (crit), and this server \
                  understands none: issue the token without crit",
             ));
@@ -226,18 +227,18 @@ impl Authenticator {
                 K::MissingRequiredClaim(_) => "the token lacks a required claim",
                 _ => "the token is malformed",
             };
-            unauthenticated("INVALID_TOKEN", why)
+            unauthenticated(reason::INVALID_TOKEN, why)
         })?;
         let claims = data.claims;
         if !valid_subject(&claims.sub) {
             return Err(unauthenticated(
-                "INVALID_TOKEN",
+                reason::INVALID_TOKEN,
                 "the token's sub claim is empty or malformed",
             ));
         }
         if !valid_tenant(&claims.tenant) {
             return Err(unauthenticated(
-                "INVALID_TOKEN",
+                reason::INVALID_TOKEN,
                 "the token's tenant claim must be 1 to 64 letters, digits, '.', '_' or '-'",
             ));
         }
@@ -271,7 +272,7 @@ impl Authenticator {
     /// The tonic interceptor: puts the verified `Caller` in the request's extensions.
     pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let header = request.metadata().get("authorization").ok_or_else(|| {
-            unauthenticated("MISSING_TOKEN", "send authorization: Bearer <token>")
+            unauthenticated(reason::MISSING_TOKEN, "send authorization: Bearer <token>")
         })?;
         let token = header
             .to_str()
@@ -283,7 +284,7 @@ impl Authenticator {
             })
             .ok_or_else(|| {
                 unauthenticated(
-                    "MISSING_TOKEN",
+                    reason::MISSING_TOKEN,
                     "the authorization header must be 'Bearer <token>'",
                 )
             })?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{Error, Problem};
+use crate::reason;
 
 /// When a call must be done by, and where that came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +34,7 @@ impl Deadline {
     pub fn exceeded(&self) -> Error {
         Error::DeadlineExceeded(
             Problem::new(
-                "DEADLINE_EXCEEDED",
+                reason::DEADLINE_EXCEEDED,
                 format!(
                     "the call did not finish within its deadline of {} ms{}; nothing was changed",
                     self.budget.as_millis(),

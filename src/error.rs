@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use crate::reason;
 use sea_orm::{DbErr, RuntimeErr};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -180,7 +181,7 @@ impl Error {
             _ => format!("invalid fields: {}", fields.join(", ")),
         };
         let fields = fields.join(",");
-        let problem = Problem::new("INVALID_FIELD", message).with("fields", fields);
+        let problem = Problem::new(reason::INVALID_FIELD, message).with("fields", fields);
         Self::InvalidArgument {
             problem,
             violations,
@@ -219,8 +220,12 @@ impl Error {
         }
     }
 
+    /// An internal error, with where it was raised: the log says which of the places that can
+    /// fail this way did (the client only ever learns that it happened).
+    #[track_caller]
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self::Internal(cause.to_string())
+        let at = std::panic::Location::caller();
+        Self::Internal(format!("{cause} (at {}:{})", at.file(), at.line()))
     }
 }
 
@@ -256,7 +261,7 @@ impl Error {
         }
         match &err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(Problem::new(
-                "DATABASE_UNAVAILABLE",
+                reason::DATABASE_UNAVAILABLE,
                 "the database is unavailable; retry with backoff",
             )),
             DbErr::Exec(RuntimeErr::SqlxError(sqlx))
@@ -267,7 +272,7 @@ impl Error {
                         // PostgreSQL serialization failure and deadlock: the transaction was
                         // rolled back to break a conflict.
                         Some("40001") | Some("40P01") => Self::Aborted(Problem::new(
-                            "TRANSACTION_CONFLICT",
+                            reason::TRANSACTION_CONFLICT,
                             "the request conflicted with a concurrent one; retry",
                         )),
                         // SQLITE_BUSY / SQLITE_LOCKED past the busy timeout; PostgreSQL
@@ -277,7 +282,7 @@ impl Error {
                         Some("5") | Some("6") | Some("55P03") | Some("57014") | Some("25P03")
                         | Some("57P01") | Some("57P02") | Some("57P03") => {
                             Self::Unavailable(Problem::new(
-                                "DATABASE_BUSY",
+                                reason::DATABASE_BUSY,
                                 "the database is busy; retry with backoff",
                             ))
                         }
@@ -285,7 +290,7 @@ impl Error {
                     },
                     SqlxError::PoolTimedOut | SqlxError::PoolClosed | SqlxError::Io(_) => {
                         Self::Unavailable(Problem::new(
-                            "DATABASE_UNAVAILABLE",
+                            reason::DATABASE_UNAVAILABLE,
                             "the database is unavailable; retry with backoff",
                         ))
                     }
@@ -325,7 +330,7 @@ impl From<Error> for Status {
             Error::Unauthenticated(p) => (Code::Unauthenticated, p, Vec::new(), Vec::new()),
             Error::PermissionDenied(p) => (Code::PermissionDenied, p, Vec::new(), Vec::new()),
             Error::NotFound { resource, id } => {
-                let problem = Problem::new("NOT_FOUND", format!("{resource} {id} not found"))
+                let problem = Problem::new(reason::NOT_FOUND, format!("{resource} {id} not found"))
                     .with("resource", resource)
                     .with("id", &id);
                 (Code::NotFound, problem, Vec::new(), Vec::new())
@@ -344,7 +349,7 @@ impl From<Error> for Status {
             Error::DeadlineExceeded(p) => (Code::DeadlineExceeded, p, Vec::new(), Vec::new()),
             Error::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                let problem = Problem::new("INTERNAL", "internal error");
+                let problem = Problem::new(reason::INTERNAL, "internal error");
                 (Code::Internal, problem, Vec::new(), Vec::new())
             }
         };
@@ -427,7 +432,7 @@ mod tests {
         let keys = [
             "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11",
         ];
-        let mut problem = Problem::new("INVALID_FIELD", huge());
+        let mut problem = Problem::new(reason::INVALID_FIELD, huge());
         for key in keys {
             problem = problem.with(key, huge());
         }
@@ -444,7 +449,7 @@ mod tests {
             problem: problem.clone(),
             violations: (0..1_000)
                 .map(|_| PreconditionViolation {
-                    kind: "CUSTOMER_HAS_BLOCKERS",
+                    kind: reason::CUSTOMER_HAS_BLOCKERS,
                     subject: huge(),
                     description: huge(),
                 })

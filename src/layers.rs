@@ -33,6 +33,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::{Error, Problem};
+use crate::reason;
 use crate::telemetry;
 
 /// Paths that are about the server itself: never shed, never traced.
@@ -149,7 +150,7 @@ where
         // would add RetryInfo to it).
         let status = tonic::Status::from(Error::InvalidArgument {
             problem: Problem::new(
-                "METADATA_TOO_LARGE",
+                reason::METADATA_TOO_LARGE,
                 format!(
                     "the call's metadata is {size} bytes, over the limit of {} bytes (each header \
                      counted as name + value + 32 bytes); the largest header is {}: send a \
@@ -227,7 +228,7 @@ where
         let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
             let status = tonic::Status::from(Error::ResourceExhausted(
                 Problem::new(
-                    "SERVER_OVERLOADED",
+                    reason::SERVER_OVERLOADED,
                     format!(
                         "the server is serving its limit of {} calls; retry with backoff",
                         self.layer.limit

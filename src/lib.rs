@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod layers;
 pub mod proto;
+pub mod reason;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::ProstEncoder;
 
 use crate::error::{Error, FieldViolation, Problem};
+use crate::reason;
 
 #[derive(Debug, Clone)]
 pub struct StrictCodec<T, U> {
@@ -57,7 +58,7 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
             // prost's text names generated types and offsets: useful to a developer, harmless.
             Error::InvalidArgument {
                 problem: Problem::new(
-                    "MALFORMED_REQUEST",
+                    reason::MALFORMED_REQUEST,
                     "the request is not a valid protobuf message",
                 ),
                 violations: vec![FieldViolation {

@@ -10,6 +10,7 @@ use crate::domain::access::Caller;
 use crate::domain::idempotency::Idempotency;
 use crate::domain::mutation::Operation;
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 
 /// The caller the auth interceptor verified. Absent only if a service was mounted without it.
 pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
@@ -19,7 +20,7 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .cloned()
         .ok_or_else(|| {
             Error::Unauthenticated(Problem::new(
-                "MISSING_TOKEN",
+                reason::MISSING_TOKEN,
                 "send authorization: Bearer <token>",
             ))
             .into()

@@ -3,6 +3,7 @@
 //! own request) live with the operation they guard, inside its transaction.
 
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 
 /// A role from the token's `roles` claim. Unknown role names are ignored, which means denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,7 +144,7 @@ impl Caller {
         if self.unknown_roles.is_empty() {
             return Err(Error::PermissionDenied(
                 Problem::new(
-                    "ROLE_NOT_ALLOWED",
+                    reason::ROLE_NOT_ALLOWED,
                     format!(
                         "your roles do not allow you to {}; needs one of: {}",
                         action.name(),
@@ -161,7 +162,7 @@ impl Caller {
         let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
         Err(Error::PermissionDenied(
             Problem::new(
-                "ROLE_NOT_ALLOWED",
+                reason::ROLE_NOT_ALLOWED,
                 format!(
                     "this server does not recognise the role(s) {} in your token (it knows: {}); \
                      to {} you need one of: {}",
@@ -249,7 +250,7 @@ mod tests {
         let Err(Error::PermissionDenied(problem)) = misspelt.require(Action::Read) else {
             panic!("a caller without known roles may not read");
         };
-        assert_eq!(problem.reason, "ROLE_NOT_ALLOWED");
+        assert_eq!(problem.reason, reason::ROLE_NOT_ALLOWED);
         assert_eq!(
             problem.message,
             "this server does not recognise the role(s) \"salesrep\" in your token (it knows: \

@@ -14,6 +14,7 @@ use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
 use super::{Clock, etag_matches};
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 use crate::store::{self, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,7 +220,8 @@ fn validate_input(input: &CustomerInput, only: Option<&[CustomerField]>) -> Resu
 
 fn owner_assignment_forbidden(message: &str) -> Error {
     Error::PermissionDenied(
-        Problem::new("OWNER_ASSIGNMENT_FORBIDDEN", message).with("field", "customer.owner_id"),
+        Problem::new(reason::OWNER_ASSIGNMENT_FORBIDDEN, message)
+            .with("field", "customer.owner_id"),
     )
 }
 

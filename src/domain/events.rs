@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::access::{Action, Caller};
 use crate::error::{Error, Result};
+use crate::reason;
 use crate::store::{self, Store};
 
 /// A customer event as consumers see it.
@@ -208,7 +209,7 @@ impl CustomerEvents {
 fn shutting_down(last: i64) -> Error {
     Error::Unavailable(
         crate::error::Problem::new(
-            "SERVER_SHUTTING_DOWN",
+            reason::SERVER_SHUTTING_DOWN,
             format!(
                 "this server is shutting down: watch again (any replica) with after_sequence = {last}"
             ),

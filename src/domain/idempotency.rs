@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::access::Caller;
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 use crate::store::{self, WriteTx};
 
 /// A client's `request_id` and a digest of the request it came with (operation and arguments).
@@ -19,7 +20,7 @@ pub struct Idempotency {
 fn reused(key: &Idempotency) -> Error {
     Error::InvalidArgument {
         problem: Problem::new(
-            "REQUEST_ID_REUSED",
+            reason::REQUEST_ID_REUSED,
             "request_id was already used for a different request: use a new request_id for new arguments",
         )
         .with("requestId", key.request_id),
@@ -77,13 +78,11 @@ pub async fn remember<T: Serialize>(
     .await
 }
 
-/// Reason of the error `store::idempotency::insert` returns when a concurrent request with the same
-/// key committed first (PostgreSQL; SQLite's single writer never gets there).
-pub const IN_FLIGHT: &str = "REQUEST_ID_IN_FLIGHT";
-
 /// Runs `attempt` again when it lost a race to a duplicate of itself: the second run replays the
 /// first one's answer. Transaction conflicts the database broke (deadlock, serialization) are
-/// retried the same way, a bounded number of times.
+/// retried the same way, a bounded number of times. (`REQUEST_ID_IN_FLIGHT` is what
+/// `store::idempotency::insert` returns when a concurrent request with the same key committed
+/// first: PostgreSQL; SQLite's single writer never gets there.)
 pub async fn retry_in_flight<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -93,7 +92,8 @@ where
     for _ in 1..ATTEMPTS {
         match attempt().await {
             Err(Error::Aborted(p))
-                if p.reason == IN_FLIGHT || p.reason == "TRANSACTION_CONFLICT" =>
+                if p.reason == reason::REQUEST_ID_IN_FLIGHT
+                    || p.reason == reason::TRANSACTION_CONFLICT =>
             {
                 continue;
             }

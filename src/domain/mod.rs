@@ -22,6 +22,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Problem};
+use crate::reason;
 
 /// The time source of every write and of every rule that depends on time (expiry, retention).
 /// Truncated to microseconds, the precision PostgreSQL keeps, so a value read back equals the
@@ -88,7 +89,7 @@ pub(crate) fn etag_mismatch(resource: &'static str, id: Uuid, sent: &str, curren
     };
     Error::Aborted(
         Problem::new(
-            "ETAG_MISMATCH",
+            reason::ETAG_MISMATCH,
             format!(
                 "etag {:?} does not match the {resource}'s current etag {current:?}{changed}: \
                  read the {resource} again (or use the current etag) and retry",
@@ -106,7 +107,7 @@ pub(crate) fn etag_mismatch(resource: &'static str, id: Uuid, sent: &str, curren
 pub(crate) fn changed_concurrently(resource: &'static str, id: Uuid) -> Error {
     Error::Aborted(
         Problem::new(
-            "ETAG_MISMATCH",
+            reason::ETAG_MISMATCH,
             format!(
                 "the {resource} changed while this write was applied: read it again and retry \
                  with its new etag"
@@ -121,7 +122,7 @@ pub(crate) fn changed_concurrently(resource: &'static str, id: Uuid) -> Error {
 pub(crate) fn customer_deleted(id: Uuid) -> Error {
     Error::failed_precondition(
         Problem::new(
-            "CUSTOMER_DELETED",
+            reason::CUSTOMER_DELETED,
             "the customer is deleted: restore it before changing it or its records",
         )
         .with("customerId", id),

@@ -52,6 +52,7 @@ const fn block(
     }
 }
 
+use crate::reason;
 use Policy::{Cascade, Keep};
 use RecordKind as K;
 
@@ -72,7 +73,7 @@ pub const RULES: &[Rule] = &[
     block(
         K::Order,
         "OPEN",
-        "OPEN_ORDER",
+        reason::OPEN_ORDER,
         "close or cancel the open orders first",
     ),
     rule(K::Order, Some("PAID"), Keep),
@@ -80,7 +81,7 @@ pub const RULES: &[Rule] = &[
     block(
         K::Contract,
         "ACTIVE",
-        "ACTIVE_CONTRACT",
+        reason::ACTIVE_CONTRACT,
         "let the active contracts expire or terminate them first",
     ),
     rule(K::Contract, Some("DRAFT"), Cascade),
@@ -89,14 +90,17 @@ pub const RULES: &[Rule] = &[
     block(
         K::Project,
         "ACTIVE",
-        "ACTIVE_PROJECT",
+        reason::ACTIVE_PROJECT,
         "finish the active projects first (mark them DONE)",
     ),
     rule(K::Project, Some("DONE"), Cascade),
 ];
 
 /// The blocker reason of a customer under legal hold.
-pub const LEGAL_HOLD: (&str, &str) = ("LEGAL_HOLD", "an admin must lift the legal hold first");
+pub const LEGAL_HOLD: (&str, &str) = (
+    reason::LEGAL_HOLD,
+    "an admin must lift the legal hold first",
+);
 
 /// The rule for records of `kind` in `state`.
 pub fn rule_for(kind: RecordKind, state: Option<&str>) -> Option<&'static Rule> {

@@ -21,6 +21,7 @@ use super::mutation::{self, Mutation, Operation};
 use super::records::RecordKind;
 use super::validate::Violations;
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 use crate::store::{self, Store};
 
 const REASON_MAX: usize = 1000;
@@ -63,7 +64,7 @@ impl PurgeReport {
 fn under_hold(id: Uuid) -> Error {
     Error::failed_precondition(
         Problem::new(
-            "LEGAL_HOLD",
+            reason::LEGAL_HOLD,
             "the customer is under legal hold: an admin must lift it first",
         )
         .with("customerId", id),
@@ -141,7 +142,7 @@ impl Purges {
             if !customer.is_deleted() {
                 return Err(Error::failed_precondition(
                     Problem::new(
-                        "CUSTOMER_NOT_DELETED",
+                        reason::CUSTOMER_NOT_DELETED,
                         "only a deleted customer can be erased: its deletion must be previewed and approved first",
                     )
                     .with("customerId", id),

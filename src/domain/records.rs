@@ -19,6 +19,7 @@ use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
 use super::{Clock, customer_deleted, etag_matches, etag_mismatch};
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 use crate::store::{self, GraphBump, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -306,7 +307,7 @@ pub fn check_restorable(
     if record.delete_time.is_none() {
         return Err(Error::failed_precondition(
             Problem::new(
-                "RECORD_NOT_DELETED",
+                reason::RECORD_NOT_DELETED,
                 format!("the {} is live: there is nothing to restore", kind.name()),
             )
             .with("id", record.id),
@@ -318,7 +319,7 @@ pub fn check_restorable(
     if record.purge_time.is_some_and(|t| t <= now) {
         return Err(Error::failed_precondition(
             Problem::new(
-                "RETENTION_EXPIRED",
+                reason::RETENTION_EXPIRED,
                 format!(
                     "the {}'s retention has passed: it is being erased and can no longer be restored",
                     kind.name()
@@ -647,7 +648,7 @@ impl Records {
             if !transition_allowed(&current.data, &next_data) {
                 return Err(Error::failed_precondition(
                     Problem::new(
-                        "INVALID_STATUS_TRANSITION",
+                        reason::INVALID_STATUS_TRANSITION,
                         format!(
                             "this status change is not allowed for a {}: see the transitions documented on its status enum",
                             kind.name()
@@ -694,7 +695,7 @@ impl Records {
             if !deletable_alone(&current.data) {
                 return Err(Error::failed_precondition(
                     Problem::new(
-                        "RECORD_NOT_DELETABLE",
+                        reason::RECORD_NOT_DELETABLE,
                         format!(
                             "this {} is a business record and cannot be deleted: cancel or terminate it instead",
                             kind.name()
@@ -840,7 +841,7 @@ impl Records {
         if current.delete_time.is_some() {
             return Err(Error::failed_precondition(
                 Problem::new(
-                    "RECORD_DELETED",
+                    reason::RECORD_DELETED,
                     format!("the {} is deleted and cannot be changed", kind.name()),
                 )
                 .with("id", id),
@@ -1037,26 +1038,26 @@ mod tests {
         };
         assert_eq!(
             refusal(check_restorable(kind, &live, false, now)),
-            Some("RECORD_NOT_DELETED")
+            Some(reason::RECORD_NOT_DELETED)
         );
         // A live record of a deleted customer (kept for the books) is still "not deleted".
         assert_eq!(
             refusal(check_restorable(kind, &live, true, now)),
-            Some("RECORD_NOT_DELETED")
+            Some(reason::RECORD_NOT_DELETED)
         );
         assert_eq!(
             refusal(check_restorable(kind, &restorable, true, now)),
-            Some("CUSTOMER_DELETED")
+            Some(reason::CUSTOMER_DELETED)
         );
         // The customer comes first, even past the record's purge_time: restoring it is the step.
         let due = deleted_contact(Some(now));
         assert_eq!(
             refusal(check_restorable(kind, &due, true, now)),
-            Some("CUSTOMER_DELETED")
+            Some(reason::CUSTOMER_DELETED)
         );
         assert_eq!(
             refusal(check_restorable(kind, &due, false, now)),
-            Some("RETENTION_EXPIRED")
+            Some(reason::RETENTION_EXPIRED)
         );
         assert_eq!(
             refusal(check_restorable(

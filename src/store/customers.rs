@@ -14,6 +14,7 @@ use crate::domain::customers::{
     Customer, CustomerQuery, CustomerStatus, LifecycleStage, search_text,
 };
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 use crate::store::{RawPool, Store};
 
 fn stage_str(stage: LifecycleStage) -> &'static str {
@@ -106,7 +107,7 @@ fn writable_columns(c: &Customer) -> customer::ActiveModel {
 fn external_ref_taken(external_ref: &str) -> Error {
     Error::AlreadyExists(
         Problem::new(
-            "EXTERNAL_REF_TAKEN",
+            reason::EXTERNAL_REF_TAKEN,
             "another live customer of this tenant already has this external_ref",
         )
         .with("field", "customer.external_ref")

@@ -17,6 +17,7 @@ use crate::domain::deletion::request_filter::{StateCase, StateFilter};
 use crate::domain::deletion::{DeletionPreview, DeletionRequest, RequestState, StoredRequest};
 use crate::domain::records::RecordKind;
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 
 /// Live records of one kind and state (`None`: a kind without states).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -491,7 +492,7 @@ pub async fn insert_request(
         .map_err(|e| match e.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => Error::failed_precondition(
                 Problem::new(
-                    "DELETION_ALREADY_REQUESTED",
+                    reason::DELETION_ALREADY_REQUESTED,
                     "this customer already has an open deletion request: approve, reject or cancel it first",
                 )
                 .with("customerId", r.customer_id),

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::entity::idempotency_key::{self, Entity};
 use super::scope::TenantScoped as _;
-use crate::domain::idempotency::IN_FLIGHT;
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 
 pub struct StoredAnswer {
     pub subject: String,
@@ -82,7 +82,7 @@ pub async fn insert(
         // A duplicate committed first while this request ran: the caller retries and replays it.
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             Err(Error::Aborted(Problem::new(
-                IN_FLIGHT,
+                reason::REQUEST_ID_IN_FLIGHT,
                 "a request with this request_id is in flight; retry",
             )))
         }

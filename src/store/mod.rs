@@ -30,6 +30,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 use crate::error::{Error, Result};
+use crate::reason;
 
 pub use customers::GraphBump;
 pub use open::{SetupError, check_database_url};
@@ -516,7 +517,7 @@ impl Store {
         };
         if left.is_zero() {
             return Err(crate::Error::DeadlineExceeded(crate::error::Problem::new(
-                "DEADLINE_EXCEEDED",
+                reason::DEADLINE_EXCEEDED,
                 "the call's deadline passed before the change began: nothing was changed",
             )));
         }

@@ -17,6 +17,7 @@ use super::records::{OnTable, RecordScope as _, RecordTable, on_table};
 use super::scope::{Liveness as _, NotErased as _, TenantScoped};
 use crate::domain::records::RecordKind;
 use crate::error::Result;
+use crate::reason;
 
 /// Deleted customers (tenant, id) whose purge_time has passed, not under legal hold, oldest due
 /// first. With `lock`, on PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED`: replicas
@@ -331,7 +332,7 @@ pub async fn rewrite(store: &super::Store) -> Result<Vec<Rewritten>> {
         store.conn().execute_unprepared("VACUUM").await?;
         if !store.checkpoint_erasure().await? {
             return Err(crate::Error::Unavailable(crate::error::Problem::new(
-                "DATABASE_BUSY",
+                reason::DATABASE_BUSY,
                 "the rewrite is done but a reader kept the WAL from being emptied; run it again",
             )));
         }

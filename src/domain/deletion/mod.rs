@@ -35,6 +35,7 @@ use super::paging::PageTokenKey;
 use super::policy::Policy;
 use super::records::RecordKind;
 use crate::error::{Error, PreconditionViolation, Problem};
+use crate::reason;
 use crate::store::Store;
 
 /// How many sample ids a preview shows per relation and state.
@@ -246,7 +247,7 @@ fn blocked(preview: &DeletionPreview) -> Error {
         .blockers
         .iter()
         .map(|b| PreconditionViolation {
-            kind: "CUSTOMER_HAS_BLOCKERS",
+            kind: reason::CUSTOMER_HAS_BLOCKERS,
             subject: match b.relation {
                 Some(kind) => format!("{}:{}", kind.name(), b.reason),
                 None => format!("customer:{}", b.reason),
@@ -257,7 +258,7 @@ fn blocked(preview: &DeletionPreview) -> Error {
     let reasons: Vec<&str> = preview.blockers.iter().map(|b| b.reason.as_str()).collect();
     Error::FailedPrecondition {
         problem: Problem::new(
-            "CUSTOMER_HAS_BLOCKERS",
+            reason::CUSTOMER_HAS_BLOCKERS,
             format!("the customer cannot be deleted yet: {}", reasons.join(", ")),
         )
         .with("customerId", preview.customer_id)
@@ -269,13 +270,13 @@ fn blocked(preview: &DeletionPreview) -> Error {
 fn stale(request_id: Uuid, customer_id: Uuid) -> Error {
     Error::FailedPrecondition {
         problem: Problem::new(
-            "PREVIEW_STALE",
+            reason::PREVIEW_STALE,
             "the customer's records changed since the preview: preview again and submit a new request",
         )
         .with("deletionRequestId", request_id)
         .with("customerId", customer_id),
         violations: vec![PreconditionViolation {
-            kind: "PREVIEW_STALE",
+            kind: reason::PREVIEW_STALE,
             subject: format!("customers/{customer_id}"),
             description: "the graph etag no longer matches the previewed one".into(),
         }],
@@ -303,13 +304,13 @@ pub(crate) fn restore_conflict(customer_id: Uuid, holder: Option<(Uuid, &str)>) 
     let Some((holder_id, holder_name)) = holder else {
         return Error::FailedPrecondition {
             problem: Problem::new(
-                "RESTORE_CONFLICT",
+                reason::RESTORE_CONFLICT,
                 "the customer's external_ref is now used by a live customer: change one of them first",
             )
             .with("customerId", customer_id)
             .with("field", "external_ref"),
             violations: vec![PreconditionViolation {
-                kind: "RESTORE_CONFLICT",
+                kind: reason::RESTORE_CONFLICT,
                 subject: "external_ref".into(),
                 description: "another live customer of the tenant has this external_ref".into(),
             }],
@@ -318,7 +319,7 @@ pub(crate) fn restore_conflict(customer_id: Uuid, holder: Option<(Uuid, &str)>) 
     let name = crate::error::echo(holder_name);
     Error::FailedPrecondition {
         problem: Problem::new(
-            "RESTORE_CONFLICT",
+            reason::RESTORE_CONFLICT,
             format!(
                 "the customer's external_ref is now used by live customer {holder_id} ({name:?}): \
                  change or clear the external_ref of one of them, then restore again"
@@ -329,7 +330,7 @@ pub(crate) fn restore_conflict(customer_id: Uuid, holder: Option<(Uuid, &str)>) 
         .with("conflictingCustomerId", holder_id)
         .with("conflictingCustomerName", holder_name),
         violations: vec![PreconditionViolation {
-            kind: "RESTORE_CONFLICT",
+            kind: reason::RESTORE_CONFLICT,
             subject: "external_ref".into(),
             description: format!("live customer {holder_id} of the tenant has this external_ref"),
         }],

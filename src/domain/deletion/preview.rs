@@ -10,6 +10,7 @@ use super::super::policy::{self, Policy};
 use super::super::records::RecordKind;
 use super::{Blocker, DeletionPreview, Deletions, PipelineWarning, RelationImpact, SAMPLE_IDS};
 use crate::error::{Error, Result};
+use crate::reason;
 use crate::store;
 
 /// Builds the preview from the per-state counts: the policy table decides what each count means.
@@ -68,7 +69,7 @@ fn blocker(
 ) -> Blocker {
     let (reason, resolution) = rule
         .and_then(|r| r.blocker)
-        .unwrap_or(("UNKNOWN_RECORD_STATE", "contact an administrator"));
+        .unwrap_or((reason::UNKNOWN_RECORD_STATE, "contact an administrator"));
     Blocker {
         reason: reason.to_owned(),
         relation: Some(count.kind),

@@ -16,19 +16,20 @@ use super::{
     DeletionPreview, DeletionRequest, Deletions, REASON_MAX, RequestState, blocked, chrono_duration,
 };
 use crate::error::{Error, PreconditionViolation, Problem, Result};
+use crate::reason;
 use crate::store;
 
 /// A submission whose preview_etag is not the customer's graph version.
 fn preview_etag_stale(customer: &Customer) -> Error {
     Error::FailedPrecondition {
         problem: Problem::new(
-            "PREVIEW_STALE",
+            reason::PREVIEW_STALE,
             "the customer's records changed since the preview: preview again and submit its etag",
         )
         .with("customerId", customer.id)
         .with("currentEtag", customer.version),
         violations: vec![PreconditionViolation {
-            kind: "PREVIEW_STALE",
+            kind: reason::PREVIEW_STALE,
             subject: format!("customers/{}", customer.id),
             description: "preview_etag is not the customer's current etag".into(),
         }],

@@ -10,6 +10,7 @@ use super::super::idempotency::Idempotency;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::{Deletions, Restored, restore_conflict};
 use crate::error::{Error, Problem, Result};
+use crate::reason;
 use crate::store;
 
 impl Deletions {
@@ -74,7 +75,7 @@ impl Deletions {
         if !customer.is_deleted() {
             return Err(Error::AlreadyExists(
                 Problem::new(
-                    "CUSTOMER_NOT_DELETED",
+                    reason::CUSTOMER_NOT_DELETED,
                     "the customer is live: there is nothing to restore",
                 )
                 .with("customerId", customer_id),
@@ -83,7 +84,7 @@ impl Deletions {
         if customer.purge_time.is_some_and(|t| t <= change.now) {
             return Err(Error::failed_precondition(
                 Problem::new(
-                    "RETENTION_EXPIRED",
+                    reason::RETENTION_EXPIRED,
                     "the customer's retention has passed: it is being erased",
                 )
                 .with("customerId", customer_id),

@@ -10,6 +10,7 @@ use super::super::customers::Customer;
 use super::super::etag_mismatch;
 use super::{DeletionRequest, RequestState, not_in_state, stale};
 use crate::error::{Error, Problem};
+use crate::reason;
 
 /// Why a transition may not happen.
 #[derive(Debug)]
@@ -39,7 +40,7 @@ pub fn may_decide(
     if request.requester_id == caller.subject {
         return Err(Error::PermissionDenied(
             Problem::new(
-                "SELF_APPROVAL_FORBIDDEN",
+                reason::SELF_APPROVAL_FORBIDDEN,
                 "you made this deletion request: another supervisor or admin must decide it",
             )
             .with("deletionRequestId", request.id),
@@ -50,7 +51,7 @@ pub fn may_decide(
     // is not the previewed one, or the time to decide has passed.
     not_lapsed(request, now, customer_version, "PENDING")?;
     if request.state != RequestState::Pending {
-        return Err(not_in_state(request, "DELETION_REQUEST_NOT_PENDING", "PENDING").into());
+        return Err(not_in_state(request, reason::DELETION_REQUEST_NOT_PENDING, "PENDING").into());
     }
     Ok(())
 }
@@ -67,9 +68,12 @@ pub fn may_cancel(
     // nothing.
     not_lapsed(request, now, customer_version, "PENDING or APPROVED")?;
     if !request.state.is_open() {
-        return Err(
-            not_in_state(request, "DELETION_REQUEST_NOT_OPEN", "PENDING or APPROVED").into(),
-        );
+        return Err(not_in_state(
+            request,
+            reason::DELETION_REQUEST_NOT_OPEN,
+            "PENDING or APPROVED",
+        )
+        .into());
     }
     Ok(())
 }
@@ -95,7 +99,7 @@ pub fn may_execute(
     // version has moved on from any preview of it.
     not_lapsed(request, now, Some(customer.version), "APPROVED")?;
     if request.state != RequestState::Approved {
-        return Err(not_in_state(request, "DELETION_NOT_APPROVED", "APPROVED").into());
+        return Err(not_in_state(request, reason::DELETION_NOT_APPROVED, "APPROVED").into());
     }
     if etag != customer.etag() {
         return Err(etag_mismatch("customer", customer_id, etag, &customer.etag()).into());
@@ -131,7 +135,7 @@ pub fn not_lapsed(
                 state: RequestState::Expired,
                 ..request.clone()
             },
-            "DELETION_REQUEST_EXPIRED",
+            reason::DELETION_REQUEST_EXPIRED,
             wanted,
         ),
         _ => stale(request.id, request.customer_id),
@@ -217,7 +221,7 @@ mod tests {
     }
 
     fn reason_of(error: &Error) -> String {
-        error.reason().unwrap_or("NOT_FOUND").to_owned()
+        error.reason().unwrap_or(reason::NOT_FOUND).to_owned()
     }
 
     #[test]
@@ -235,7 +239,10 @@ mod tests {
                     now,
                     Some(VERSION),
                 );
-                assert_eq!(reason(refused.unwrap_err()), "SELF_APPROVAL_FORBIDDEN");
+                assert_eq!(
+                    reason(refused.unwrap_err()),
+                    reason::SELF_APPROVAL_FORBIDDEN
+                );
             }
         }
     }
@@ -259,7 +266,7 @@ mod tests {
         // Decided already: refused without recording anything.
         let approved = request(RequestState::Approved, now);
         let refused = may_decide(&approved, &boss, now, Some(VERSION)).unwrap_err();
-        assert_eq!(reason(refused), "DELETION_REQUEST_NOT_PENDING");
+        assert_eq!(reason(refused), reason::DELETION_REQUEST_NOT_PENDING);
     }
 
     #[test]
@@ -298,7 +305,7 @@ mod tests {
                 Some(VERSION),
             )
             .unwrap_err();
-            assert_eq!(reason(refused), "DELETION_REQUEST_NOT_OPEN");
+            assert_eq!(reason(refused), reason::DELETION_REQUEST_NOT_OPEN);
         }
     }
 
@@ -318,7 +325,7 @@ mod tests {
         let refused = may_execute(&approved, &rep, now, id, None, &etag).unwrap_err();
         assert!(matches!(refused, Refusal::Denied(Error::NotFound { .. })));
         let refused = may_execute(&approved, &rep, now, id, Some(&live), "3").unwrap_err();
-        assert_eq!(reason(refused), "ETAG_MISMATCH");
+        assert_eq!(reason(refused), reason::ETAG_MISMATCH);
         let moved = customer(id, VERSION + 1);
         let refused =
             may_execute(&approved, &rep, now, id, Some(&moved), &moved.etag()).unwrap_err();
@@ -328,6 +335,6 @@ mod tests {
             ..approved.clone()
         };
         let refused = may_execute(&pending, &rep, now, id, Some(&live), &etag).unwrap_err();
-        assert_eq!(reason(refused), "DELETION_NOT_APPROVED");
+        assert_eq!(reason(refused), reason::DELETION_NOT_APPROVED);
     }
 }

@@ -29,6 +29,52 @@ _KNOWN = {
 }
 
 
+# Every ErrorInfo.reason the service sends and what it means (the service's src/reason.rs; a test
+# there keeps this list equal to it).
+REASONS: Dict[str, str] = {
+    "INVALID_FIELD": "a field breaks its rule; BadRequest names each field and why",
+    "MALFORMED_REQUEST": "the bytes are not a message of the method's request type",
+    "METADATA_TOO_LARGE": "the call's metadata exceeds 16 KiB",
+    "REQUEST_ID_REUSED": "request_id was used with other arguments: use a new request_id",
+    "MISSING_TOKEN": "no `authorization: Bearer <token>` header",
+    "INVALID_TOKEN": "the token is expired, badly signed, or its claims are malformed",
+    "ROLE_NOT_ALLOWED": "the token's roles do not allow the call; metadata lists the roles that do",
+    "SELF_APPROVAL_FORBIDDEN": "the requester of a deletion cannot decide it",
+    "OWNER_ASSIGNMENT_FORBIDDEN": "only a supervisor, admin or service may set another owner",
+    "NOT_FOUND": "no such resource in the caller's tenant",
+    "EXTERNAL_REF_TAKEN": "another live customer of the tenant has this external_ref",
+    "CUSTOMER_NOT_DELETED": "restore or erase of a customer that is live",
+    "ETAG_MISMATCH": "the etag sent is not the current one (metadata currentEtag): read again and retry",
+    "TRANSACTION_CONFLICT": "the database broke a conflict between transactions: retry",
+    "REQUEST_ID_IN_FLIGHT": "a call with the same request_id is still running: retry to get its answer",
+    "CUSTOMER_DELETED": "the customer is deleted: restore it first",
+    "CUSTOMER_HAS_BLOCKERS": "something blocks the deletion; PreconditionFailure lists each blocker and its resolution",
+    "PREVIEW_STALE": "the customer's graph changed since the preview: preview again",
+    "DELETION_ALREADY_REQUESTED": "the customer already has an open deletion request",
+    "DELETION_REQUEST_NOT_PENDING": "only a PENDING request can be approved or rejected",
+    "DELETION_REQUEST_NOT_OPEN": "only a PENDING or APPROVED request can be cancelled",
+    "DELETION_REQUEST_EXPIRED": "the request's lifetime passed: submit a new one",
+    "DELETION_NOT_APPROVED": "DeleteCustomer needs an APPROVED request",
+    "RESTORE_CONFLICT": "a live customer now holds the external_ref (metadata names it)",
+    "RETENTION_EXPIRED": "the retention passed: the customer or record is being erased",
+    "INVALID_STATUS_TRANSITION": "the record's status cannot change that way",
+    "RECORD_NOT_DELETABLE": "a business record (order, contract) is cancelled or terminated, not deleted",
+    "RECORD_DELETED": "the record is deleted: restore it first",
+    "RECORD_NOT_DELETED": "restore of a record that is live",
+    "LEGAL_HOLD": "the customer is under legal hold: an admin must lift it first",
+    "OPEN_ORDER": "an open order blocks the deletion: complete or cancel it",
+    "ACTIVE_CONTRACT": "an active contract blocks the deletion: terminate it or let it expire",
+    "ACTIVE_PROJECT": "an active project blocks the deletion: finish it",
+    "UNKNOWN_RECORD_STATE": "a record in a state the policy table does not know: contact an administrator",
+    "SERVER_OVERLOADED": "too many calls in flight: retry after RetryInfo's delay",
+    "SERVER_SHUTTING_DOWN": "the server is stopping: retry on another replica",
+    "DATABASE_UNAVAILABLE": "the database cannot be reached: retry later",
+    "DATABASE_BUSY": "the database is busy (locks, SQLite's writer): retry with backoff",
+    "DEADLINE_EXCEEDED": "the call's deadline passed; a write was rolled back",
+    "INTERNAL": "a bug or an unexpected database failure; the server logged its cause",
+}
+
+
 @dataclass
 class RichError:
     """A failed call: its status code and message, and the decoded ``google.rpc`` details."""
