@@ -37,15 +37,16 @@ impl Deletions {
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
             let (customer, request) = self.lock_request(&change, request_id).await?;
             let now = change.now;
-            let checked =
-                rules::may_execute(&request, caller, now, customer_id, customer.as_ref(), etag);
-            if let Err(refusal) = checked {
-                return Err(self.refuse(&change, &request, refusal).await);
-            }
-            let Some(customer) = customer else {
-                return Err(Error::internal(
-                    "an executable request without its customer",
-                ));
+            let customer = match rules::may_execute(
+                &request,
+                caller,
+                now,
+                customer_id,
+                customer.as_ref(),
+                etag,
+            ) {
+                Ok(customer) => customer.clone(),
+                Err(refusal) => return Err(self.refuse(&change, &request, refusal).await),
             };
             // The graph is the approved one, but a rule may still have changed (a legal hold).
             let preview = self

@@ -173,6 +173,19 @@ impl DeletionRequest {
         self.version.to_string()
     }
 
+    /// The request as a decision leaves it: approved, rejected or cancelled by `by`.
+    pub fn decided(self, to: RequestState, by: &str, comment: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            state: to,
+            decided_by: by.to_owned(),
+            decision_comment: comment.to_owned(),
+            decide_time: Some(now),
+            update_time: now,
+            version: self.version + 1,
+            ..self
+        }
+    }
+
     /// The request as its execution leaves it.
     pub fn executed(self, now: DateTime<Utc>, deletion_id: Uuid) -> Self {
         Self {

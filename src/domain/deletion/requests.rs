@@ -272,15 +272,7 @@ impl Deletions {
             if let Err(refusal) = rules::may_decide(&request, caller, change.now, version) {
                 return Err(self.refuse(&change, &request, refusal).await);
             }
-            let next = DeletionRequest {
-                state: to,
-                decided_by: caller.subject.clone(),
-                decision_comment: comment.clone(),
-                decide_time: Some(change.now),
-                update_time: change.now,
-                version: request.version + 1,
-                ..request
-            };
+            let next = request.decided(to, &caller.subject, comment, change.now);
             self.save(&change, &next).await?;
             change
                 .audit(Entry {
@@ -321,15 +313,12 @@ impl Deletions {
             if let Err(refusal) = rules::may_cancel(&request, caller, change.now, version) {
                 return Err(self.refuse(&change, &request, refusal).await);
             }
-            let next = DeletionRequest {
-                state: RequestState::Cancelled,
-                decided_by: caller.subject.clone(),
-                decision_comment: comment.clone(),
-                decide_time: Some(change.now),
-                update_time: change.now,
-                version: request.version + 1,
-                ..request
-            };
+            let next = request.decided(
+                RequestState::Cancelled,
+                &caller.subject,
+                comment,
+                change.now,
+            );
             self.save(&change, &next).await?;
             change
                 .audit(Entry {

@@ -80,15 +80,15 @@ pub fn may_cancel(
 
 /// DeleteCustomer: the requester, or a supervisor or admin, executing the APPROVED request of
 /// this very customer, with the customer's current etag. Blockers that appeared since (a legal
-/// hold) are checked by the caller against the graph.
-pub fn may_execute(
+/// hold) are checked by the caller against the graph. Gives back the customer to delete.
+pub fn may_execute<'c>(
     request: &DeletionRequest,
     caller: &Caller,
     now: DateTime<Utc>,
     customer_id: Uuid,
-    customer: Option<&Customer>,
+    customer: Option<&'c Customer>,
     etag: &str,
-) -> Result<(), Refusal> {
+) -> Result<&'c Customer, Refusal> {
     // Another customer's request answers as a request that does not exist.
     if request.customer_id != customer_id {
         return Err(Error::not_found("deletion_request", request.id).into());
@@ -104,7 +104,7 @@ pub fn may_execute(
     if etag != customer.etag() {
         return Err(etag_mismatch("customer", customer_id, etag, &customer.etag()).into());
     }
-    Ok(())
+    Ok(customer)
 }
 
 /// The requester may act on their own request; supervisors and admins on anyone's.
