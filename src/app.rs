@@ -642,10 +642,10 @@ const DATABASE_CHECK_AT_MOST: Duration = Duration::from_millis(200);
 /// Keeps the named services' health in step with the database: SERVING while it answers,
 /// NOT_SERVING while it does not, so readiness probes take a replica out of rotation. Besides its
 /// periodic checks, it checks at once when a call has failed for a database reason
-/// (`error::database_trouble`): readiness follows an outage within a second of the first call
+/// (`store::database_trouble`): readiness follows an outage within a second of the first call
 /// that met it, instead of up to a period later.
 async fn watch_database(store: Store, health: HealthReporter) {
-    let mut trouble = crate::error::database_trouble().subscribe();
+    let mut trouble = crate::store::database_trouble().subscribe();
     let mut serving = None;
     loop {
         let checked = tokio::time::Instant::now();

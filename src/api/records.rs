@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     caller, detached, enum_field, from_timestamp, idempotency_key, optional_timestamp, timestamp,
 };
-use crate::domain::mutation::Operation;
+use crate::domain::mutation::{Operation, RecordWrite};
 use crate::domain::records::*;
 use crate::domain::validate::parse_id;
 use crate::error::{Error, FieldViolation, Result};

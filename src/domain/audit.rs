@@ -12,27 +12,11 @@ use super::access::Caller;
 use crate::error::Result;
 use crate::store::{self, WriteTx};
 
+pub use super::model::audit::{AuditEvent, AuditFilter};
+
 /// The hash before the first event of a tenant.
 pub const GENESIS: [u8; 32] = [0; 32];
 const ENCODING_VERSION: u8 = 1;
-
-/// An audit event as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    pub tenant: String,
-    pub sequence: i64,
-    pub time: DateTime<Utc>,
-    pub actor: String,
-    pub action: String,
-    pub target_type: String,
-    pub target_id: Uuid,
-    pub customer_id: Option<Uuid>,
-    pub request_id: Option<Uuid>,
-    pub trace_id: String,
-    pub summary: String,
-    pub previous_hash: [u8; 32],
-    pub hash: [u8; 32],
-}
 
 fn field(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update((bytes.len() as u64).to_be_bytes());
@@ -86,15 +70,6 @@ pub struct Entry {
     pub target_id: Uuid,
     pub customer_id: Option<Uuid>,
     pub summary: String,
-}
-
-/// Filters of a listing.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub customer_id: Option<Uuid>,
-    pub action: Option<String>,
-    pub start_time: Option<DateTime<Utc>>,
-    pub end_time: Option<DateTime<Utc>>,
 }
 
 /// Appends `entry` to the caller's tenant chain, in the mutation's transaction.
@@ -349,27 +324,52 @@ impl AuditLog {
 
     pub async fn verify(&self, caller: &Caller) -> Result<Verification> {
         caller.require(super::access::Action::ReadAudit)?;
-        let conn = self.store.conn();
+        let tenant = &caller.tenant;
         // The head first: events appended while we walk lie beyond it and are not judged.
-        let (head_sequence, head_hash) = store::audit::head(conn, &caller.tenant)
+        let (head_sequence, head_hash) = store::audit::head(self.store.conn(), tenant)
             .await?
             .unwrap_or((0, GENESIS));
+        let (checked, last_hash, mut first_break) = self.walk(tenant, head_sequence).await?;
+        if first_break.is_none() && last_hash != head_hash {
+            first_break = Some(Break {
+                sequence: head_sequence,
+                problem: "the last event does not match the chain's recorded head".into(),
+            });
+        }
+        if first_break.is_none() {
+            first_break = self.beyond_head(tenant, head_sequence).await?;
+        }
+        Ok(Verification {
+            events_checked: checked,
+            first_break,
+            head_sequence,
+            head_hash,
+        })
+    }
+
+    /// Walks the chain from its first event to `head_sequence` in batches: how many events
+    /// linked, the hash of the last one, and the first break.
+    async fn walk(
+        &self,
+        tenant: &str,
+        head_sequence: i64,
+    ) -> Result<(i64, [u8; 32], Option<Break>)> {
         let all = AuditFilter::default();
         let (mut previous, mut expected, mut checked) = (GENESIS, 1i64, 0i64);
-        let mut first_break = None;
         while expected <= head_sequence {
             let batch =
-                store::audit::list(conn, &caller.tenant, &all, expected - 1, VERIFY_BATCH).await?;
+                store::audit::list(self.store.conn(), tenant, &all, expected - 1, VERIFY_BATCH)
+                    .await?;
             let batch: Vec<AuditEvent> = batch
                 .into_iter()
                 .filter(|e| e.sequence <= head_sequence)
                 .collect();
             if batch.is_empty() {
-                first_break = Some(Break {
+                let missing = Break {
                     sequence: expected,
                     problem: format!("event {expected} is missing"),
-                });
-                break;
+                };
+                return Ok((checked, previous, Some(missing)));
             }
             match verify_run(previous, expected, &batch) {
                 Ok((hash, next)) => {
@@ -379,42 +379,31 @@ impl AuditLog {
                 }
                 Err(b) => {
                     checked += b.sequence - expected;
-                    first_break = Some(b);
-                    break;
+                    return Ok((checked, previous, Some(b)));
                 }
             }
         }
-        if first_break.is_none() && previous != head_hash {
-            first_break = Some(Break {
-                sequence: head_sequence,
-                problem: "the last event does not match the chain's recorded head".into(),
-            });
+        Ok((checked, previous, None))
+    }
+
+    /// Events past the head read at the start were appended since (and their transactions moved
+    /// the head with them) or were put there by hand: read how far the events go, then the head
+    /// again. An event the head does not cover is not part of the chain, however well it links,
+    /// and it is listed like any other, so it must not pass as valid.
+    async fn beyond_head(&self, tenant: &str, head_sequence: i64) -> Result<Option<Break>> {
+        let conn = self.store.conn();
+        let last = store::audit::last_sequence(conn, tenant).await?;
+        if last <= head_sequence {
+            return Ok(None);
         }
-        if first_break.is_none() {
-            // Events past the head read above were appended since (and their transactions moved
-            // the head with them) or were put there by hand: read how far the events go, then the
-            // head again. An event the head does not cover is not part of the chain, however
-            // well it links, and it is listed like any other, so it must not pass as valid.
-            let last = store::audit::last_sequence(conn, &caller.tenant).await?;
-            if last > head_sequence {
-                let (current_head, _) = store::audit::head(conn, &caller.tenant)
-                    .await?
-                    .unwrap_or((0, GENESIS));
-                if last > current_head {
-                    first_break = Some(Break {
-                        sequence: current_head + 1,
-                        problem: format!(
-                            "events up to {last} lie beyond the chain's recorded head ({current_head})"
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(Verification {
-            events_checked: checked,
-            first_break,
-            head_sequence,
-            head_hash,
-        })
+        let (current_head, _) = store::audit::head(conn, tenant)
+            .await?
+            .unwrap_or((0, GENESIS));
+        Ok((last > current_head).then(|| Break {
+            sequence: current_head + 1,
+            problem: format!(
+                "events up to {last} lie beyond the chain's recorded head ({current_head})"
+            ),
+        }))
     }
 }

@@ -2,7 +2,6 @@
 //! caller, checks its permission first (AIP-211), then validates, then works in the caller's
 //! tenant only. Mutations are one write transaction each, idempotent on `request_id`.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,57 +11,14 @@ use super::idempotency::Idempotency;
 use super::mutation::{self, Change, Mutation, Operation};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
-use super::{Clock, etag_matches};
+use super::{Clock, changed_concurrently, etag_matches};
 use crate::error::{Error, Problem, Result};
 use crate::reason;
 use crate::store::{self, Store};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LifecycleStage {
-    Lead,
-    Prospect,
-    Customer,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CustomerStatus {
-    Active,
-    Inactive,
-}
-
-/// A customer as stored: the root of its graph.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Customer {
-    pub id: Uuid,
-    pub name: String,
-    pub phone: String,
-    pub email: String,
-    pub industry: String,
-    pub owner_id: String,
-    pub lifecycle_stage: LifecycleStage,
-    pub status: CustomerStatus,
-    /// Empty when the customer has none.
-    pub external_ref: String,
-    pub legal_hold: bool,
-    pub create_time: DateTime<Utc>,
-    pub update_time: DateTime<Utc>,
-    pub delete_time: Option<DateTime<Utc>>,
-    pub purge_time: Option<DateTime<Utc>>,
-    /// Version of the customer's graph; its etag.
-    pub version: i64,
-    /// The deletion that removed it, while it is deleted.
-    pub deletion_id: Option<Uuid>,
-}
-
-impl Customer {
-    pub fn etag(&self) -> String {
-        self.version.to_string()
-    }
-
-    pub fn is_deleted(&self) -> bool {
-        self.delete_time.is_some()
-    }
-}
+pub use super::model::customer::{
+    Customer, CustomerQuery, CustomerStatus, LifecycleStage, search_text,
+};
 
 /// The writable fields of a customer as a client sent them (enums already decoded; `None` means
 /// the client left the enum UNSPECIFIED).
@@ -141,18 +97,6 @@ fn field_names(fields: &[CustomerField]) -> String {
     fields.iter().map(name).collect::<Vec<_>>().join(",")
 }
 
-/// Filters of ListCustomers; every one that is set must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CustomerQuery {
-    pub show_deleted: bool,
-    /// Free text matched, ignoring case, inside name, e-mail and phone.
-    pub text: String,
-    pub industry: String,
-    pub owner_id: String,
-    pub lifecycle_stage: Option<LifecycleStage>,
-    pub status: Option<CustomerStatus>,
-}
-
 impl CustomerQuery {
     fn fingerprint(&self) -> QueryFingerprint {
         let stage = format!("{:?}", self.lifecycle_stage);
@@ -167,18 +111,6 @@ impl CustomerQuery {
             &status,
         ])
     }
-}
-
-/// The text a free-text query is matched against: lower-cased once, on write, so that SQLite and
-/// PostgreSQL (whose LIKE differ in case handling) give the same answers. The separator is a
-/// control character, which validation keeps out of every field and every query.
-pub fn search_text(name: &str, email: &str, phone: &str) -> String {
-    format!(
-        "{}\u{1}{}\u{1}{}",
-        name.to_lowercase(),
-        email.to_lowercase(),
-        phone.to_lowercase()
-    )
 }
 
 fn validate_input(input: &CustomerInput, only: Option<&[CustomerField]>) -> Result<()> {
@@ -428,7 +360,9 @@ impl Customers {
         }
         next.update_time = change.now;
         next.version = current.version + 1;
-        store::customers::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+        store::customers::update(tx.conn(), &caller.tenant, &next, current.version)
+            .await?
+            .or_else(|| changed_concurrently("customer", current.id))?;
         change
             .audit(Entry {
                 action: "customer.update",

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
@@ -14,26 +13,7 @@ use crate::error::{Error, Result};
 use crate::reason;
 use crate::store::{self, Store};
 
-/// A customer event as consumers see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomerEvent {
-    pub sequence: i64,
-    pub event_type: String,
-    pub customer_id: Uuid,
-    pub record_type: String,
-    pub record_id: Option<Uuid>,
-    pub action: String,
-    pub time: DateTime<Utc>,
-}
-
-/// A customer event to publish with an audit entry (the transactional outbox).
-#[derive(Debug, Clone)]
-pub struct OutboxEvent {
-    pub event_type: &'static str,
-    pub customer_id: Uuid,
-    pub record_type: String,
-    pub record_id: Option<Uuid>,
-}
+pub use super::model::event::{CustomerEvent, OutboxEvent};
 
 /// The event an audited action publishes, if it changes a customer's graph.
 pub fn outbox(

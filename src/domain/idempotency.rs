@@ -66,7 +66,7 @@ pub async fn remember<T: Serialize>(
 ) -> Result<()> {
     let Some(key) = key else { return Ok(()) };
     let response = serde_json::to_string(answer).map_err(Error::internal)?;
-    store::idempotency::insert(
+    let stored = store::idempotency::insert(
         tx.conn(),
         &caller.tenant,
         key.request_id,
@@ -75,14 +75,22 @@ pub async fn remember<T: Serialize>(
         &key.fingerprint,
         &response,
     )
-    .await
+    .await?;
+    match stored {
+        store::idempotency::Stored::Stored => Ok(()),
+        // A duplicate committed first while this request ran: the caller retries and replays it.
+        store::idempotency::Stored::AlreadyStored => Err(Error::Aborted(Problem::new(
+            reason::REQUEST_ID_IN_FLIGHT,
+            "a request with this request_id is in flight; retry",
+        ))),
+    }
 }
 
 /// Runs `attempt` again when it lost a race to a duplicate of itself: the second run replays the
 /// first one's answer. Transaction conflicts the database broke (deadlock, serialization) are
 /// retried the same way, a bounded number of times. (`REQUEST_ID_IN_FLIGHT` is what
-/// `store::idempotency::insert` returns when a concurrent request with the same key committed
-/// first: PostgreSQL; SQLite's single writer never gets there.)
+/// [`remember`] returns when a concurrent request with the same key committed first:
+/// PostgreSQL; SQLite's single writer never gets there.)
 pub async fn retry_in_flight<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,

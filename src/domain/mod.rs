@@ -8,6 +8,7 @@ pub mod deletion;
 pub mod events;
 pub mod export;
 pub mod idempotency;
+pub mod model;
 pub mod mutation;
 pub mod paging;
 pub mod policy;
@@ -65,6 +66,11 @@ impl Clock {
             Some(ahead) => now + chrono::Duration::microseconds(ahead.load(Ordering::Relaxed)),
         }
     }
+}
+
+/// A span of the std kind as chrono's, saturating: a setting too long for chrono means "never".
+pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// An empty etag means "unconditional"; anything else must equal the current version.

@@ -14,7 +14,7 @@ use super::Clock;
 use super::access::Caller;
 use super::audit::{self, Entry};
 use super::idempotency::{self, Idempotency};
-use super::records::{RecordKind, RecordWrite};
+use super::model::record::RecordKind;
 use crate::error::{Error, Result};
 use crate::store::{Store, WriteTx};
 
@@ -195,10 +195,108 @@ where
     .await
 }
 
+/// The writes of a record, each one RPC per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordWrite {
+    Create = 0,
+    Update = 1,
+    Delete = 2,
+    Restore = 3,
+}
+
+/// Per kind and write: the RPC's name (the operation its idempotent answers are stored under),
+/// its method's name in the generated code, and its audit action.
+const WRITE_NAMES: [[(&str, &str, &str); 4]; 6] = [
+    [
+        ("CreateContact", "create_contact", "contact.create"),
+        ("UpdateContact", "update_contact", "contact.update"),
+        ("DeleteContact", "delete_contact", "contact.delete"),
+        ("RestoreContact", "restore_contact", "contact.restore"),
+    ],
+    [
+        ("CreateDeal", "create_deal", "deal.create"),
+        ("UpdateDeal", "update_deal", "deal.update"),
+        ("DeleteDeal", "delete_deal", "deal.delete"),
+        ("RestoreDeal", "restore_deal", "deal.restore"),
+    ],
+    [
+        ("CreateOrder", "create_order", "order.create"),
+        ("UpdateOrder", "update_order", "order.update"),
+        ("DeleteOrder", "delete_order", "order.delete"),
+        ("RestoreOrder", "restore_order", "order.restore"),
+    ],
+    [
+        ("CreateContract", "create_contract", "contract.create"),
+        ("UpdateContract", "update_contract", "contract.update"),
+        ("DeleteContract", "delete_contract", "contract.delete"),
+        ("RestoreContract", "restore_contract", "contract.restore"),
+    ],
+    [
+        ("CreateProject", "create_project", "project.create"),
+        ("UpdateProject", "update_project", "project.update"),
+        ("DeleteProject", "delete_project", "project.delete"),
+        ("RestoreProject", "restore_project", "project.restore"),
+    ],
+    [
+        ("CreateActivity", "create_activity", "activity.create"),
+        ("UpdateActivity", "update_activity", "activity.update"),
+        ("DeleteActivity", "delete_activity", "activity.delete"),
+        ("RestoreActivity", "restore_activity", "activity.restore"),
+    ],
+];
+
+impl RecordKind {
+    fn write_names(self, write: RecordWrite) -> (&'static str, &'static str, &'static str) {
+        let row = match self {
+            RecordKind::Contact => 0,
+            RecordKind::Deal => 1,
+            RecordKind::Order => 2,
+            RecordKind::Contract => 3,
+            RecordKind::Project => 4,
+            RecordKind::Activity => 5,
+        };
+        WRITE_NAMES[row][write as usize]
+    }
+
+    /// `CreateContact`, `RestoreDeal`, …
+    pub fn operation_name(self, write: RecordWrite) -> &'static str {
+        self.write_names(write).0
+    }
+
+    /// `create_contact`, `restore_deal`, …
+    pub fn method_name(self, write: RecordWrite) -> &'static str {
+        self.write_names(write).1
+    }
+
+    /// `contact.create`, `deal.restore`, …
+    pub fn audit_action(self, write: RecordWrite) -> &'static str {
+        self.write_names(write).2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::records::RecordWrite;
+
+    #[test]
+    fn every_write_has_its_own_operation_and_action() {
+        let mut seen = std::collections::HashSet::new();
+        for kind in RecordKind::ALL {
+            for write in [
+                RecordWrite::Create,
+                RecordWrite::Update,
+                RecordWrite::Delete,
+                RecordWrite::Restore,
+            ] {
+                let (operation, method, action) = kind.write_names(write);
+                assert!(
+                    action.starts_with(kind.name()) && method.ends_with(kind.name()),
+                    "{kind:?} {write:?}: {action} {method}"
+                );
+                assert!(seen.insert(operation) && seen.insert(method) && seen.insert(action));
+            }
+        }
+    }
 
     fn every_operation() -> Vec<Operation> {
         let mut all = vec![

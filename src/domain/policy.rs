@@ -2,7 +2,7 @@
 //! (docs/design.md section 4). The preview, the submit and the delete all read it; nothing else
 //! decides.
 
-use super::records::RecordKind;
+use super::model::record::RecordKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Policy {

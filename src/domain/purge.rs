@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Clock;
 use super::access::{Action, Caller};
 use super::audit::{self, Entry};
 use super::customers::Customer;
@@ -20,6 +19,7 @@ use super::idempotency::Idempotency;
 use super::mutation::{self, Mutation, Operation};
 use super::records::RecordKind;
 use super::validate::Violations;
+use super::{Clock, changed_concurrently};
 use crate::error::{Error, Problem, Result};
 use crate::reason;
 use crate::store::{self, Store};
@@ -203,7 +203,9 @@ impl Purges {
                     version: current.version + 1,
                     ..current.clone()
                 };
-                store::customers::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+                store::customers::update(tx.conn(), &caller.tenant, &next, current.version)
+                    .await?
+                    .or_else(|| changed_concurrently("customer", current.id))?;
                 change
                     .audit(Entry {
                         action: if hold {

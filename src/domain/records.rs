@@ -7,65 +7,24 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::access::{Action, Caller};
 use super::audit::Entry;
-use super::deletion::chrono_duration;
 use super::idempotency::Idempotency;
-use super::mutation::{self, Change, Mutation, Operation};
+use super::mutation::{self, Change, Mutation, Operation, RecordWrite};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
-use super::{Clock, customer_deleted, etag_matches, etag_mismatch};
+use super::{
+    Clock, changed_concurrently, chrono_duration, customer_deleted, etag_matches, etag_mismatch,
+};
 use crate::error::{Error, Problem, Result};
 use crate::reason;
 use crate::store::{self, GraphBump, Store};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RecordKind {
-    Contact,
-    Deal,
-    Order,
-    Contract,
-    Project,
-    Activity,
-}
+pub use super::model::record::*;
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 6] = [
-        RecordKind::Contact,
-        RecordKind::Deal,
-        RecordKind::Order,
-        RecordKind::Contract,
-        RecordKind::Project,
-        RecordKind::Activity,
-    ];
-
-    /// The resource's name in messages, errors and request field paths.
-    pub fn name(self) -> &'static str {
-        match self {
-            RecordKind::Contact => "contact",
-            RecordKind::Deal => "deal",
-            RecordKind::Order => "order",
-            RecordKind::Contract => "contract",
-            RecordKind::Project => "project",
-            RecordKind::Activity => "activity",
-        }
-    }
-
-    /// The audit action of the purger erasing a record of this kind deleted on its own.
-    pub fn purge_action(self) -> &'static str {
-        match self {
-            RecordKind::Contact => "contact.purge",
-            RecordKind::Deal => "deal.purge",
-            RecordKind::Order => "order.purge",
-            RecordKind::Contract => "contract.purge",
-            RecordKind::Project => "project.purge",
-            RecordKind::Activity => "activity.purge",
-        }
-    }
-
     /// Fields an update mask may name.
     fn updatable(self) -> &'static [&'static str] {
         match self {
@@ -81,111 +40,7 @@ impl RecordKind {
 
 const OUTPUT_ONLY: &[&str] = &["id", "create_time", "update_time", "delete_time", "etag"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DealStage {
-    Open,
-    Won,
-    Lost,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OrderStatus {
-    Open,
-    Paid,
-    Cancelled,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ContractStatus {
-    Draft,
-    Active,
-    Expired,
-    Terminated,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ProjectStatus {
-    Active,
-    Done,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ActivityKind {
-    Call,
-    Email,
-    Meeting,
-    Note,
-}
-
-/// Enum fields are `None` when a client left them UNSPECIFIED; stored records always have them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContactData {
-    pub full_name: String,
-    pub email: String,
-    pub phone: String,
-    pub job_title: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DealData {
-    pub title: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub stage: Option<DealStage>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderData {
-    pub number: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub status: Option<OrderStatus>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContractData {
-    pub number: String,
-    pub status: Option<ContractStatus>,
-    /// ISO 8601 date, empty if open-ended.
-    pub end_date: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProjectData {
-    pub name: String,
-    pub status: Option<ProjectStatus>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityData {
-    pub kind: Option<ActivityKind>,
-    pub subject: String,
-    pub occur_time: Option<DateTime<Utc>>,
-}
-
-/// The kind-specific fields of a record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RecordData {
-    Contact(ContactData),
-    Deal(DealData),
-    Order(OrderData),
-    Contract(ContractData),
-    Project(ProjectData),
-    Activity(ActivityData),
-}
-
 impl RecordData {
-    pub fn kind(&self) -> RecordKind {
-        match self {
-            RecordData::Contact(_) => RecordKind::Contact,
-            RecordData::Deal(_) => RecordKind::Deal,
-            RecordData::Order(_) => RecordKind::Order,
-            RecordData::Contract(_) => RecordKind::Contract,
-            RecordData::Project(_) => RecordKind::Project,
-            RecordData::Activity(_) => RecordKind::Activity,
-        }
-    }
-
     /// Checks the fields (all of them, or only those named in `only`), naming them as
     /// `<kind>.<field>` the way the request does.
     fn validate(&self, only: Option<&[String]>) -> Result<()> {
@@ -329,27 +184,6 @@ pub fn check_restorable(
         ));
     }
     Ok(())
-}
-
-/// A record as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub id: Uuid,
-    pub customer_id: Uuid,
-    pub data: RecordData,
-    pub create_time: DateTime<Utc>,
-    pub update_time: DateTime<Utc>,
-    pub delete_time: Option<DateTime<Utc>>,
-    /// Set while the record is deleted: when it is erased. For a record deleted on its own,
-    /// delete_time + the retention; for one deleted with its customer, the customer's.
-    pub purge_time: Option<DateTime<Utc>>,
-    pub version: i64,
-}
-
-impl Record {
-    pub fn etag(&self) -> String {
-        self.version.to_string()
-    }
 }
 
 /// Parses the paths of an update mask for `kind`, naming output-only and unknown ones.
@@ -661,7 +495,9 @@ impl Records {
             let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id).await?;
             require_live_customer(bump, current.customer_id)?;
             let next = Record { data: next_data, update_time: now, version: current.version + 1, ..current.clone() };
-            store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+            store::records::update(tx.conn(), &caller.tenant, &next, current.version)
+                .await?
+                .or_else(|| changed_concurrently(next.data.kind().name(), next.id))?;
             change.audit(Entry {
                 action,
                 target_type: kind.name(),
@@ -714,7 +550,9 @@ impl Records {
                 version: current.version + 1,
                 ..current.clone()
             };
-            store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+            store::records::update(tx.conn(), &caller.tenant, &next, current.version)
+                .await?
+                .or_else(|| changed_concurrently(next.data.kind().name(), next.id))?;
             change.audit(Entry {
                 action,
                 target_type: kind.name(),
@@ -767,7 +605,9 @@ impl Records {
                     version: current.version + 1,
                     ..current.clone()
                 };
-                store::records::update(tx.conn(), &caller.tenant, &next, current.version).await?;
+                store::records::update(tx.conn(), &caller.tenant, &next, current.version)
+                    .await?
+                    .or_else(|| changed_concurrently(next.data.kind().name(), next.id))?;
                 change
                     .audit(Entry {
                         action,
@@ -854,85 +694,6 @@ impl Records {
     }
 }
 
-/// The writes of a record, each one RPC per kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordWrite {
-    Create = 0,
-    Update = 1,
-    Delete = 2,
-    Restore = 3,
-}
-
-/// Per kind and write: the RPC's name (the operation its idempotent answers are stored under),
-/// its method's name in the generated code, and its audit action.
-const WRITE_NAMES: [[(&str, &str, &str); 4]; 6] = [
-    [
-        ("CreateContact", "create_contact", "contact.create"),
-        ("UpdateContact", "update_contact", "contact.update"),
-        ("DeleteContact", "delete_contact", "contact.delete"),
-        ("RestoreContact", "restore_contact", "contact.restore"),
-    ],
-    [
-        ("CreateDeal", "create_deal", "deal.create"),
-        ("UpdateDeal", "update_deal", "deal.update"),
-        ("DeleteDeal", "delete_deal", "deal.delete"),
-        ("RestoreDeal", "restore_deal", "deal.restore"),
-    ],
-    [
-        ("CreateOrder", "create_order", "order.create"),
-        ("UpdateOrder", "update_order", "order.update"),
-        ("DeleteOrder", "delete_order", "order.delete"),
-        ("RestoreOrder", "restore_order", "order.restore"),
-    ],
-    [
-        ("CreateContract", "create_contract", "contract.create"),
-        ("UpdateContract", "update_contract", "contract.update"),
-        ("DeleteContract", "delete_contract", "contract.delete"),
-        ("RestoreContract", "restore_contract", "contract.restore"),
-    ],
-    [
-        ("CreateProject", "create_project", "project.create"),
-        ("UpdateProject", "update_project", "project.update"),
-        ("DeleteProject", "delete_project", "project.delete"),
-        ("RestoreProject", "restore_project", "project.restore"),
-    ],
-    [
-        ("CreateActivity", "create_activity", "activity.create"),
-        ("UpdateActivity", "update_activity", "activity.update"),
-        ("DeleteActivity", "delete_activity", "activity.delete"),
-        ("RestoreActivity", "restore_activity", "activity.restore"),
-    ],
-];
-
-impl RecordKind {
-    fn write_names(self, write: RecordWrite) -> (&'static str, &'static str, &'static str) {
-        let row = match self {
-            RecordKind::Contact => 0,
-            RecordKind::Deal => 1,
-            RecordKind::Order => 2,
-            RecordKind::Contract => 3,
-            RecordKind::Project => 4,
-            RecordKind::Activity => 5,
-        };
-        WRITE_NAMES[row][write as usize]
-    }
-
-    /// `CreateContact`, `RestoreDeal`, …
-    pub fn operation_name(self, write: RecordWrite) -> &'static str {
-        self.write_names(write).0
-    }
-
-    /// `create_contact`, `restore_deal`, …
-    pub fn method_name(self, write: RecordWrite) -> &'static str {
-        self.write_names(write).1
-    }
-
-    /// `contact.create`, `deal.restore`, …
-    pub fn audit_action(self, write: RecordWrite) -> &'static str {
-        self.write_names(write).2
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -949,26 +710,6 @@ mod tests {
             status: Some(status),
             ..Default::default()
         })
-    }
-
-    #[test]
-    fn every_write_has_its_own_operation_and_action() {
-        let mut seen = std::collections::HashSet::new();
-        for kind in RecordKind::ALL {
-            for write in [
-                RecordWrite::Create,
-                RecordWrite::Update,
-                RecordWrite::Delete,
-                RecordWrite::Restore,
-            ] {
-                let (operation, method, action) = kind.write_names(write);
-                assert!(
-                    action.starts_with(kind.name()) && method.ends_with(kind.name()),
-                    "{kind:?} {write:?}: {action} {method}"
-                );
-                assert!(seen.insert(operation) && seen.insert(method) && seen.insert(action));
-            }
-        }
     }
 
     #[test]

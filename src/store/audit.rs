@@ -12,8 +12,8 @@ use sea_orm::{
 use super::entity::{audit_event, audit_head, customer_event};
 use super::idempotency::{hex_decode, hex_encode};
 use super::scope::TenantScoped as _;
-use crate::domain::audit::{AuditEvent, AuditFilter};
-use crate::domain::events::{CustomerEvent, OutboxEvent};
+use crate::domain::model::audit::{AuditEvent, AuditFilter};
+use crate::domain::model::event::{CustomerEvent, OutboxEvent};
 use crate::error::{Error, Result};
 
 /// The PostgreSQL channel that tells watchers a tenant has new events (payload: the tenant).

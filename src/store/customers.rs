@@ -10,12 +10,12 @@ use uuid::Uuid;
 
 use super::entity::customer::{self, Column, Entity};
 use super::scope::{Liveness as _, NotErased as _, TenantScoped as _};
-use crate::domain::customers::{
+use crate::domain::model::customer::{
     Customer, CustomerQuery, CustomerStatus, LifecycleStage, search_text,
 };
 use crate::error::{Error, Problem, Result};
 use crate::reason;
-use crate::store::{RawPool, Store};
+use crate::store::{RawPool, Store, Written};
 
 fn stage_str(stage: LifecycleStage) -> &'static str {
     match stage {
@@ -384,14 +384,13 @@ pub async fn find_for_update(
         .transpose()
 }
 
-/// Writes `c` over the stored row if the row is still at `expected_version`; `ABORTED` if another
-/// write got there first.
+/// Writes `c` over the stored row if the row is still at `expected_version`.
 pub async fn update(
     conn: &impl ConnectionTrait,
     tenant: &str,
     c: &Customer,
     expected_version: i64,
-) -> Result<()> {
+) -> Result<Written> {
     let result = Entity::update_in_tenant(tenant)
         .set(writable_columns(c))
         .filter(Column::Id.eq(c.id))
@@ -399,10 +398,11 @@ pub async fn update(
         .exec(conn)
         .await
         .map_err(|e| map_unique(e, c))?;
-    if result.rows_affected != 1 {
-        return Err(crate::domain::changed_concurrently("customer", c.id));
-    }
-    Ok(())
+    Ok(if result.rows_affected == 1 {
+        Written::Applied
+    } else {
+        Written::VersionMoved
+    })
 }
 
 /// What bumping a customer's graph version found.

@@ -13,9 +13,11 @@ use uuid::Uuid;
 use super::entity::{self, deletion_request};
 use super::records::{OnTable, RecordScope as _, RecordTable, on_table};
 use super::scope::{Liveness as _, TenantScoped as _};
-use crate::domain::deletion::request_filter::{StateCase, StateFilter};
-use crate::domain::deletion::{DeletionPreview, DeletionRequest, RequestState, StoredRequest};
-use crate::domain::records::RecordKind;
+use crate::domain::model::deletion::{
+    DeletionPreview, DeletionRequest, RequestState, StoredRequest,
+};
+use crate::domain::model::record::RecordKind;
+use crate::domain::model::request_filter::{StateCase, StateFilter};
 use crate::error::{Error, Problem, Result};
 use crate::reason;
 
@@ -336,13 +338,23 @@ pub async fn mark_customer_deleted(
     Ok(())
 }
 
-/// Makes a deleted customer live again. Its external_ref may collide with a live customer's:
-/// the partial unique index refuses it, and that becomes a precondition failure naming it.
+/// What making a deleted customer live again found.
+#[must_use = "an external_ref taken by a live customer must be reported"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmarked {
+    Restored,
+    /// A live customer of the tenant holds its external_ref: the partial unique index refused
+    /// the row, which is left as it was.
+    ExternalRefTaken,
+}
+
+/// Makes a deleted customer live again, unless its external_ref now collides with a live
+/// customer's.
 pub async fn mark_customer_restored(
     conn: &impl ConnectionTrait,
     tenant: &str,
     customer_id: Uuid,
-) -> Result<()> {
+) -> Result<Unmarked> {
     use entity::customer::{Column as C, Entity};
     let result = Entity::update_in_tenant(tenant)
         .col_expr(C::DeleteTime, Expr::value(Option::<DateTime<Utc>>::None))
@@ -352,17 +364,17 @@ pub async fn mark_customer_restored(
         .filter(C::Id.eq(customer_id))
         .deleted()
         .exec(conn)
-        .await
-        .map_err(|e| match e.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                crate::domain::deletion::restore_conflict(customer_id, None)
-            }
-            _ => e.into(),
-        })?;
+        .await;
+    let result = match result {
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Ok(Unmarked::ExternalRefTaken);
+        }
+        other => other?,
+    };
     if result.rows_affected != 1 {
         return Err(Error::internal("customer changed under its row lock"));
     }
-    Ok(())
+    Ok(Unmarked::Restored)
 }
 
 /// The deletion id of a deleted customer.
@@ -730,7 +742,7 @@ mod tests {
             RequestState::Stale,
             RequestState::Executed,
         ] {
-            let filter = crate::domain::deletion::request_filter::state_filter(state, now);
+            let filter = crate::domain::model::request_filter::state_filter(state, now);
             assert_eq!(
                 sql(seen_as(&filter)),
                 sql(as_written_before(state, now)),

@@ -9,8 +9,7 @@ use uuid::Uuid;
 
 use super::entity::idempotency_key::{self, Entity};
 use super::scope::TenantScoped as _;
-use crate::error::{Error, Problem, Result};
-use crate::reason;
+use crate::error::{Error, Result};
 
 pub struct StoredAnswer {
     pub subject: String,
@@ -59,6 +58,15 @@ pub async fn find(
     }))
 }
 
+/// What storing an answer found.
+#[must_use = "a key stored first by a concurrent request must be reported"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Stored,
+    /// A concurrent request with the same key committed its answer first.
+    AlreadyStored,
+}
+
 pub async fn insert(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -67,7 +75,7 @@ pub async fn insert(
     operation: &str,
     fingerprint: &[u8; 32],
     response: &str,
-) -> Result<()> {
+) -> Result<Stored> {
     let row = idempotency_key::ActiveModel {
         tenant_id: Set(tenant.to_owned()),
         request_id: Set(request_id),
@@ -78,13 +86,9 @@ pub async fn insert(
         create_time: Set(Utc::now()),
     };
     match Entity::insert(row).exec_without_returning(conn).await {
-        Ok(_) => Ok(()),
-        // A duplicate committed first while this request ran: the caller retries and replays it.
+        Ok(_) => Ok(Stored::Stored),
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(Error::Aborted(Problem::new(
-                reason::REQUEST_ID_IN_FLIGHT,
-                "a request with this request_id is in flight; retry",
-            )))
+            Ok(Stored::AlreadyStored)
         }
         Err(e) => Err(e.into()),
     }

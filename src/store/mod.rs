@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod customers;
+mod db_error;
 pub mod deletion;
 pub mod entity;
 pub mod idempotency;
@@ -33,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::reason;
 
 pub use customers::GraphBump;
+pub use db_error::database_trouble;
 pub use open::{SetupError, check_database_url};
 
 /// How to reach the database.
@@ -147,7 +149,7 @@ pub struct Store {
 
 #[derive(Clone, Debug)]
 enum Readers {
-    Postgres(Arc<readers::PgReaders>),
+    Postgres(Arc<readers::PgReaders<customers::CustomerById>>),
     /// `None` for an in-memory database.
     Sqlite(Option<Arc<readers::SqliteReaders>>),
 }
@@ -155,11 +157,31 @@ enum Readers {
 /// Where the hot read path runs: PostgreSQL's reader connections, or SQLite's synchronous readers
 /// with the sqlx pool underneath SeaORM for when they are all taken.
 pub(crate) enum RawPool<'a> {
-    Postgres(&'a readers::PgReaders),
+    Postgres(&'a readers::PgReaders<customers::CustomerById>),
     Sqlite {
         readers: Option<&'a readers::SqliteReaders>,
         pool: &'a sea_orm::sqlx::SqlitePool,
     },
+}
+
+/// What a conditional write found: its row still at the version the caller read (and now
+/// written), or moved on by another write. The store reports it; the domain says what it means
+/// to the client.
+#[must_use = "a conditional write that did not apply must be reported"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Applied,
+    VersionMoved,
+}
+
+impl Written {
+    /// `Ok` if the write applied, else the error `moved` builds.
+    pub fn or_else(self, moved: impl FnOnce() -> Error) -> Result<()> {
+        match self {
+            Written::Applied => Ok(()),
+            Written::VersionMoved => Err(moved()),
+        }
+    }
 }
 
 /// A connection or a transaction the store's queries run on: what the domain hands back to the

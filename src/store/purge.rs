@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::entity::{customer, deletion_request, idempotency_key};
 use super::records::{OnTable, RecordScope as _, RecordTable, on_table};
 use super::scope::{Liveness as _, NotErased as _, TenantScoped};
-use crate::domain::records::RecordKind;
+use crate::domain::model::record::RecordKind;
 use crate::error::Result;
 use crate::reason;
 

@@ -66,7 +66,7 @@ enum Turn<'a, T> {
 
 /// PostgreSQL's reader connections (see the module's documentation), and the point reads `R`
 /// queued for one of them.
-pub(crate) struct PgReaders<R: PointRead = super::customers::CustomerById> {
+pub(crate) struct PgReaders<R: PointRead> {
     options: PgConnectOptions,
     idle: Mutex<Vec<PgConnection>>,
     permits: Semaphore,

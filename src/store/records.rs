@@ -14,9 +14,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::Written;
 use super::entity::{activity, contact, contract, deal, project, sales_order};
 use super::scope::{Liveness as _, SoftDeleted};
-use crate::domain::records::*;
+use crate::domain::model::record::*;
 use crate::error::{Error, Result};
 
 /// One of the six record tables: its shared columns, its state column, and the conversions
@@ -421,14 +422,13 @@ pub async fn find_for_update(
     .await
 }
 
-/// Writes `r` over the stored row if the row is still at `expected_version`; `ABORTED` if another
-/// write got there first.
+/// Writes `r` over the stored row if the row is still at `expected_version`.
 pub async fn update(
     conn: &impl ConnectionTrait,
     tenant: &str,
     r: &Record,
     expected_version: i64,
-) -> Result<()> {
+) -> Result<Written> {
     struct Update<'a, C> {
         conn: &'a C,
         tenant: &'a str,
@@ -463,10 +463,11 @@ pub async fn update(
         },
     )
     .await?;
-    if rows != 1 {
-        return Err(crate::domain::changed_concurrently(kind.name(), r.id));
-    }
-    Ok(())
+    Ok(if rows == 1 {
+        Written::Applied
+    } else {
+        Written::VersionMoved
+    })
 }
 
 /// A page of a customer's records after `after`, in id (creation) order.

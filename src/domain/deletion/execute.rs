@@ -5,12 +5,13 @@ use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
 use super::super::audit::Entry;
-use super::super::customers::Customer;
+use super::super::chrono_duration;
 use super::super::idempotency::Idempotency;
+use super::super::model::customer::Customer;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::policy;
 use super::rules;
-use super::{Deleted, DeletionRequest, Deletions, blocked, chrono_duration};
+use super::{Deleted, DeletionRequest, Deletions, blocked};
 use crate::error::{Error, Result};
 use crate::store;
 

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
 use super::super::customer_deleted;
-use super::super::customers::Customer;
+use super::super::model::customer::Customer;
 use super::super::policy::{self, Policy};
 use super::super::records::RecordKind;
 use super::{Blocker, DeletionPreview, Deletions, PipelineWarning, RelationImpact, SAMPLE_IDS};

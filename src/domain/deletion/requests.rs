@@ -5,16 +5,14 @@ use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
 use super::super::audit::Entry;
-use super::super::customer_deleted;
-use super::super::customers::Customer;
 use super::super::idempotency::Idempotency;
+use super::super::model::customer::Customer;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::paging::{self, Page, QueryFingerprint};
 use super::super::validate::Violations;
+use super::super::{chrono_duration, customer_deleted};
 use super::rules::{self, Refusal};
-use super::{
-    DeletionPreview, DeletionRequest, Deletions, REASON_MAX, RequestState, blocked, chrono_duration,
-};
+use super::{DeletionPreview, DeletionRequest, Deletions, REASON_MAX, RequestState, blocked};
 use crate::error::{Error, PreconditionViolation, Problem, Result};
 use crate::reason;
 use crate::store;
@@ -196,7 +194,7 @@ impl Deletions {
                 now.timestamp(),
             )?)
         };
-        let filter = state.map(|s| super::request_filter::state_filter(s, now));
+        let filter = state.map(|s| super::super::model::request_filter::state_filter(s, now));
         let mut read = store::deletion::list_requests(
             self.store.conn(),
             &caller.tenant,

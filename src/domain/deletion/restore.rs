@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
 use super::super::audit::Entry;
-use super::super::customers::Customer;
 use super::super::idempotency::Idempotency;
+use super::super::model::customer::Customer;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::{Deletions, Restored, restore_conflict};
 use crate::error::{Error, Problem, Result};
@@ -44,7 +44,13 @@ impl Deletions {
                     restored_records,
                 });
             }
-            store::deletion::mark_customer_restored(tx.conn(), tenant, customer_id).await?;
+            let unmarked =
+                store::deletion::mark_customer_restored(tx.conn(), tenant, customer_id).await?;
+            if unmarked == store::deletion::Unmarked::ExternalRefTaken {
+                // A live customer took the external_ref after the check above: the unique index
+                // refused the row, and does not say who holds it.
+                return Err(restore_conflict(customer_id, None));
+            }
             change
                 .audit(Entry {
                     action: "customer.restore",

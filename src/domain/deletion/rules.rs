@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
-use super::super::customers::Customer;
 use super::super::etag_mismatch;
+use super::super::model::customer::Customer;
 use super::{DeletionRequest, RequestState, not_in_state, stale};
 use crate::error::{Error, Problem};
 use crate::reason;

@@ -104,7 +104,7 @@ mod tests {
     use sea_orm_migration::MigratorTrait as _;
     use uuid::Uuid;
 
-    use crate::domain::records::RecordKind;
+    use crate::domain::model::record::RecordKind;
     use crate::store::migration::Migrator;
     use crate::store::{Store, StoreConfig};
 

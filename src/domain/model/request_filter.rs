@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{DeletionPreview, DeletionRequest, RequestState};
+use super::deletion::{DeletionPreview, DeletionRequest, RequestState};
 
 /// Every state a request can be stored in.
 const STORED: [RequestState; 7] = [

@@ -1,0 +1,12 @@
+//! The domain's values: what a customer, a record, a deletion request, an audit event and a
+//! customer event are, with the pure rules that belong to the value itself (a request's state as
+//! a reader sees it). Nothing here reads or writes: these files import neither `crate::store` nor
+//! the domain's operations, so the store can persist them and the dependencies run one way:
+//! api → domain operations → store → model.
+
+pub mod audit;
+pub mod customer;
+pub mod deletion;
+pub mod event;
+pub mod record;
+pub mod request_filter;
