@@ -15,6 +15,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::api::audit::AuditApi;
+use crate::api::batches::BatchApi;
 use crate::api::customers::CustomerApi;
 use crate::api::deletion::DeletionApi;
 use crate::api::events::EventApi;
@@ -22,6 +23,7 @@ use crate::api::records::RecordApi;
 use crate::auth::{AuthConfig, Authenticator, KeySource};
 use crate::domain::Clock;
 use crate::domain::audit::AuditLog;
+use crate::domain::batches::{BatchSettings, Batches};
 use crate::domain::customers::Customers;
 use crate::domain::deletion::{Deletions, LifecycleSettings};
 use crate::domain::events::{CustomerEvents, EventSignal};
@@ -34,6 +36,7 @@ use crate::proto::crm::v1::audit_service_server::AuditServiceServer;
 use crate::proto::crm::v1::customer_event_service_server::CustomerEventServiceServer;
 use crate::proto::crm::v1::customer_service_server::CustomerServiceServer;
 use crate::proto::crm::v1::deletion_approval_service_server::DeletionApprovalServiceServer;
+use crate::proto::crm::v1::deletion_batch_service_server::DeletionBatchServiceServer;
 use crate::proto::crm::v1::record_service_server::RecordServiceServer;
 use crate::store::{Store, StoreConfig, secrets};
 
@@ -47,10 +50,11 @@ const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// refuses the call itself (README: "Limits and what a client sees").
 pub const TRANSPORT_MAX_HEADER_LIST_BYTES: u32 = 1024 * 1024;
 /// The named services readiness probes ask about.
-pub const SERVICE_NAMES: [&str; 5] = [
+pub const SERVICE_NAMES: [&str; 6] = [
     "crm.v1.CustomerService",
     "crm.v1.RecordService",
     "crm.v1.DeletionApprovalService",
+    "crm.v1.DeletionBatchService",
     "crm.v1.AuditService",
     "crm.v1.CustomerEventService",
 ];
@@ -132,6 +136,8 @@ pub struct Settings {
     pub database: StoreConfig,
     pub jwt: JwtSettings,
     pub lifecycle: LifecycleSettings,
+    /// Deletion batches: their limits and the pace of their background work.
+    pub batches: BatchSettings,
     /// How long a `request_id` is remembered; a retry after that is a new request.
     pub idempotency_key_ttl: Duration,
     /// How often the purger looks for deleted customers whose retention has passed (`None`: never,
@@ -272,6 +278,7 @@ pub struct Application {
     customers: Customers,
     records: Records,
     deletions: Deletions,
+    batches: Batches,
     audit: AuditLog,
     authenticator: Authenticator,
     idempotency_key_ttl: Duration,
@@ -331,6 +338,13 @@ impl Application {
             settings.clock.clone(),
             settings.lifecycle,
         );
+        let batches = Batches::new(
+            store.clone(),
+            deletions.clone(),
+            page_key.clone(),
+            settings.clock.clone(),
+            settings.batches,
+        );
         let audit = AuditLog::new(store.clone(), page_key, settings.clock.clone());
         let store_for_purges = store.clone();
 
@@ -361,6 +375,7 @@ impl Application {
             customers,
             records,
             deletions,
+            batches,
             audit,
             authenticator,
             idempotency_key_ttl: settings.idempotency_key_ttl,
@@ -401,6 +416,10 @@ impl Application {
             self.store.clone(),
             self.idempotency_key_ttl,
         ));
+        // Each process works batches under an owner name of its own: a replica that restarts is
+        // a new owner, and waits for its previous self's claims to lapse like anyone else's.
+        let worker = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
+        background.spawn(self.batches.clone().work(worker));
         if let Some(every) = self.purge_interval {
             background.spawn(purge_due(self.purges.clone(), every));
         }
@@ -451,6 +470,11 @@ impl Application {
             ))
             .add_service(InterceptedService::new(
                 DeletionApprovalServiceServer::new(DeletionApi::new(self.deletions))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                DeletionBatchServiceServer::new(BatchApi::new(self.batches))
                     .max_decoding_message_size(MAX_REQUEST_BYTES),
                 auth.clone(),
             ))

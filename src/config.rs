@@ -11,6 +11,7 @@ use crate::telemetry::LogFormat;
 
 use crate::app::{JwtSettings, Limits, Settings, Shutdown, TlsFiles};
 use crate::domain::Clock;
+use crate::domain::batches::BatchSettings;
 use crate::domain::deletion::LifecycleSettings;
 use crate::store::{SessionLimits, StoreConfig};
 
@@ -80,6 +81,8 @@ pub struct ServeArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub lifecycle: LifecycleArgs,
+    #[command(flatten)]
+    pub batches: BatchArgs,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -165,6 +168,25 @@ pub struct LifecycleArgs {
     /// passed; 0 turns it off (run `crm-service purge` as a job instead).
     #[arg(long, env = "CRM_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub purge_interval: Duration,
+}
+
+/// Deletion batches: how big, how many at once, how their background work is paced.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Deletion batches")]
+pub struct BatchArgs {
+    /// The most customers one deletion batch may name (by id or by filter).
+    #[arg(long, env = "CRM_MAX_BATCH_ITEMS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_batch_items: u32,
+    /// The most open batches (pending, approved, running, restoring) a tenant may have.
+    #[arg(long, env = "CRM_MAX_OPEN_BATCHES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_open_batches: u32,
+    /// Customers a batch deletes (or restores) per transaction.
+    #[arg(long, env = "CRM_BATCH_CHUNK_SIZE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch_chunk_size: u32,
+    /// How long a replica's claim on a running batch holds unrenewed: how soon another replica
+    /// takes over a batch whose replica died.
+    #[arg(long, env = "CRM_BATCH_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub batch_lease: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -488,6 +510,13 @@ impl ServeArgs {
             lifecycle: LifecycleSettings {
                 request_ttl: lifecycle.deletion_request_ttl,
                 retention: lifecycle.retention,
+            },
+            batches: BatchSettings {
+                max_items: self.batches.max_batch_items as usize,
+                max_open: self.batches.max_open_batches as usize,
+                chunk_size: self.batches.batch_chunk_size as usize,
+                lease: self.batches.batch_lease.max(Duration::from_secs(1)),
+                ..BatchSettings::default()
             },
             clock: Clock::system(),
         }

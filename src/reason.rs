@@ -51,6 +51,13 @@ reasons! {
     DELETION_REQUEST_NOT_OPEN => "FAILED_PRECONDITION", "only a PENDING or APPROVED request can be cancelled";
     DELETION_REQUEST_EXPIRED => "FAILED_PRECONDITION", "the request's lifetime passed: submit a new one";
     DELETION_NOT_APPROVED => "FAILED_PRECONDITION", "DeleteCustomer needs an APPROVED request";
+    DELETION_BATCH_NOT_PENDING => "FAILED_PRECONDITION", "only a PENDING batch can be approved or rejected";
+    DELETION_BATCH_NOT_OPEN => "FAILED_PRECONDITION", "only a PENDING or APPROVED batch can be cancelled";
+    DELETION_BATCH_EXPIRED => "FAILED_PRECONDITION", "the batch's lifetime passed undecided or unstarted: submit a new one";
+    DELETION_BATCH_NOT_APPROVED => "FAILED_PRECONDITION", "RunDeletionBatch needs an APPROVED batch";
+    DELETION_BATCH_NOT_COMPLETED => "FAILED_PRECONDITION", "RestoreDeletionBatch needs a COMPLETED batch";
+    TOO_MANY_OPEN_BATCHES => "FAILED_PRECONDITION", "the tenant has as many open batches as allowed (metadata limit): finish, cancel or let one lapse";
+    NOTHING_TO_DELETE => "FAILED_PRECONDITION", "every customer of the batch was excluded (the items say why): nothing to approve";
     RESTORE_CONFLICT => "FAILED_PRECONDITION", "a live customer now holds the external_ref (metadata names it)";
     RETENTION_EXPIRED => "FAILED_PRECONDITION", "the retention passed: the customer or record is being erased";
     INVALID_STATUS_TRANSITION => "FAILED_PRECONDITION", "the record's status cannot change that way";

@@ -63,11 +63,11 @@ fn status_from(status: pb::CustomerStatus) -> domain::CustomerStatus {
     }
 }
 
-fn lifecycle_stage(field: &str, value: i32) -> Result<Option<domain::LifecycleStage>> {
+pub(super) fn lifecycle_stage(field: &str, value: i32) -> Result<Option<domain::LifecycleStage>> {
     Ok(enum_field::<pb::LifecycleStage>(field, value)?.map(stage_from))
 }
 
-fn customer_status(field: &str, value: i32) -> Result<Option<domain::CustomerStatus>> {
+pub(super) fn customer_status(field: &str, value: i32) -> Result<Option<domain::CustomerStatus>> {
     Ok(enum_field::<pb::CustomerStatus>(field, value)?.map(status_from))
 }
 

@@ -5,7 +5,10 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp,
 };
-use crate::domain::deletion::{DeletionPreview, DeletionRequest, Deletions, RequestState};
+use crate::domain::deletion::{
+    Blocker, DeletionPreview, DeletionRequest, Deletions, PipelineWarning, RelationImpact,
+    RequestState,
+};
 use crate::domain::mutation::Operation;
 use crate::domain::policy::Policy;
 use crate::domain::validate::parse_id;
@@ -23,47 +26,51 @@ impl DeletionApi {
     }
 }
 
-pub fn preview_to_proto(p: DeletionPreview) -> pb::DeletionPreview {
-    let policy = |p: Policy| match p {
+fn policy_to_proto(p: Policy) -> i32 {
+    let policy = match p {
         Policy::Cascade => pb::DeletionPolicy::Cascade,
         Policy::Block => pb::DeletionPolicy::Block,
         Policy::Keep => pb::DeletionPolicy::Keep,
-    } as i32;
+    };
+    policy as i32
+}
+
+pub fn impact_to_proto(i: RelationImpact) -> pb::RelationImpact {
+    pb::RelationImpact {
+        relation: i.relation.name().to_owned(),
+        state: i.state.unwrap_or_default(),
+        policy: policy_to_proto(i.policy),
+        count: i.count,
+        sample_ids: i.sample_ids.iter().map(ToString::to_string).collect(),
+    }
+}
+
+pub fn blocker_to_proto(b: Blocker) -> pb::DeletionBlocker {
+    pb::DeletionBlocker {
+        reason: b.reason,
+        relation: b.relation.map(|k| k.name().to_owned()).unwrap_or_default(),
+        count: b.count,
+        sample_ids: b.sample_ids.iter().map(ToString::to_string).collect(),
+        resolution: b.resolution,
+    }
+}
+
+pub fn warning_to_proto(w: PipelineWarning) -> pb::PipelineWarning {
+    pb::PipelineWarning {
+        currency: w.currency,
+        open_amount_minor: w.open_amount_minor,
+        open_deals: w.open_deals,
+        open_amount_saturated: w.open_amount_saturated,
+    }
+}
+
+pub fn preview_to_proto(p: DeletionPreview) -> pb::DeletionPreview {
     pb::DeletionPreview {
         customer_id: p.customer_id.to_string(),
         etag: p.version.to_string(),
-        impacts: p
-            .impacts
-            .into_iter()
-            .map(|i| pb::RelationImpact {
-                relation: i.relation.name().to_owned(),
-                state: i.state.unwrap_or_default(),
-                policy: policy(i.policy),
-                count: i.count,
-                sample_ids: i.sample_ids.iter().map(ToString::to_string).collect(),
-            })
-            .collect(),
-        blockers: p
-            .blockers
-            .into_iter()
-            .map(|b| pb::DeletionBlocker {
-                reason: b.reason,
-                relation: b.relation.map(|k| k.name().to_owned()).unwrap_or_default(),
-                count: b.count,
-                sample_ids: b.sample_ids.iter().map(ToString::to_string).collect(),
-                resolution: b.resolution,
-            })
-            .collect(),
-        warnings: p
-            .warnings
-            .into_iter()
-            .map(|w| pb::PipelineWarning {
-                currency: w.currency,
-                open_amount_minor: w.open_amount_minor,
-                open_deals: w.open_deals,
-                open_amount_saturated: w.open_amount_saturated,
-            })
-            .collect(),
+        impacts: p.impacts.into_iter().map(impact_to_proto).collect(),
+        blockers: p.blockers.into_iter().map(blocker_to_proto).collect(),
+        warnings: p.warnings.into_iter().map(warning_to_proto).collect(),
         approval_required: p.approval_required,
         cascade_count: p.cascade_count,
         keep_count: p.keep_count,

@@ -2,6 +2,7 @@
 //! domain, convert back. No rules and no database access here.
 
 pub mod audit;
+pub mod batches;
 pub mod codec;
 pub mod convert;
 pub mod customers;

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod batches;
 pub mod customers;
 pub mod deletion;
 pub mod events;

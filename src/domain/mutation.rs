@@ -32,6 +32,15 @@ pub enum Operation {
     RestoreCustomer,
     PurgeCustomer,
     SetLegalHold,
+    SubmitDeletionBatch,
+    ApproveDeletionBatch,
+    RejectDeletionBatch,
+    CancelDeletionBatch,
+    RunDeletionBatch,
+    RestoreDeletionBatch,
+    /// One chunk of a batch's items, worked by the background worker (never idempotent on a
+    /// `request_id`: the items' states say what is done).
+    WorkDeletionBatch,
     Record(RecordKind, RecordWrite),
 }
 
@@ -48,6 +57,13 @@ impl Operation {
             Operation::RestoreCustomer => "RestoreCustomer",
             Operation::PurgeCustomer => "PurgeCustomer",
             Operation::SetLegalHold => "SetLegalHold",
+            Operation::SubmitDeletionBatch => "SubmitDeletionBatch",
+            Operation::ApproveDeletionBatch => "ApproveDeletionBatch",
+            Operation::RejectDeletionBatch => "RejectDeletionBatch",
+            Operation::CancelDeletionBatch => "CancelDeletionBatch",
+            Operation::RunDeletionBatch => "RunDeletionBatch",
+            Operation::RestoreDeletionBatch => "RestoreDeletionBatch",
+            Operation::WorkDeletionBatch => "WorkDeletionBatch",
             Operation::Record(kind, write) => kind.operation_name(write),
         }
     }

@@ -6,6 +6,7 @@
 //! PostgreSQL is the production database.
 
 pub mod audit;
+pub mod batches;
 pub mod customers;
 mod db_error;
 pub mod deletion;

@@ -14,7 +14,9 @@
 //! `delete_many()` without a tenant, each marked where it is written: the purger's scans for what
 //! is due (`store::purge::due`, `store::purge::due_records`), which look across tenants by design
 //! and hand each row's tenant to the tenant-scoped erasure, and the sweep of expired idempotency
-//! keys (`store::idempotency::sweep`), which forgets every tenant's old keys at once. GetCustomer's
+//! keys (`store::idempotency::sweep`), which forgets every tenant's old keys at once, and the
+//! batch workers' claim of a batch to work on (`store::batches::claim`), which serves every
+//! tenant and hands the batch's tenant to everything it does after. GetCustomer's
 //! hot path and the free-text search are raw SQL (`store::customers`), which spell `tenant_id`
 //! themselves.
 
@@ -22,7 +24,7 @@ use sea_orm::{ColumnTrait, DeleteMany, EntityTrait, QueryFilter, Select, UpdateM
 
 use super::entity::{
     activity, audit_event, audit_head, contact, contract, customer, customer_event, deal,
-    deletion_request, idempotency_key, project, sales_order,
+    deletion_batch, deletion_batch_item, deletion_request, idempotency_key, project, sales_order,
 };
 
 /// A table whose every row belongs to one tenant: its key starts with `tenant_id`.
@@ -134,6 +136,14 @@ impl TenantScoped for project::Entity {
 
 impl TenantScoped for activity::Entity {
     const TENANT_ID: activity::Column = activity::Column::TenantId;
+}
+
+impl TenantScoped for deletion_batch::Entity {
+    const TENANT_ID: Self::Column = deletion_batch::Column::TenantId;
+}
+
+impl TenantScoped for deletion_batch_item::Entity {
+    const TENANT_ID: Self::Column = deletion_batch_item::Column::TenantId;
 }
 
 impl TenantScoped for deletion_request::Entity {

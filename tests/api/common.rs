@@ -14,6 +14,7 @@ use std::time::Duration;
 use crm_service::app::{Application, JwtSettings, Limits, Settings, Shutdown};
 use crm_service::auth::{TokenRequest, mint};
 use crm_service::domain::Clock;
+use crm_service::domain::batches::BatchSettings;
 use crm_service::domain::deletion::LifecycleSettings;
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
@@ -180,6 +181,10 @@ impl TestApp {
             },
             jwt: Self::test_jwt(),
             lifecycle: LifecycleSettings::default(),
+            batches: BatchSettings {
+                poll_interval: Duration::from_millis(200),
+                ..BatchSettings::default()
+            },
             idempotency_key_ttl: Duration::from_secs(24 * 3600),
             purge_interval: None,
             clock: Clock::adjustable(),

@@ -71,8 +71,29 @@ impl Deletions {
         request: DeletionRequest,
         kept: i64,
     ) -> Result<Deleted> {
+        let cause = format!("deletion_request={}", request.id);
+        let deleted = self.delete_graph(change, customer, kept, &cause).await?;
+        let deletion_id = deleted
+            .customer
+            .deletion_id
+            .ok_or_else(|| Error::internal("a deleted customer has no deletion id"))?;
+        self.save(change, &request.executed(change.now, deletion_id))
+            .await?;
+        Ok(deleted)
+    }
+
+    /// Soft-deletes the customer and the records the policy table cascades under one new
+    /// deletion id, and audits it naming `cause` (the request or batch): what DeleteCustomer does,
+    /// and what a batch does to each of its customers. The customer is locked and has no blocker.
+    pub(crate) async fn delete_graph(
+        &self,
+        change: &Change<'_>,
+        customer: Customer,
+        kept: i64,
+        cause: &str,
+    ) -> Result<Deleted> {
         let (tx, now, tenant) = (change.tx(), change.now, &change.caller.tenant);
-        let (customer_id, request_id) = (customer.id, request.id);
+        let customer_id = customer.id;
         let deletion_id = Uuid::now_v7();
         let purge_time = now + chrono_duration(self.settings.retention);
         let deleted_records = store::deletion::cascade(
@@ -94,8 +115,6 @@ impl Deletions {
             purge_time,
         )
         .await?;
-        self.save(change, &request.executed(now, deletion_id))
-            .await?;
         change
             .audit(Entry {
                 action: "customer.delete",
@@ -103,8 +122,7 @@ impl Deletions {
                 target_id: customer_id,
                 customer_id: Some(customer_id),
                 summary: format!(
-                    "deletion_id={deletion_id} deletion_request={request_id} \
-                     cascaded={deleted_records} kept={kept}"
+                    "deletion_id={deletion_id} {cause} cascaded={deleted_records} kept={kept}"
                 ),
             })
             .await?;

@@ -181,6 +181,11 @@ pub struct Deletions {
 }
 
 impl Deletions {
+    /// How long a request (or a batch) may wait for approval and then for execution.
+    pub(crate) fn request_ttl(&self) -> Duration {
+        self.settings.request_ttl
+    }
+
     pub fn new(
         store: Store,
         page_key: PageTokenKey,

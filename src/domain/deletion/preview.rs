@@ -94,7 +94,7 @@ impl Deletions {
     /// The preview of `customer`'s deletion. Without `detail` it holds the counts, policies and
     /// blockers only (no sample ids, no pipeline warning): what DeleteCustomer re-checks inside
     /// its write transaction, where every query lengthens the time the customer stays locked.
-    pub(super) async fn preview_in(
+    pub(crate) async fn preview_in(
         &self,
         conn: &impl store::Connection,
         tenant: &str,
@@ -130,6 +130,24 @@ impl Deletions {
                     .map(|(_, ids)| ids.clone())
                     .unwrap_or_default()
             },
+            pipeline,
+        ))
+    }
+
+    /// The preview of one customer of a batch: counts, policies, blockers and the open pipeline,
+    /// without sample ids (a batch sums the counts; a single preview shows the samples).
+    pub(crate) async fn preview_for_batch(
+        &self,
+        conn: &impl store::Connection,
+        tenant: &str,
+        customer: &Customer,
+    ) -> Result<DeletionPreview> {
+        let counts = store::deletion::state_counts(conn, tenant, customer.id).await?;
+        let pipeline = store::deletion::open_pipeline(conn, tenant, customer.id).await?;
+        Ok(build_preview(
+            customer,
+            &counts,
+            |_, _| Vec::new(),
             pipeline,
         ))
     }

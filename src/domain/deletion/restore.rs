@@ -29,54 +29,86 @@ impl Deletions {
             let customer = store::customers::find_for_update(tx.conn(), tenant, customer_id)
                 .await?
                 .ok_or_else(|| Error::not_found("customer", customer_id))?;
-            self.check_restorable(&change, &customer).await?;
-            let deletion_id = store::deletion::deletion_id_of(tx.conn(), tenant, customer_id)
-                .await?
-                .ok_or_else(|| {
-                    Error::internal(format!("deleted customer {customer_id} has no deletion id"))
-                })?;
-            let restored_records =
-                store::deletion::restore_records(tx.conn(), tenant, deletion_id, validate_only)
-                    .await?;
+            self.restorable(tx.conn(), tenant, change.now, &customer)
+                .await?;
             if validate_only {
+                let deletion_id = self.deletion_id(&change, customer_id).await?;
+                let restored_records =
+                    store::deletion::restore_records(tx.conn(), tenant, deletion_id, true).await?;
                 return Ok(Restored {
                     customer,
                     restored_records,
                 });
             }
-            let unmarked =
-                store::deletion::mark_customer_restored(tx.conn(), tenant, customer_id).await?;
-            if unmarked == store::deletion::Unmarked::ExternalRefTaken {
-                // A live customer took the external_ref after the check above: the unique index
-                // refused the row, and does not say who holds it.
-                return Err(restore_conflict(customer_id, None));
-            }
-            change
-                .audit(Entry {
-                    action: "customer.restore",
-                    target_type: "customer",
-                    target_id: customer_id,
-                    customer_id: Some(customer_id),
-                    summary: format!("deletion_id={deletion_id} restored={restored_records}"),
-                })
-                .await?;
-            Ok(Restored {
-                customer: Customer {
-                    delete_time: None,
-                    purge_time: None,
-                    deletion_id: None,
-                    version: customer.version + 1,
-                    ..customer
-                },
-                restored_records,
-            })
+            self.restore_graph(&change, customer, "").await
         })
         .await
     }
 
+    async fn deletion_id(&self, change: &Change<'_>, customer_id: Uuid) -> Result<Uuid> {
+        store::deletion::deletion_id_of(change.tx().conn(), &change.caller.tenant, customer_id)
+            .await?
+            .ok_or_else(|| {
+                Error::internal(format!("deleted customer {customer_id} has no deletion id"))
+            })
+    }
+
+    /// Brings back a locked, restorable customer (`restorable` said so) and exactly the rows of
+    /// its deletion, and audits it naming `cause` (empty, or the batch): what RestoreCustomer does,
+    /// and what a batch's restore does to each of its customers.
+    pub(crate) async fn restore_graph(
+        &self,
+        change: &Change<'_>,
+        customer: Customer,
+        cause: &str,
+    ) -> Result<Restored> {
+        let (tx, tenant) = (change.tx(), &change.caller.tenant);
+        let customer_id = customer.id;
+        let deletion_id = self.deletion_id(change, customer_id).await?;
+        let restored_records =
+            store::deletion::restore_records(tx.conn(), tenant, deletion_id, false).await?;
+        let unmarked =
+            store::deletion::mark_customer_restored(tx.conn(), tenant, customer_id).await?;
+        if unmarked == store::deletion::Unmarked::ExternalRefTaken {
+            // A live customer took the external_ref after the check: the unique index refused
+            // the row, and does not say who holds it.
+            return Err(restore_conflict(customer_id, None));
+        }
+        let cause = if cause.is_empty() {
+            String::new()
+        } else {
+            format!(" {cause}")
+        };
+        change
+            .audit(Entry {
+                action: "customer.restore",
+                target_type: "customer",
+                target_id: customer_id,
+                customer_id: Some(customer_id),
+                summary: format!("deletion_id={deletion_id}{cause} restored={restored_records}"),
+            })
+            .await?;
+        Ok(Restored {
+            customer: Customer {
+                delete_time: None,
+                purge_time: None,
+                deletion_id: None,
+                version: customer.version + 1,
+                ..customer
+            },
+            restored_records,
+        })
+    }
+
     /// Only a deleted customer can come back, while its retention lasts and while no live customer of
     /// the tenant holds its external_ref.
-    async fn check_restorable(&self, change: &Change<'_>, customer: &Customer) -> Result<()> {
+    pub(crate) async fn restorable(
+        &self,
+        conn: &impl store::Connection,
+        tenant: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        customer: &Customer,
+    ) -> Result<()> {
         let customer_id = customer.id;
         if !customer.is_deleted() {
             return Err(Error::AlreadyExists(
@@ -87,7 +119,7 @@ impl Deletions {
                 .with("customerId", customer_id),
             ));
         }
-        if customer.purge_time.is_some_and(|t| t <= change.now) {
+        if customer.purge_time.is_some_and(|t| t <= now) {
             return Err(Error::failed_precondition(
                 Problem::new(
                     reason::RETENTION_EXPIRED,
@@ -98,8 +130,8 @@ impl Deletions {
         }
         if !customer.external_ref.is_empty()
             && let Some((holder_id, holder_name)) = store::deletion::external_ref_holder(
-                change.tx().conn(),
-                &change.caller.tenant,
+                conn,
+                tenant,
                 &customer.external_ref,
                 customer_id,
             )

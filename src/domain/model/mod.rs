@@ -5,6 +5,7 @@
 //! api → domain operations → store → model.
 
 pub mod audit;
+pub mod batch;
 pub mod customer;
 pub mod deletion;
 pub mod event;

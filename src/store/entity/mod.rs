@@ -9,6 +9,8 @@ pub mod contract;
 pub mod customer;
 pub mod customer_event;
 pub mod deal;
+pub mod deletion_batch;
+pub mod deletion_batch_item;
 pub mod deletion_request;
 pub mod idempotency_key;
 pub mod project;

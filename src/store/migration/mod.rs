@@ -12,6 +12,7 @@ mod m0006_trigram_search;
 mod m0007_sqlite_trigram_search;
 pub(crate) mod m0008_ordered_trigram_search;
 mod m0009_record_retention;
+mod m0010_deletion_batches;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_sqlite_trigram_search::Migration),
             Box::new(m0008_ordered_trigram_search::Migration),
             Box::new(m0009_record_retention::Migration),
+            Box::new(m0010_deletion_batches::Migration),
         ]
     }
 }

@@ -1,0 +1,368 @@
+//! SubmitDeletionBatch: previews every customer named and records the batch with one item per
+//! customer, QUEUED (bound to the graph version its preview saw) or EXCLUDED with why.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::super::access::{Action, Caller};
+use super::super::audit::Entry;
+use super::super::chrono_duration;
+use super::super::idempotency::Idempotency;
+use super::super::model::customer::CustomerQuery;
+use super::super::model::deletion::{DeletionPreview, PipelineWarning, RelationImpact};
+use super::super::mutation::{self, Mutation, Operation};
+use super::super::validate::Violations;
+use super::{
+    BatchImpact, BatchItem, BatchProgress, BatchSelection, BatchState, Batches, DeletionBatch,
+    Exclusion, ItemState,
+};
+use crate::error::{Error, Problem, Result};
+use crate::reason;
+use crate::store;
+
+const REASON_MAX: usize = 1000;
+/// How far a filter's matches are counted when they are over the cap, to say how many matched.
+const COUNT_MATCHES_UP_TO: usize = 100_000;
+
+/// A customer's fate at submission.
+enum Verdict {
+    Queued(DeletionPreview),
+    Excluded {
+        reason: &'static str,
+        version: Option<i64>,
+        preview: Option<DeletionPreview>,
+    },
+}
+
+impl Batches {
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        selection: BatchSelection,
+        reason: String,
+        key: Option<Idempotency>,
+    ) -> Result<(DeletionBatch, Vec<BatchItem>)> {
+        caller.require(Action::SubmitDeletion)?;
+        let mut v = Violations::new();
+        v.required_text("reason", &reason, REASON_MAX);
+        v.finish()?;
+        let customers = self.resolve(caller, selection).await?;
+        let verdicts = self.judge(caller, &customers).await?;
+        let (batch, items) = self.new_batch(caller, &reason, &verdicts);
+        if batch.impact.included_count == 0 {
+            return Err(nothing_to_delete(&batch.impact));
+        }
+        let (batch, items) = (&batch, &items);
+        let mutation = Mutation::new(caller, Operation::SubmitDeletionBatch, key.as_ref());
+        mutation::run(&self.store, &self.clock, mutation, |change| async move {
+            let tenant = &change.caller.tenant;
+            let open = store::batches::count_open(change.tx().conn(), tenant, change.now).await?;
+            if open >= self.settings.max_open as u64 {
+                return Err(too_many_open(self.settings.max_open));
+            }
+            let batch = DeletionBatch {
+                create_time: change.now,
+                update_time: change.now,
+                expire_time: change.now + chrono_duration(self.deletions.request_ttl()),
+                ..batch.clone()
+            };
+            let items: Vec<BatchItem> = items
+                .iter()
+                .map(|i| BatchItem {
+                    update_time: change.now,
+                    ..i.clone()
+                })
+                .collect();
+            store::batches::insert(change.tx().conn(), tenant, &batch, &items).await?;
+            change
+                .audit(Entry {
+                    action: "deletion_batch.submit",
+                    target_type: "deletion_batch",
+                    target_id: batch.id,
+                    customer_id: None,
+                    summary: format!(
+                        "items={} included={} excluded={} cascade={} keep={}",
+                        items.len(),
+                        batch.impact.included_count,
+                        batch.impact.excluded_count,
+                        batch.impact.cascade_count,
+                        batch.impact.keep_count
+                    ),
+                })
+                .await?;
+            Ok((batch, items))
+        })
+        .await
+    }
+
+    /// The customers a selection names, at most `max_items` of them.
+    async fn resolve(&self, caller: &Caller, selection: BatchSelection) -> Result<Vec<Uuid>> {
+        let max = self.settings.max_items;
+        match selection {
+            BatchSelection::Ids(ids) => {
+                let mut seen = HashSet::new();
+                if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
+                    return Err(Error::invalid_field(
+                        "customer_ids",
+                        format!("names customer {dup} more than once: name each customer once"),
+                    ));
+                }
+                if ids.len() > max {
+                    return Err(Error::invalid_field(
+                        "customer_ids",
+                        format!(
+                            "names {} customers; a batch takes at most {max}: split it",
+                            ids.len()
+                        ),
+                    ));
+                }
+                Ok(ids)
+            }
+            BatchSelection::Filter(query) => self.matching(caller, &query).await,
+        }
+    }
+
+    /// The live customers `query` matches now, or an error saying how many matched when that is
+    /// more than a batch takes.
+    async fn matching(&self, caller: &Caller, query: &CustomerQuery) -> Result<Vec<Uuid>> {
+        let max = self.settings.max_items;
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let page =
+                store::customers::list(&self.store, &caller.tenant, query, after, 1000).await?;
+            let full = page.len() == 1000;
+            after = page.last().map(|c| c.id);
+            ids.extend(page.into_iter().map(|c| c.id));
+            if !full || ids.len() >= COUNT_MATCHES_UP_TO {
+                break;
+            }
+        }
+        if ids.len() > max {
+            let matched = if ids.len() >= COUNT_MATCHES_UP_TO {
+                format!("more than {COUNT_MATCHES_UP_TO}")
+            } else {
+                ids.len().to_string()
+            };
+            return Err(Error::invalid_field(
+                "filter",
+                format!(
+                    "matches {matched} customers; a batch takes at most {max}: narrow the filter"
+                ),
+            ));
+        }
+        Ok(ids)
+    }
+
+    /// Each customer's fate, judged in one snapshot: its preview and the graph version it saw.
+    async fn judge(&self, caller: &Caller, customers: &[Uuid]) -> Result<Vec<(Uuid, Verdict)>> {
+        let tenant = &caller.tenant;
+        let tx = self.store.begin_read().await?;
+        let conn = tx.conn();
+        let now = self.clock.now();
+        let in_batches =
+            store::batches::queued_in_open_batches(conn, tenant, customers, now).await?;
+        let mut verdicts = Vec::with_capacity(customers.len());
+        for &id in customers {
+            let verdict = match store::customers::find(conn, tenant, id).await? {
+                None => Verdict::Excluded {
+                    reason: reason::NOT_FOUND,
+                    version: None,
+                    preview: None,
+                },
+                Some(c) if c.is_deleted() => Verdict::Excluded {
+                    reason: reason::CUSTOMER_DELETED,
+                    version: Some(c.version),
+                    preview: None,
+                },
+                Some(c) => {
+                    let requested = in_batches.contains(&id)
+                        || store::deletion::open_requests(conn, tenant, id)
+                            .await?
+                            .iter()
+                            .any(|r| r.effective_state(now, Some(c.version)).is_open());
+                    let preview = self.deletions.preview_for_batch(conn, tenant, &c).await?;
+                    if requested {
+                        Verdict::Excluded {
+                            reason: reason::DELETION_ALREADY_REQUESTED,
+                            version: Some(c.version),
+                            preview: None,
+                        }
+                    } else if !preview.blockers.is_empty() {
+                        Verdict::Excluded {
+                            reason: reason::CUSTOMER_HAS_BLOCKERS,
+                            version: Some(c.version),
+                            preview: Some(preview),
+                        }
+                    } else {
+                        Verdict::Queued(preview)
+                    }
+                }
+            };
+            verdicts.push((id, verdict));
+        }
+        tx.commit().await?;
+        Ok(verdicts)
+    }
+
+    /// The PENDING batch and its items for these verdicts (times are set when it is written).
+    fn new_batch(
+        &self,
+        caller: &Caller,
+        reason: &str,
+        verdicts: &[(Uuid, Verdict)],
+    ) -> (DeletionBatch, Vec<BatchItem>) {
+        let id = Uuid::now_v7();
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        let items: Vec<BatchItem> = verdicts
+            .iter()
+            .enumerate()
+            .map(|(position, (customer_id, verdict))| {
+                let (state, version, excluded_reason, blockers) = match verdict {
+                    Verdict::Queued(p) => (ItemState::Queued, Some(p.version), "", Vec::new()),
+                    Verdict::Excluded {
+                        reason,
+                        version,
+                        preview,
+                    } => (
+                        ItemState::Excluded,
+                        *version,
+                        *reason,
+                        preview
+                            .as_ref()
+                            .map(|p| p.blockers.clone())
+                            .unwrap_or_default(),
+                    ),
+                };
+                BatchItem {
+                    batch_id: id,
+                    position: position as i32,
+                    customer_id: *customer_id,
+                    customer_version: version,
+                    state,
+                    excluded_reason: excluded_reason.to_owned(),
+                    blockers,
+                    deletion_id: None,
+                    deleted_records: 0,
+                    restored_records: 0,
+                    restore_reason: String::new(),
+                    restore_problem: String::new(),
+                    update_time: epoch,
+                }
+            })
+            .collect();
+        let mut progress = BatchProgress::default();
+        for item in &items {
+            progress.add(item.state, 1);
+        }
+        let batch = DeletionBatch {
+            id,
+            requester_id: caller.subject.clone(),
+            reason: reason.to_owned(),
+            state: BatchState::Pending,
+            impact: aggregate(verdicts),
+            progress,
+            decided_by: String::new(),
+            decision_comment: String::new(),
+            decide_time: None,
+            expire_time: epoch,
+            create_time: epoch,
+            update_time: epoch,
+            started_by: String::new(),
+            start_time: None,
+            finish_time: None,
+            restore_start_time: None,
+            restore_finish_time: None,
+            version: 1,
+        };
+        (batch, items)
+    }
+}
+
+/// The batch's impact: the included items' previews summed per relation, state and policy, and
+/// per currency; the excluded ones counted per reason.
+fn aggregate(verdicts: &[(Uuid, Verdict)]) -> BatchImpact {
+    let mut impacts: BTreeMap<(String, Option<String>, String), RelationImpact> = BTreeMap::new();
+    let mut pipeline: BTreeMap<String, (i128, i64)> = BTreeMap::new();
+    let mut exclusions: BTreeMap<&str, i32> = BTreeMap::new();
+    let mut impact = BatchImpact::default();
+    for (_, verdict) in verdicts {
+        match verdict {
+            Verdict::Queued(p) => {
+                impact.included_count += 1;
+                impact.cascade_count += p.cascade_count;
+                impact.keep_count += p.keep_count;
+                for i in &p.impacts {
+                    let key = (
+                        i.relation.name().to_owned(),
+                        i.state.clone(),
+                        format!("{:?}", i.policy),
+                    );
+                    impacts
+                        .entry(key)
+                        .and_modify(|sum| sum.count += i.count)
+                        .or_insert_with(|| RelationImpact {
+                            sample_ids: Vec::new(),
+                            ..i.clone()
+                        });
+                }
+                for w in &p.warnings {
+                    let sum = pipeline.entry(w.currency.clone()).or_default();
+                    sum.0 += i128::from(w.open_amount_minor);
+                    sum.1 += w.open_deals;
+                }
+            }
+            Verdict::Excluded { reason, .. } => {
+                impact.excluded_count += 1;
+                *exclusions.entry(reason).or_default() += 1;
+            }
+        }
+    }
+    impact.impacts = impacts.into_values().collect();
+    impact.warnings = pipeline
+        .into_iter()
+        .map(|(currency, (total, deals))| PipelineWarning::from_total(currency, total, deals))
+        .collect();
+    impact.exclusions = exclusions
+        .into_iter()
+        .map(|(reason, count)| Exclusion {
+            reason: reason.to_owned(),
+            count,
+        })
+        .collect();
+    impact
+}
+
+fn nothing_to_delete(impact: &BatchImpact) -> Error {
+    let why = impact
+        .exclusions
+        .iter()
+        .map(|e| format!("{} {}", e.count, e.reason))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Error::failed_precondition(
+        Problem::new(
+            reason::NOTHING_TO_DELETE,
+            format!(
+                "no customer of the batch can be deleted ({why}): nothing was submitted; \
+                 resolve the exclusions or name other customers"
+            ),
+        )
+        .with("excluded", impact.excluded_count),
+    )
+}
+
+fn too_many_open(max: usize) -> Error {
+    Error::failed_precondition(
+        Problem::new(
+            reason::TOO_MANY_OPEN_BATCHES,
+            format!(
+                "the tenant already has {max} open deletion batches, the most allowed: wait for \
+                 one to complete, or cancel one"
+            ),
+        )
+        .with("limit", max),
+    )
+}
