@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod batch_lifecycle;
 mod cli;
 mod common;
 mod concurrency;
