@@ -214,6 +214,20 @@ async fn a_batch_is_decided_by_another_supervisor_and_runs_only_once_approved(ap
         tonic::Code::PermissionDenied,
         "ROLE_NOT_ALLOWED",
     );
+    // While the batch is open, its customer cannot be asked for on its own as well.
+    let mut approvals = app.approvals_as("acme", "rep-3", &["sales_rep"]);
+    assert_status(
+        approvals
+            .submit_deletion_request(pb::SubmitDeletionRequestRequest {
+                customer_id: c.id.clone(),
+                preview_etag: c.etag.clone(),
+                reason: "also this one".into(),
+                ..Default::default()
+            })
+            .await,
+        tonic::Code::FailedPrecondition,
+        "DELETION_ALREADY_REQUESTED",
+    );
     let mut other = batches(&app, "sup-2", "supervisor");
     other.approve_deletion_batch(approve).await.unwrap();
     sup.run_deletion_batch(run).await.unwrap();

@@ -88,6 +88,16 @@ impl Deletions {
             if preview_version != Some(customer.version) {
                 return Err(preview_etag_stale(&customer));
             }
+            let queued = store::batches::queued_in_open_batches(
+                tx.conn(),
+                &caller.tenant,
+                &[customer_id],
+                change.now,
+            )
+            .await?;
+            if !queued.is_empty() {
+                return Err(queued_in_batch(customer_id));
+            }
             let preview = self
                 .preview_in(tx.conn(), &caller.tenant, &customer, true)
                 .await?;
@@ -440,4 +450,15 @@ impl Deletions {
         }
         Ok(())
     }
+}
+
+/// The customer is queued in an open deletion batch: that batch's decision covers it.
+fn queued_in_batch(customer_id: Uuid) -> Error {
+    Error::failed_precondition(
+        Problem::new(
+            reason::DELETION_ALREADY_REQUESTED,
+            "this customer is queued in an open deletion batch: decide or cancel the batch first",
+        )
+        .with("customerId", customer_id),
+    )
 }
