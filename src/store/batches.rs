@@ -1,14 +1,14 @@
 //! Deletion batches and their items. Every statement is scoped to a tenant but `claim`, the
 //! workers' look across tenants for a batch to work on, which hands the batch's tenant on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use super::Written;
 use super::entity::{deletion_batch as batch, deletion_batch_item as item};
 use super::scope::TenantScoped as _;
 use crate::domain::model::batch::{
-    BatchImpact, BatchItem, BatchProgress, BatchState, DeletionBatch, ItemState,
+    BatchImpact, BatchItem, BatchProgress, BatchState, BatchStateFilter, DeletionBatch, ItemState,
 };
 use crate::error::{Error, Result};
 
@@ -144,22 +144,25 @@ pub async fn insert(
 
 #[derive(Debug, FromQueryResult)]
 struct StateCount {
+    batch_id: Uuid,
     state: String,
     items: i64,
     deleted_records: Option<i64>,
     restored_records: Option<i64>,
 }
 
-/// Items per state and records moved, counted from the items.
-pub async fn progress(
+/// Items per state and records moved, counted from the items of each of `batches` in one
+/// statement.
+async fn progress_of(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    batch_id: Uuid,
-) -> Result<BatchProgress> {
+    batches: &[Uuid],
+) -> Result<HashMap<Uuid, BatchProgress>> {
     use item::Column as I;
     let counts = item::Entity::in_tenant(tenant)
-        .filter(I::BatchId.eq(batch_id))
+        .filter(I::BatchId.is_in(batches.iter().copied()))
         .select_only()
+        .column(I::BatchId)
         .column(I::State)
         .column_as(Expr::cust("COUNT(*)"), "items")
         // PostgreSQL sums BIGINT as NUMERIC: cast back to the column's type.
@@ -171,30 +174,60 @@ pub async fn progress(
             Expr::cust("CAST(SUM(restored_records) AS BIGINT)"),
             "restored_records",
         )
+        .group_by(I::BatchId)
         .group_by(I::State)
         .into_model::<StateCount>()
         .all(conn)
         .await?;
-    let mut progress = BatchProgress::default();
+    let mut out: HashMap<Uuid, BatchProgress> = HashMap::new();
     for count in counts {
         let state = ItemState::parse(&count.state).ok_or_else(|| {
             Error::internal(format!("unknown batch item state {:?}", count.state))
         })?;
+        let progress = out.entry(count.batch_id).or_default();
         progress.add(state, i32::try_from(count.items).unwrap_or(i32::MAX));
         progress.deleted_records += count.deleted_records.unwrap_or(0);
         progress.restored_records += count.restored_records.unwrap_or(0);
     }
-    Ok(progress)
+    Ok(out)
 }
 
+/// Items per state and records moved, counted from the batch's items.
+pub async fn progress(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    batch_id: Uuid,
+) -> Result<BatchProgress> {
+    let mut all = progress_of(conn, tenant, &[batch_id]).await?;
+    Ok(all.remove(&batch_id).unwrap_or_default())
+}
+
+/// The batches of `rows`, each with its progress.
 async fn with_progress(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    row: Option<batch::Model>,
-) -> Result<Option<DeletionBatch>> {
-    let Some(row) = row else { return Ok(None) };
-    let progress = progress(conn, tenant, row.id).await?;
-    into_batch(row, progress).map(Some)
+    rows: Vec<batch::Model>,
+) -> Result<Vec<DeletionBatch>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut progress = progress_of(conn, tenant, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let p = progress.remove(&row.id).unwrap_or_default();
+            into_batch(row, p)
+        })
+        .collect()
+}
+
+/// Whether the tenant has this batch.
+pub async fn exists(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<bool> {
+    let found = batch::Entity::in_tenant(tenant)
+        .filter(batch::Column::Id.eq(id))
+        .select_only()
+        .column(batch::Column::Id)
+        .into_tuple::<Uuid>()
+        .one(conn)
+        .await?;
+    Ok(found.is_some())
 }
 
 pub async fn find(
@@ -206,7 +239,9 @@ pub async fn find(
         .filter(batch::Column::Id.eq(id))
         .one(conn)
         .await?;
-    with_progress(conn, tenant, row).await
+    Ok(with_progress(conn, tenant, row.into_iter().collect())
+        .await?
+        .pop())
 }
 
 /// A batch, locked until the end of the transaction on PostgreSQL.
@@ -220,7 +255,9 @@ pub async fn find_for_update(
         .lock_exclusive()
         .one(conn)
         .await?;
-    with_progress(conn, tenant, row).await
+    Ok(with_progress(conn, tenant, row.into_iter().collect())
+        .await?
+        .pop())
 }
 
 /// Writes `b` over the stored batch if it is still at `expected_version`.
@@ -246,89 +283,69 @@ pub async fn update(
     })
 }
 
-/// Batches that read as `state` at `now`: an undecided or unstarted batch past its expire_time
-/// reads EXPIRED (`DeletionBatch::effective_state`).
-fn seen_as(state: BatchState, now: DateTime<Utc>) -> Condition {
+/// `filter` as a condition on `deletion_batch` rows. The filter carries the rule (which stored
+/// states and expiries read as the states wanted); this only spells it in SQL.
+fn reading_as(filter: &BatchStateFilter) -> Condition {
     use batch::Column as C;
-    let lapsing = [BatchState::Pending.name(), BatchState::Approved.name()];
-    match state {
-        BatchState::Expired => Condition::any().add(C::State.eq(state.name())).add(
-            Condition::all()
-                .add(C::State.is_in(lapsing))
-                .add(C::ExpireTime.lte(now)),
-        ),
-        BatchState::Pending | BatchState::Approved => Condition::all()
-            .add(C::State.eq(state.name()))
-            .add(C::ExpireTime.gt(now)),
-        other => Condition::all().add(C::State.eq(other.name())),
-    }
+    filter.cases.iter().fold(Condition::any(), |any, case| {
+        let stored = C::State.eq(case.stored.name());
+        any.add(match case.expired {
+            None => Condition::all().add(stored),
+            Some(true) => Condition::all()
+                .add(stored)
+                .add(C::ExpireTime.lte(filter.now)),
+            Some(false) => Condition::all()
+                .add(stored)
+                .add(C::ExpireTime.gt(filter.now)),
+        })
+    })
 }
 
 /// A page of batches, newest first, before `before` (ids are UUIDv7).
 pub async fn list(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    state: Option<(BatchState, DateTime<Utc>)>,
+    state: Option<&BatchStateFilter>,
     before: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<DeletionBatch>> {
     use batch::Column as C;
     let mut select = batch::Entity::in_tenant(tenant);
-    if let Some((state, now)) = state {
-        select = select.filter(seen_as(state, now));
+    if let Some(filter) = state {
+        select = select.filter(reading_as(filter));
     }
     if let Some(before) = before {
         select = select.filter(C::Id.lt(before));
     }
     let rows = select.order_by_desc(C::Id).limit(limit).all(conn).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let progress = progress(conn, tenant, row.id).await?;
-        out.push(into_batch(row, progress)?);
-    }
-    Ok(out)
+    with_progress(conn, tenant, rows).await
 }
 
-/// The tenant's open batches at `now`: deciding, starting or being worked on.
-pub async fn count_open(
+/// How many of the tenant's batches `open` matches.
+pub async fn count(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    now: DateTime<Utc>,
+    open: &BatchStateFilter,
 ) -> Result<u64> {
-    use batch::Column as C;
-    let open = Condition::any()
-        .add(seen_as(BatchState::Pending, now))
-        .add(seen_as(BatchState::Approved, now))
-        .add(C::State.is_in([BatchState::Running.name(), BatchState::Restoring.name()]));
-    let rows = batch::Entity::in_tenant(tenant)
-        .filter(open)
-        .select_only()
-        .column(C::Id)
-        .into_tuple::<Uuid>()
-        .all(conn)
-        .await?;
-    Ok(rows.len() as u64)
+    Ok(batch::Entity::in_tenant(tenant)
+        .filter(reading_as(open))
+        .count(conn)
+        .await?)
 }
 
-/// Which of `customers` are QUEUED in an open batch at `now`.
-pub async fn queued_in_open_batches(
+/// Which of `customers` are QUEUED in a batch that `open` matches.
+pub async fn queued_in(
     conn: &impl ConnectionTrait,
     tenant: &str,
     customers: &[Uuid],
-    now: DateTime<Utc>,
+    open: &BatchStateFilter,
 ) -> Result<HashSet<Uuid>> {
-    use batch::Column as B;
     use item::Column as I;
-    let open = Condition::any()
-        .add(seen_as(BatchState::Pending, now))
-        .add(seen_as(BatchState::Approved, now))
-        .add(B::State.eq(BatchState::Running.name()));
-    let open_batches = Query::select()
-        .column(B::Id)
-        .from(batch::Entity)
-        .and_where(B::TenantId.eq(tenant))
-        .cond_where(open)
-        .to_owned();
+    let open_batches = batch::Entity::in_tenant(tenant)
+        .filter(reading_as(open))
+        .select_only()
+        .column(batch::Column::Id)
+        .into_query();
     let mut found = HashSet::new();
     for chunk in customers.chunks(ITEMS_PER_INSERT) {
         let ids = item::Entity::in_tenant(tenant)
@@ -385,16 +402,26 @@ pub async fn update_item(conn: &impl ConnectionTrait, tenant: &str, i: &BatchIte
     Ok(())
 }
 
-/// A batch being worked on whose claim is free, lapsed, or already `owner`'s, claimed for `owner`
-/// until `until`: (tenant, batch id). Looks across tenants, as the one worker per replica serves
-/// them all; of replicas claiming at once, the conditional update lets exactly one win.
+/// A batch a worker claimed: whose it is, and who started it (the actor of what the worker does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub tenant: String,
+    pub id: Uuid,
+    pub started_by: String,
+}
+
+/// A batch that `working` matches (the states the domain works in the background) whose claim
+/// is free, lapsed, or already `owner`'s, claimed for `owner` until `until`. Looks across tenants,
+/// as the one worker per replica serves them all; of replicas claiming at once, the conditional
+/// update lets exactly one win.
 pub async fn claim(
     conn: &impl ConnectionTrait,
+    working: &BatchStateFilter,
     owner: &str,
-    now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Option<(String, Uuid)>> {
+) -> Result<Option<Claimed>> {
     use batch::Column as C;
+    let now = working.now;
     let claimable = || {
         Condition::any()
             .add(C::LeaseOwner.is_null())
@@ -403,17 +430,18 @@ pub async fn claim(
     };
     // Unscoped on purpose: the worker serves every tenant (see the module's documentation).
     let candidates = batch::Entity::find()
-        .filter(C::State.is_in([BatchState::Running.name(), BatchState::Restoring.name()]))
+        .filter(reading_as(working))
         .filter(claimable())
         .select_only()
         .column(C::TenantId)
         .column(C::Id)
+        .column(C::StartedBy)
         .order_by_asc(C::UpdateTime)
         .limit(4)
-        .into_tuple::<(String, Uuid)>()
+        .into_tuple::<(String, Uuid, Option<String>)>()
         .all(conn)
         .await?;
-    for (tenant, id) in candidates {
+    for (tenant, id, started_by) in candidates {
         let result = batch::Entity::update_in_tenant(&tenant)
             .col_expr(C::LeaseOwner, Expr::value(owner))
             .col_expr(C::LeaseExpireTime, Expr::value(until))
@@ -422,7 +450,11 @@ pub async fn claim(
             .exec(conn)
             .await?;
         if result.rows_affected == 1 {
-            return Ok(Some((tenant, id)));
+            return Ok(Some(Claimed {
+                tenant,
+                id,
+                started_by: started_by.unwrap_or_default(),
+            }));
         }
     }
     Ok(None)

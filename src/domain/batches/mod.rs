@@ -29,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::store::{self, Store};
 
 pub use super::model::batch::{
-    BatchImpact, BatchItem, BatchProgress, BatchSelection, BatchState, DeletionBatch, Exclusion,
-    ItemState,
+    BatchImpact, BatchItem, BatchProgress, BatchSelection, BatchState, BatchStateFilter,
+    DeletionBatch, Exclusion, ItemState,
 };
 
 /// The limits of batches, and how their work is paced.
@@ -113,10 +113,11 @@ impl Batches {
             QueryFingerprint::of(&["ListDeletionBatches", state.map_or("any", BatchState::name)]);
         let now = self.clock.now();
         let before = self.open_token(caller, page_token, fingerprint)?;
+        let filter = state.map(|s| BatchStateFilter::reading_as(&[s], now));
         let mut batches = store::batches::list(
             self.store.conn(),
             &caller.tenant,
-            state.map(|s| (s, now)),
+            filter.as_ref(),
             before,
             limit + 1,
         )
@@ -139,9 +140,9 @@ impl Batches {
     ) -> Result<Page<BatchItem>> {
         caller.require(Action::Read)?;
         let conn = self.store.conn();
-        store::batches::find(conn, &caller.tenant, batch_id)
-            .await?
-            .ok_or_else(|| Error::not_found("deletion batch", batch_id))?;
+        if !store::batches::exists(conn, &caller.tenant, batch_id).await? {
+            return Err(Error::not_found("deletion batch", batch_id));
+        }
         let limit = paging::page_size("page_size", page_size)?;
         let batch = batch_id.to_string();
         let fingerprint = QueryFingerprint::of(&[

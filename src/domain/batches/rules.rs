@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::super::access::{Action, Caller};
+use super::super::access::Caller;
+use super::super::deletion::rules::may_act_as_requester_or_any;
 use super::{BatchState, DeletionBatch};
 use crate::error::{Error, Problem};
 use crate::reason;
@@ -84,12 +85,10 @@ pub fn may_decide(
     Ok(())
 }
 
-/// The requester may act on their own batch; supervisors and admins on anyone's.
+/// The requester may act on their own batch; supervisors and admins on anyone's: the rule of a
+/// single request.
 pub fn may_act(batch: &DeletionBatch, caller: &Caller) -> Result<(), Error> {
-    if batch.requester_id == caller.subject && caller.may(Action::ActOnOwnDeletion) {
-        return Ok(());
-    }
-    caller.require(Action::ActOnAnyDeletion)
+    may_act_as_requester_or_any(&batch.requester_id, caller)
 }
 
 /// Cancel: the requester, a supervisor or an admin, on a PENDING or APPROVED batch that has

@@ -11,12 +11,12 @@ use super::super::audit::Entry;
 use super::super::chrono_duration;
 use super::super::idempotency::Idempotency;
 use super::super::model::customer::CustomerQuery;
-use super::super::model::deletion::{DeletionPreview, PipelineWarning, RelationImpact};
-use super::super::mutation::{self, Mutation, Operation};
+use super::super::model::deletion::{Blocker, DeletionPreview, PipelineWarning, RelationImpact};
+use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::validate::Violations;
 use super::{
-    BatchImpact, BatchItem, BatchProgress, BatchSelection, BatchState, Batches, DeletionBatch,
-    Exclusion, ItemState,
+    BatchImpact, BatchItem, BatchProgress, BatchSelection, BatchState, BatchStateFilter, Batches,
+    DeletionBatch, Exclusion, ItemState,
 };
 use crate::error::{Error, Problem, Result};
 use crate::reason;
@@ -32,7 +32,7 @@ enum Verdict {
     Excluded {
         reason: &'static str,
         version: Option<i64>,
-        preview: Option<DeletionPreview>,
+        blockers: Vec<Blocker>,
     },
 }
 
@@ -50,32 +50,22 @@ impl Batches {
         v.finish()?;
         let customers = self.resolve(caller, selection).await?;
         let verdicts = self.judge(caller, &customers).await?;
-        let (batch, items) = self.new_batch(caller, &reason, &verdicts);
-        if batch.impact.included_count == 0 {
-            return Err(nothing_to_delete(&batch.impact));
+        let impact = aggregate(&verdicts);
+        if impact.included_count == 0 {
+            return Err(nothing_to_delete(&impact));
         }
-        let (batch, items) = (&batch, &items);
+        let (reason, verdicts, impact) = (&reason, &verdicts, &impact);
         let mutation = Mutation::new(caller, Operation::SubmitDeletionBatch, key.as_ref());
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
-            let tenant = &change.caller.tenant;
-            let open = store::batches::count_open(change.tx().conn(), tenant, change.now).await?;
+            let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+            let open =
+                store::batches::count(conn, tenant, &BatchStateFilter::open(change.now)).await?;
             if open >= self.settings.max_open as u64 {
                 return Err(too_many_open(self.settings.max_open));
             }
-            let batch = DeletionBatch {
-                create_time: change.now,
-                update_time: change.now,
-                expire_time: change.now + chrono_duration(self.deletions.request_ttl()),
-                ..batch.clone()
-            };
-            let items: Vec<BatchItem> = items
-                .iter()
-                .map(|i| BatchItem {
-                    update_time: change.now,
-                    ..i.clone()
-                })
-                .collect();
-            store::batches::insert(change.tx().conn(), tenant, &batch, &items).await?;
+            let batch = self.new_batch(&change, reason, impact.clone());
+            let items = new_items(batch.id, verdicts, change.now);
+            store::batches::insert(conn, tenant, &batch, &items).await?;
             change
                 .audit(Entry {
                     action: "deletion_batch.submit",
@@ -85,10 +75,10 @@ impl Batches {
                     summary: format!(
                         "items={} included={} excluded={} cascade={} keep={}",
                         items.len(),
-                        batch.impact.included_count,
-                        batch.impact.excluded_count,
-                        batch.impact.cascade_count,
-                        batch.impact.keep_count
+                        impact.included_count,
+                        impact.excluded_count,
+                        impact.cascade_count,
+                        impact.keep_count
                     ),
                 })
                 .await?;
@@ -163,41 +153,37 @@ impl Batches {
         let conn = tx.conn();
         let now = self.clock.now();
         let in_batches =
-            store::batches::queued_in_open_batches(conn, tenant, customers, now).await?;
+            store::batches::queued_in(conn, tenant, customers, &BatchStateFilter::open(now))
+                .await?;
         let mut verdicts = Vec::with_capacity(customers.len());
         for &id in customers {
+            let excluded = |reason, version| Verdict::Excluded {
+                reason,
+                version,
+                blockers: Vec::new(),
+            };
             let verdict = match store::customers::find(conn, tenant, id).await? {
-                None => Verdict::Excluded {
-                    reason: reason::NOT_FOUND,
-                    version: None,
-                    preview: None,
-                },
-                Some(c) if c.is_deleted() => Verdict::Excluded {
-                    reason: reason::CUSTOMER_DELETED,
-                    version: Some(c.version),
-                    preview: None,
-                },
-                Some(c) => {
-                    let requested = in_batches.contains(&id)
+                None => excluded(reason::NOT_FOUND, None),
+                Some(c) if c.is_deleted() => excluded(reason::CUSTOMER_DELETED, Some(c.version)),
+                Some(c)
+                    if in_batches.contains(&id)
                         || store::deletion::open_requests(conn, tenant, id)
                             .await?
                             .iter()
-                            .any(|r| r.effective_state(now, Some(c.version)).is_open());
+                            .any(|r| r.effective_state(now, Some(c.version)).is_open()) =>
+                {
+                    excluded(reason::DELETION_ALREADY_REQUESTED, Some(c.version))
+                }
+                Some(c) => {
                     let preview = self.deletions.preview_for_batch(conn, tenant, &c).await?;
-                    if requested {
-                        Verdict::Excluded {
-                            reason: reason::DELETION_ALREADY_REQUESTED,
-                            version: Some(c.version),
-                            preview: None,
-                        }
-                    } else if !preview.blockers.is_empty() {
+                    if preview.blockers.is_empty() {
+                        Verdict::Queued(preview)
+                    } else {
                         Verdict::Excluded {
                             reason: reason::CUSTOMER_HAS_BLOCKERS,
                             version: Some(c.version),
-                            preview: Some(preview),
+                            blockers: preview.blockers,
                         }
-                    } else {
-                        Verdict::Queued(preview)
                     }
                 }
             };
@@ -207,78 +193,70 @@ impl Batches {
         Ok(verdicts)
     }
 
-    /// The PENDING batch and its items for these verdicts (times are set when it is written).
-    fn new_batch(
-        &self,
-        caller: &Caller,
-        reason: &str,
-        verdicts: &[(Uuid, Verdict)],
-    ) -> (DeletionBatch, Vec<BatchItem>) {
-        let id = Uuid::now_v7();
-        let epoch = DateTime::<Utc>::UNIX_EPOCH;
-        let items: Vec<BatchItem> = verdicts
-            .iter()
-            .enumerate()
-            .map(|(position, (customer_id, verdict))| {
-                let (state, version, excluded_reason, blockers) = match verdict {
-                    Verdict::Queued(p) => (ItemState::Queued, Some(p.version), "", Vec::new()),
-                    Verdict::Excluded {
-                        reason,
-                        version,
-                        preview,
-                    } => (
-                        ItemState::Excluded,
-                        *version,
-                        *reason,
-                        preview
-                            .as_ref()
-                            .map(|p| p.blockers.clone())
-                            .unwrap_or_default(),
-                    ),
-                };
-                BatchItem {
-                    batch_id: id,
-                    position: position as i32,
-                    customer_id: *customer_id,
-                    customer_version: version,
-                    state,
-                    excluded_reason: excluded_reason.to_owned(),
-                    blockers,
-                    deletion_id: None,
-                    deleted_records: 0,
-                    restored_records: 0,
-                    restore_reason: String::new(),
-                    restore_problem: String::new(),
-                    update_time: epoch,
-                }
-            })
-            .collect();
-        let mut progress = BatchProgress::default();
-        for item in &items {
-            progress.add(item.state, 1);
-        }
-        let batch = DeletionBatch {
-            id,
-            requester_id: caller.subject.clone(),
+    /// A new PENDING batch with this impact, made by the change's caller, waiting for a decision
+    /// until a request's lifetime passes.
+    fn new_batch(&self, change: &Change<'_>, reason: &str, impact: BatchImpact) -> DeletionBatch {
+        let now = change.now;
+        DeletionBatch {
+            id: Uuid::now_v7(),
+            requester_id: change.caller.subject.clone(),
             reason: reason.to_owned(),
             state: BatchState::Pending,
-            impact: aggregate(verdicts),
-            progress,
+            progress: BatchProgress {
+                total_items: impact.included_count + impact.excluded_count,
+                queued: impact.included_count,
+                excluded: impact.excluded_count,
+                ..BatchProgress::default()
+            },
+            impact,
             decided_by: String::new(),
             decision_comment: String::new(),
             decide_time: None,
-            expire_time: epoch,
-            create_time: epoch,
-            update_time: epoch,
+            expire_time: now + chrono_duration(self.deletions.request_ttl()),
+            create_time: now,
+            update_time: now,
             started_by: String::new(),
             start_time: None,
             finish_time: None,
             restore_start_time: None,
             restore_finish_time: None,
             version: 1,
-        };
-        (batch, items)
+        }
     }
+}
+
+/// One item per verdict, in submission order: QUEUED and bound to the version its preview saw,
+/// or EXCLUDED with why.
+fn new_items(batch_id: Uuid, verdicts: &[(Uuid, Verdict)], now: DateTime<Utc>) -> Vec<BatchItem> {
+    verdicts
+        .iter()
+        .enumerate()
+        .map(|(position, (customer_id, verdict))| {
+            let (state, customer_version, excluded_reason, blockers) = match verdict {
+                Verdict::Queued(p) => (ItemState::Queued, Some(p.version), "", Vec::new()),
+                Verdict::Excluded {
+                    reason,
+                    version,
+                    blockers,
+                } => (ItemState::Excluded, *version, *reason, blockers.clone()),
+            };
+            BatchItem {
+                batch_id,
+                position: position as i32,
+                customer_id: *customer_id,
+                customer_version,
+                state,
+                excluded_reason: excluded_reason.to_owned(),
+                blockers,
+                deletion_id: None,
+                deleted_records: 0,
+                restored_records: 0,
+                restore_reason: String::new(),
+                restore_problem: String::new(),
+                update_time: now,
+            }
+        })
+        .collect()
 }
 
 /// The batch's impact: the included items' previews summed per relation, state and policy, and

@@ -6,14 +6,13 @@
 //! item leaves QUEUED in the same transaction as its customer's deletion.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::super::access::Caller;
 use super::super::audit::Entry;
 use super::super::chrono_duration;
 use super::super::model::customer::Customer;
 use super::super::mutation::{self, Change, Mutation, Operation};
-use super::{BatchItem, BatchState, Batches, DeletionBatch, ItemState};
+use super::{BatchItem, BatchState, BatchStateFilter, Batches, DeletionBatch, ItemState};
 use crate::error::{Error, Result};
 use crate::reason;
 use crate::store;
@@ -39,31 +38,34 @@ impl Batches {
     pub async fn work_one(&self, owner: &str) -> Result<bool> {
         let now = self.clock.now();
         let until = now + chrono_duration(self.settings.lease);
-        let Some((tenant, id)) =
-            store::batches::claim(self.store.conn(), owner, now, until).await?
+        let working: Vec<BatchState> = BatchState::ALL
+            .into_iter()
+            .filter(|s| s.is_working())
+            .collect();
+        let working = BatchStateFilter::reading_as(&working, now);
+        let Some(claimed) =
+            store::batches::claim(self.store.conn(), &working, owner, until).await?
         else {
             return Ok(false);
         };
         let result = async {
-            while self.work_chunk(&tenant, id, owner).await? {}
+            while self.work_chunk(&claimed, owner).await? {}
             Ok::<_, Error>(())
         }
         .await;
         // Whatever happened, let another replica have it at once rather than at the lease's end.
-        store::batches::release(self.store.conn(), &tenant, id, owner).await?;
+        store::batches::release(self.store.conn(), &claimed.tenant, claimed.id, owner).await?;
         result.map(|()| true)
     }
 
     /// One chunk of the batch's items, in one transaction; true if items remain (false: the
     /// batch is done, or no longer this worker's).
-    async fn work_chunk(&self, tenant: &str, id: Uuid, owner: &str) -> Result<bool> {
-        let Some(batch) = store::batches::find(self.store.conn(), tenant, id).await? else {
-            return Ok(false);
-        };
+    async fn work_chunk(&self, claimed: &store::batches::Claimed, owner: &str) -> Result<bool> {
+        let (tenant, id) = (claimed.tenant.as_str(), claimed.id);
         // The audit trail names who started the batch as the actor of each deletion.
         let actor = Caller {
             tenant: tenant.to_owned(),
-            subject: batch.started_by.clone(),
+            subject: claimed.started_by.clone(),
             roles: Vec::new(),
             unknown_roles: Vec::new(),
             trace_id: String::new(),

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::super::access::{Action, Caller};
 use super::super::audit::Entry;
 use super::super::idempotency::Idempotency;
+use super::super::model::batch::BatchStateFilter;
 use super::super::model::customer::Customer;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::paging::{self, Page, QueryFingerprint};
@@ -88,22 +89,7 @@ impl Deletions {
             if preview_version != Some(customer.version) {
                 return Err(preview_etag_stale(&customer));
             }
-            let queued = store::batches::queued_in_open_batches(
-                tx.conn(),
-                &caller.tenant,
-                &[customer_id],
-                change.now,
-            )
-            .await?;
-            if !queued.is_empty() {
-                return Err(queued_in_batch(customer_id));
-            }
-            let preview = self
-                .preview_in(tx.conn(), &caller.tenant, &customer, true)
-                .await?;
-            if !preview.blockers.is_empty() {
-                return Err(blocked(&preview));
-            }
+            let preview = self.deletable(&change, &customer).await?;
             let request = self.pending_request(&change, customer_id, reason, preview);
             store::deletion::insert_request(tx.conn(), &caller.tenant, &request).await?;
             change
@@ -123,6 +109,24 @@ impl Deletions {
             Ok(request)
         })
         .await
+    }
+
+    /// The customer's preview, if nothing stops a request for it: no open batch holds it, and
+    /// nothing blocks its deletion.
+    async fn deletable(&self, change: &Change<'_>, customer: &Customer) -> Result<DeletionPreview> {
+        let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+        let open = BatchStateFilter::open(change.now);
+        if !store::batches::queued_in(conn, tenant, &[customer.id], &open)
+            .await?
+            .is_empty()
+        {
+            return Err(queued_in_batch(customer.id));
+        }
+        let preview = self.preview_in(conn, tenant, customer, true).await?;
+        if !preview.blockers.is_empty() {
+            return Err(blocked(&preview));
+        }
+        Ok(preview)
     }
 
     /// A new request for `preview`, waiting for a decision until its lifetime passes.

@@ -109,7 +109,13 @@ pub fn may_execute<'c>(
 
 /// The requester may act on their own request; supervisors and admins on anyone's.
 pub fn may_act(request: &DeletionRequest, caller: &Caller) -> Result<(), Error> {
-    if request.requester_id == caller.subject && caller.may(Action::ActOnOwnDeletion) {
+    may_act_as_requester_or_any(&request.requester_id, caller)
+}
+
+/// The rule of cancelling and executing, for a request or a batch made by `requester`: its
+/// requester may act on it, supervisors and admins on anyone's.
+pub fn may_act_as_requester_or_any(requester: &str, caller: &Caller) -> Result<(), Error> {
+    if requester == caller.subject && caller.may(Action::ActOnOwnDeletion) {
         return Ok(());
     }
     caller.require(Action::ActOnAnyDeletion)

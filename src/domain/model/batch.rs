@@ -213,6 +213,85 @@ impl DeletionBatch {
     }
 }
 
+/// Batches stored as `stored` whose expire_time has passed at `now` (`Some(true)`), has not
+/// (`Some(false)`), or either (`None`): one case of a [`BatchStateFilter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchStateCase {
+    pub stored: BatchState,
+    pub expired: Option<bool>,
+}
+
+/// The batches that read as some state at `now`: those matching any of `cases`. Derived from
+/// [`DeletionBatch::effective_state`], so the store turns the rule into SQL without knowing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchStateFilter {
+    pub now: DateTime<Utc>,
+    pub cases: Vec<BatchStateCase>,
+}
+
+impl BatchStateFilter {
+    /// The batches that read as any of `wanted` at `now`: every stored state and expiry that
+    /// `effective_state` turns into one of them.
+    pub fn reading_as(wanted: &[BatchState], now: DateTime<Utc>) -> Self {
+        let mut cases = Vec::new();
+        for stored in BatchState::ALL {
+            let reads =
+                |expired: bool| wanted.contains(&probe(stored, now, expired).effective_state(now));
+            match (reads(false), reads(true)) {
+                (true, true) => cases.push(BatchStateCase {
+                    stored,
+                    expired: None,
+                }),
+                (false, false) => {}
+                (when_live, _) => cases.push(BatchStateCase {
+                    stored,
+                    expired: Some(!when_live),
+                }),
+            }
+        }
+        Self { now, cases }
+    }
+
+    /// The batches that hold the tenant's open slots and their QUEUED customers at `now`:
+    /// deciding, starting, or being worked on.
+    pub fn open(now: DateTime<Utc>) -> Self {
+        let open: Vec<BatchState> = BatchState::ALL
+            .into_iter()
+            .filter(|s| s.is_open())
+            .collect();
+        Self::reading_as(&open, now)
+    }
+}
+
+/// A batch stored as `state`, lapsed at `now` or not: all `effective_state` reads.
+fn probe(state: BatchState, now: DateTime<Utc>, expired: bool) -> DeletionBatch {
+    let expire_time = if expired {
+        now
+    } else {
+        now + chrono::Duration::seconds(1)
+    };
+    DeletionBatch {
+        id: Uuid::nil(),
+        requester_id: String::new(),
+        reason: String::new(),
+        state,
+        impact: BatchImpact::default(),
+        progress: BatchProgress::default(),
+        decided_by: String::new(),
+        decision_comment: String::new(),
+        decide_time: None,
+        expire_time,
+        create_time: now,
+        update_time: now,
+        started_by: String::new(),
+        start_time: None,
+        finish_time: None,
+        restore_start_time: None,
+        restore_finish_time: None,
+        version: 1,
+    }
+}
+
 /// One customer of a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchItem {
@@ -251,34 +330,48 @@ mod tests {
     fn only_an_undecided_or_unstarted_batch_lapses() {
         let now = Utc::now();
         for state in BatchState::ALL {
-            let batch = DeletionBatch {
-                id: Uuid::now_v7(),
-                requester_id: "rep".into(),
-                reason: "r".into(),
-                state,
-                impact: BatchImpact::default(),
-                progress: BatchProgress::default(),
-                decided_by: String::new(),
-                decision_comment: String::new(),
-                decide_time: None,
-                expire_time: now,
-                create_time: now,
-                update_time: now,
-                started_by: String::new(),
-                start_time: None,
-                finish_time: None,
-                restore_start_time: None,
-                restore_finish_time: None,
-                version: 1,
-            };
             let lapsed = matches!(state, BatchState::Pending | BatchState::Approved);
             assert_eq!(
-                batch.effective_state(now) == BatchState::Expired,
+                probe(state, now, true).effective_state(now) == BatchState::Expired,
                 lapsed || state == BatchState::Expired,
                 "{state:?}"
             );
-            let later = now - chrono::Duration::seconds(1);
-            assert_eq!(batch.effective_state(later), state);
+            assert_eq!(probe(state, now, false).effective_state(now), state);
         }
+    }
+
+    fn case(stored: BatchState, expired: Option<bool>) -> BatchStateCase {
+        BatchStateCase { stored, expired }
+    }
+
+    /// The filters the list and the open-batch checks need: an awaiting state only before its
+    /// expire_time, EXPIRED also for the awaiting batches past it, the rest as stored.
+    #[test]
+    fn the_filters_are_the_rule_of_effective_state() {
+        use BatchState::*;
+        let now = Utc::now();
+        let cases = |wanted: &[BatchState]| BatchStateFilter::reading_as(wanted, now).cases;
+        assert_eq!(cases(&[Pending]), [case(Pending, Some(false))]);
+        assert_eq!(cases(&[Approved]), [case(Approved, Some(false))]);
+        assert_eq!(
+            cases(&[Expired]),
+            [
+                case(Pending, Some(true)),
+                case(Approved, Some(true)),
+                case(Expired, None)
+            ]
+        );
+        for other in [Rejected, Cancelled, Running, Completed, Restoring, Restored] {
+            assert_eq!(cases(&[other]), [case(other, None)]);
+        }
+        assert_eq!(
+            BatchStateFilter::open(now).cases,
+            [
+                case(Pending, Some(false)),
+                case(Approved, Some(false)),
+                case(Running, None),
+                case(Restoring, None)
+            ]
+        );
     }
 }
