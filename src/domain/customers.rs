@@ -98,6 +98,24 @@ fn field_names(fields: &[CustomerField]) -> String {
 }
 
 impl CustomerQuery {
+    /// The free-text fields' rules, naming each field under `prefix` (`filter.` when the query
+    /// is a deletion batch's filter).
+    pub(crate) fn check(&self, prefix: &str) -> Result<()> {
+        let mut v = Violations::new();
+        v.text(&format!("{prefix}query"), &self.text, validate::QUERY_MAX);
+        v.text(
+            &format!("{prefix}industry"),
+            &self.industry,
+            validate::INDUSTRY_MAX,
+        );
+        v.text(
+            &format!("{prefix}owner_id"),
+            &self.owner_id,
+            validate::OWNER_ID_MAX,
+        );
+        v.finish()
+    }
+
     fn fingerprint(&self) -> QueryFingerprint {
         let stage = format!("{:?}", self.lifecycle_stage);
         let status = format!("{:?}", self.status);
@@ -258,11 +276,7 @@ impl Customers {
     ) -> Result<Page<Customer>> {
         caller.require(Action::Read)?;
         let limit = paging::page_size("page_size", page_size)?;
-        let mut v = Violations::new();
-        v.text("query", &query.text, validate::QUERY_MAX);
-        v.text("industry", &query.industry, validate::INDUSTRY_MAX);
-        v.text("owner_id", &query.owner_id, validate::OWNER_ID_MAX);
-        v.finish()?;
+        query.check("")?;
         let fingerprint = query.fingerprint();
         let now = self.clock.now().timestamp();
         let after = if page_token.is_empty() {

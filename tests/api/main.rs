@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod batch_lifecycle;
+mod batches;
 mod cli;
 mod common;
 mod concurrency;

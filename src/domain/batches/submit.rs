@@ -49,15 +49,18 @@ impl Batches {
         v.required_text("reason", &reason, REASON_MAX);
         v.finish()?;
         let customers = self.resolve(caller, selection).await?;
-        let verdicts = self.judge(caller, &customers).await?;
-        let impact = aggregate(&verdicts);
-        if impact.included_count == 0 {
-            return Err(nothing_to_delete(&impact));
-        }
-        let (reason, verdicts, impact) = (&reason, &verdicts, &impact);
+        let (reason, customers) = (&reason, &customers);
         let mutation = Mutation::new(caller, Operation::SubmitDeletionBatch, key.as_ref());
+        // The customers are judged inside the write, after a retry's stored answer is replayed
+        // (its own customers would now read as already requested) and in the transaction that
+        // writes the batch, so what was checked is what is written.
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
             let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+            let verdicts = &self.judge(conn, tenant, customers, change.now).await?;
+            let impact = &aggregate(verdicts);
+            if impact.included_count == 0 {
+                return Err(nothing_to_delete(impact));
+            }
             let open =
                 store::batches::count(conn, tenant, &BatchStateFilter::open(change.now)).await?;
             if open >= self.settings.max_open as u64 {
@@ -117,6 +120,7 @@ impl Batches {
     /// The live customers `query` matches now, or an error saying how many matched when that is
     /// more than a batch takes.
     async fn matching(&self, caller: &Caller, query: &CustomerQuery) -> Result<Vec<Uuid>> {
+        query.check("filter.")?;
         let max = self.settings.max_items;
         let mut ids = Vec::new();
         let mut after = None;
@@ -146,12 +150,15 @@ impl Batches {
         Ok(ids)
     }
 
-    /// Each customer's fate, judged in one snapshot: its preview and the graph version it saw.
-    async fn judge(&self, caller: &Caller, customers: &[Uuid]) -> Result<Vec<(Uuid, Verdict)>> {
-        let tenant = &caller.tenant;
-        let tx = self.store.begin_read().await?;
-        let conn = tx.conn();
-        let now = self.clock.now();
+    /// Each customer's fate, judged in the submission's transaction: its preview and the graph
+    /// version it saw.
+    async fn judge(
+        &self,
+        conn: &impl store::Connection,
+        tenant: &str,
+        customers: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, Verdict)>> {
         let in_batches =
             store::batches::queued_in(conn, tenant, customers, &BatchStateFilter::open(now))
                 .await?;
@@ -189,7 +196,6 @@ impl Batches {
             };
             verdicts.push((id, verdict));
         }
-        tx.commit().await?;
         Ok(verdicts)
     }
 

@@ -175,8 +175,13 @@ impl Batches {
             .preview_in(conn, tenant, &customer, false)
             .await?;
         if !preview.blockers.is_empty() {
+            // Rare: read the blockers again with their sample ids, for whoever resolves them.
+            let detailed = self
+                .deletions
+                .preview_for_batch(conn, tenant, &customer)
+                .await?;
             return Ok(BatchItem {
-                blockers: preview.blockers,
+                blockers: detailed.blockers,
                 ..ended(item, ItemState::Blocked, now)
             });
         }

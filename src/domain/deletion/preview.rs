@@ -102,19 +102,7 @@ impl Deletions {
         detail: bool,
     ) -> Result<DeletionPreview> {
         let counts = store::deletion::state_counts(conn, tenant, customer.id).await?;
-        let mut samples = Vec::new();
-        for c in counts.iter().filter(|c| detail && c.count > 0) {
-            let ids = store::deletion::sample_ids(
-                conn,
-                tenant,
-                customer.id,
-                c.kind,
-                c.state.as_deref(),
-                SAMPLE_IDS,
-            )
-            .await?;
-            samples.push(((c.kind, c.state.clone()), ids));
-        }
+        let samples = samples_of(conn, tenant, customer, &counts, |_| detail).await?;
         let pipeline = if detail {
             store::deletion::open_pipeline(conn, tenant, customer.id).await?
         } else {
@@ -123,19 +111,14 @@ impl Deletions {
         Ok(build_preview(
             customer,
             &counts,
-            |kind, state| {
-                samples
-                    .iter()
-                    .find(|((k, s), _)| *k == kind && s.as_deref() == state)
-                    .map(|(_, ids)| ids.clone())
-                    .unwrap_or_default()
-            },
+            |kind, state| sample_lookup(&samples, kind, state),
             pipeline,
         ))
     }
 
-    /// The preview of one customer of a batch: counts, policies, blockers and the open pipeline,
-    /// without sample ids (a batch sums the counts; a single preview shows the samples).
+    /// The preview of one customer of a batch: counts, policies, blockers with their sample ids
+    /// (so that whoever resolves them knows which records) and the open pipeline, without the
+    /// sample ids of what would be cascaded or kept (a batch sums those counts).
     pub(crate) async fn preview_for_batch(
         &self,
         conn: &impl store::Connection,
@@ -143,11 +126,15 @@ impl Deletions {
         customer: &Customer,
     ) -> Result<DeletionPreview> {
         let counts = store::deletion::state_counts(conn, tenant, customer.id).await?;
+        let blocking = |c: &store::deletion::StateCount| {
+            policy::rule_for(c.kind, c.state.as_deref()).is_none_or(|r| r.policy == Policy::Block)
+        };
+        let samples = samples_of(conn, tenant, customer, &counts, blocking).await?;
         let pipeline = store::deletion::open_pipeline(conn, tenant, customer.id).await?;
         Ok(build_preview(
             customer,
             &counts,
-            |_, _| Vec::new(),
+            |kind, state| sample_lookup(&samples, kind, state),
             pipeline,
         ))
     }
@@ -172,4 +159,38 @@ impl Deletions {
         tx.commit().await?;
         Ok(preview)
     }
+}
+
+/// Up to `SAMPLE_IDS` ids of each non-empty count that `wanted` picks, keyed by kind and state.
+type Samples = Vec<((RecordKind, Option<String>), Vec<Uuid>)>;
+
+async fn samples_of(
+    conn: &impl store::Connection,
+    tenant: &str,
+    customer: &Customer,
+    counts: &[store::deletion::StateCount],
+    wanted: impl Fn(&store::deletion::StateCount) -> bool,
+) -> Result<Samples> {
+    let mut samples = Vec::new();
+    for c in counts.iter().filter(|c| c.count > 0 && wanted(c)) {
+        let ids = store::deletion::sample_ids(
+            conn,
+            tenant,
+            customer.id,
+            c.kind,
+            c.state.as_deref(),
+            SAMPLE_IDS,
+        )
+        .await?;
+        samples.push(((c.kind, c.state.clone()), ids));
+    }
+    Ok(samples)
+}
+
+fn sample_lookup(samples: &Samples, kind: RecordKind, state: Option<&str>) -> Vec<Uuid> {
+    samples
+        .iter()
+        .find(|((k, s), _)| *k == kind && s.as_deref() == state)
+        .map(|(_, ids)| ids.clone())
+        .unwrap_or_default()
 }
