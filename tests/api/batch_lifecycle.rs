@@ -3,52 +3,16 @@
 //! then approved by another supervisor and run to COMPLETED. The whole lifecycle at volume (200
 //! customers, previews summed, every graph back after the restore) is in `batches.rs`.
 
-use std::time::{Duration, Instant};
-
 use crm_service::proto::crm::v1 as pb;
-use crm_service::proto::crm::v1::deletion_batch_service_client::DeletionBatchServiceClient;
 
-use crate::common::{AuthedChannel, Bearer, TestApp, assert_status};
+use crate::common::batches::{batches, wait_for};
+use crate::common::{TestApp, assert_status};
 
 crate::on_both_databases!(a_batch_is_decided_by_another_supervisor_and_runs_only_once_approved);
 
-fn batches(app: &TestApp, user: &str, role: &str) -> DeletionBatchServiceClient<AuthedChannel> {
-    let token = app.token("acme", user, &[role]);
-    DeletionBatchServiceClient::with_interceptor(app.channel(), Bearer::new(&token))
-}
-
-async fn wait_for(
-    client: &mut DeletionBatchServiceClient<AuthedChannel>,
-    id: &str,
-    state: pb::DeletionBatchState,
-) -> pb::DeletionBatch {
-    let started = Instant::now();
-    loop {
-        let batch = client
-            .get_deletion_batch(pb::GetDeletionBatchRequest {
-                batch_id: id.to_owned(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .batch
-            .unwrap();
-        if batch.state == state as i32 {
-            return batch;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "batch still {:?} after 30 s, waiting for {state:?}: {:?}",
-            batch.state,
-            batch.progress
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn a_batch_is_decided_by_another_supervisor_and_runs_only_once_approved(app: TestApp) {
     let c = app.create_customer("Decide me").await;
-    let mut sup = batches(&app, "sup-1", "supervisor");
+    let mut sup = batches(&app, "sup-1", &["supervisor"]);
     let batch = sup
         .submit_deletion_batch(pb::SubmitDeletionBatchRequest {
             customer_ids: vec![c.id.clone()],
@@ -78,7 +42,7 @@ async fn a_batch_is_decided_by_another_supervisor_and_runs_only_once_approved(ap
         tonic::Code::PermissionDenied,
         "SELF_APPROVAL_FORBIDDEN",
     );
-    let mut rep = batches(&app, "rep-2", "sales_rep");
+    let mut rep = batches(&app, "rep-2", &["sales_rep"]);
     assert_status(
         rep.approve_deletion_batch(approve.clone()).await,
         tonic::Code::PermissionDenied,
@@ -98,8 +62,8 @@ async fn a_batch_is_decided_by_another_supervisor_and_runs_only_once_approved(ap
         tonic::Code::FailedPrecondition,
         "DELETION_ALREADY_REQUESTED",
     );
-    let mut other = batches(&app, "sup-2", "supervisor");
+    let mut other = batches(&app, "sup-2", &["supervisor"]);
     other.approve_deletion_batch(approve).await.unwrap();
     sup.run_deletion_batch(run).await.unwrap();
-    wait_for(&mut sup, &batch.id, pb::DeletionBatchState::Completed).await;
+    wait_for(&app, &batch.id, pb::DeletionBatchState::Completed).await;
 }

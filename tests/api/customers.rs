@@ -157,11 +157,7 @@ async fn a_second_live_customer_with_the_same_external_ref_is_already_exists(app
         .expect("another tenant may use the same external_ref");
 
     // Unique among live customers only: once the first is deleted, the reference is free again.
-    // (There is no DeleteCustomer yet; mark the row deleted the way a deletion will.)
-    app.sql(
-        "UPDATE customer SET delete_time = update_time WHERE tenant_id = 'acme' AND name = 'First'",
-    )
-    .await;
+    app.delete_customer(&first.id).await;
     let third = client
         .create_customer(with_external_ref("Third", "ERP-42"))
         .await
@@ -717,12 +713,7 @@ async fn a_deleted_customer_reads_back_is_listed_only_with_show_deleted_and_cann
 ) {
     let kept = app.create_customer("Kept").await;
     let gone = app.create_customer("Gone").await;
-    // There is no DeleteCustomer yet: mark the customer deleted the way a deletion will.
-    app.sql(
-        "UPDATE customer SET delete_time = update_time, purge_time = update_time \
-         WHERE tenant_id = 'acme' AND name = 'Gone'",
-    )
-    .await;
+    app.delete_customer(&gone.id).await;
     let mut client = app.customers();
     let got = get_customer(&mut client, &gone.id).await;
     assert!(got.delete_time.is_some());

@@ -386,13 +386,15 @@ impl Blocking {
                     .id
                 }
                 Blocking::LegalHold => {
-                    // No RPC sets a legal hold yet: set it the way an admin's call will.
-                    app.sql(&format!(
-                        "UPDATE customer SET legal_hold = true \
-                         WHERE tenant_id = 'acme' AND name = '{}'",
-                        customer.name
-                    ))
-                    .await;
+                    app.customers_as("acme", "admin-1", &["admin"])
+                        .set_legal_hold(pb::SetLegalHoldRequest {
+                            customer_id: customer.id.clone(),
+                            legal_hold: true,
+                            reason: "case 2026-17".into(),
+                            request_id: String::new(),
+                        })
+                        .await
+                        .expect("an admin sets a legal hold");
                     return vec![customer.id.clone()];
                 }
             };
@@ -535,7 +537,15 @@ async fn each_blocker_stops_submit_and_is_listed_by_the_preview_with_ids_and_wha
 async fn a_legal_hold_set_after_approval_stops_the_delete(app: TestApp) {
     let customer = customer_with_records(&app, "Held After Approval").await;
     let approved = app.approved_deletion(&customer.id, "held").await;
-    Blocking::LegalHold.apply(&app, &customer).await;
+    // Set behind the service's back on purpose. SetLegalHold moves the customer's etag, so
+    // through the API this request would go STALE first; the test proves that a hold the
+    // request's etag does not see (a restored backup, a migration, a bug elsewhere) still stops
+    // the delete, because DeleteCustomer re-checks the blockers themselves.
+    app.sql(&format!(
+        "UPDATE customer SET legal_hold = true WHERE tenant_id = 'acme' AND name = '{}'",
+        customer.name
+    ))
+    .await;
     let before = customer_snapshot(&app, &customer.id).await;
     let status = assert_status(
         execute(

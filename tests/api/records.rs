@@ -1199,7 +1199,10 @@ async fn no_record_of_a_deleted_customer_can_be_written(app: TestApp) {
             create_record(&mut r, kind, &customer.id).await.unwrap(),
         ));
     }
-    // There is no DeleteCustomer yet: mark the customer deleted the way a deletion will.
+    // Only SQL reaches this state: DeleteCustomer deletes every record with its customer (or
+    // keeps it for the books), so through the API no kind is left live and writable under a
+    // deleted customer. The guard is proved on each kind's write path all the same, so that a
+    // record some future policy leaves live cannot be written either.
     app.sql(&format!(
         "UPDATE customer SET delete_time = update_time, purge_time = update_time \
          WHERE tenant_id = 'acme' AND name = '{}'",
