@@ -208,6 +208,12 @@ impl CustomerService for Bare {
     ) -> Result<Response<Self::ExportCustomerStream>, Status> {
         unimplemented()
     }
+    async fn list_deleted_customers(
+        &self,
+        _: Request<pb::ListDeletedCustomersRequest>,
+    ) -> Result<Response<pb::ListDeletedCustomersResponse>, Status> {
+        unimplemented()
+    }
 }
 
 async fn connect(args: &Args) -> Result<Pool, sqlx::Error> {

@@ -99,3 +99,12 @@ where
         .await
         .map_err(|e| Error::internal(format!("mutation task failed: {e}")))?
 }
+
+/// An optional id field: empty is `None`, anything else must be a UUID.
+pub fn optional_id(field: &str, value: &str) -> Result<Option<uuid::Uuid>> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        crate::domain::validate::parse_id(field, value).map(Some)
+    }
+}

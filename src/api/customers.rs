@@ -3,7 +3,8 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp,
+    caller, detached, enum_field, from_timestamp, idempotency_key, optional_id, optional_timestamp,
+    timestamp,
 };
 use super::deletion::preview_to_proto;
 use crate::domain::customers::{
@@ -11,6 +12,7 @@ use crate::domain::customers::{
 };
 use crate::domain::deletion::Deletions;
 use crate::domain::export::{ExportChunk, Exports};
+use crate::domain::model::recycle_bin::{BinEntry, BinFilter, DeletedBy};
 use crate::domain::mutation::Operation;
 use crate::domain::purge::Purges;
 use crate::domain::validate::parse_id;
@@ -111,6 +113,22 @@ fn reject_output_only(customer: &pb::Customer) -> Result<()> {
     }
 }
 
+fn bin_entry_to_proto(e: BinEntry) -> pb::DeletedCustomer {
+    let (request_id, batch_id) = match e.deleted_by {
+        Some(DeletedBy::Request { id }) => (id.to_string(), String::new()),
+        Some(DeletedBy::Batch { id }) => (String::new(), id.to_string()),
+        None => (String::new(), String::new()),
+    };
+    pb::DeletedCustomer {
+        customer: Some(to_proto(e.customer)),
+        requested_by: e.requested_by,
+        approved_by: e.approved_by,
+        deletion_request_id: request_id,
+        deletion_batch_id: batch_id,
+        deleted_records: e.deleted_records,
+    }
+}
+
 pub fn to_proto(c: domain::Customer) -> pb::Customer {
     let stage = match c.lifecycle_stage {
         domain::LifecycleStage::Lead => pb::LifecycleStage::Lead,
@@ -205,6 +223,32 @@ impl CustomerService for CustomerApi {
             .await?;
         Ok(Response::new(pb::ListCustomersResponse {
             customers: page.items.into_iter().map(to_proto).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_deleted_customers(
+        &self,
+        request: Request<pb::ListDeletedCustomersRequest>,
+    ) -> Result<Response<pb::ListDeletedCustomersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let filter = BinFilter {
+            requested_by: (!req.requested_by.is_empty()).then_some(req.requested_by),
+            deletion_request_id: optional_id("deletion_request_id", &req.deletion_request_id)?,
+            deletion_batch_id: optional_id("deletion_batch_id", &req.deletion_batch_id)?,
+            purge_before: req
+                .purge_before
+                .as_ref()
+                .map(|t| from_timestamp("purge_before", t))
+                .transpose()?,
+        };
+        let page = self
+            .deletions
+            .recycle_bin(&caller, filter, req.page_size, &req.page_token)
+            .await?;
+        Ok(Response::new(pb::ListDeletedCustomersResponse {
+            deleted_customers: page.items.into_iter().map(bin_entry_to_proto).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }

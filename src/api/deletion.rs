@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    caller, detached, enum_field, idempotency_key, optional_timestamp, timestamp,
+    caller, detached, enum_field, idempotency_key, optional_id, optional_timestamp, timestamp,
 };
 use crate::domain::deletion::{
     Blocker, DeletionPreview, DeletionRequest, Deletions, PipelineWarning, RelationImpact,
@@ -117,14 +117,6 @@ pub fn request_to_proto(r: DeletionRequest) -> pb::DeletionRequest {
         expire_time: Some(timestamp(r.expire_time)),
         create_time: Some(timestamp(r.create_time)),
         execute_time: optional_timestamp(r.execute_time),
-    }
-}
-
-fn optional_id(field: &str, value: &str) -> Result<Option<uuid::Uuid>> {
-    if value.is_empty() {
-        Ok(None)
-    } else {
-        parse_id(field, value).map(Some)
     }
 }
 

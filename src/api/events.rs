@@ -29,16 +29,21 @@ fn to_proto(e: CustomerEvent) -> pb::CustomerEvent {
         "RESTORED" => pb::CustomerEventType::Restored,
         "PURGED" => pb::CustomerEventType::Purged,
         "LEGAL_HOLD_CHANGED" => pb::CustomerEventType::LegalHoldChanged,
+        "DELETION_BATCH_SUBMITTED" => pb::CustomerEventType::DeletionBatchSubmitted,
+        "DELETION_BATCH_DECIDED" => pb::CustomerEventType::DeletionBatchDecided,
+        "DELETION_BATCH_STARTED" => pb::CustomerEventType::DeletionBatchStarted,
+        "DELETION_BATCH_COMPLETED" => pb::CustomerEventType::DeletionBatchCompleted,
         _ => pb::CustomerEventType::Unspecified,
     };
     pb::CustomerEvent {
         sequence: e.sequence,
         r#type: event_type as i32,
-        customer_id: e.customer_id.to_string(),
+        customer_id: e.customer_id.map(|id| id.to_string()).unwrap_or_default(),
         record_type: e.record_type,
         record_id: e.record_id.map(|id| id.to_string()).unwrap_or_default(),
         action: e.action,
         time: Some(timestamp(e.time)),
+        counts: e.counts.into_iter().collect(),
     }
 }
 

@@ -104,14 +104,13 @@ pub async fn record(
         hash: GENESIS,
     };
     event.hash = chain_hash(&previous.hash, &event);
-    let outbox = entry.customer_id.and_then(|customer_id| {
-        super::events::outbox(
-            &event.action,
-            &event.target_type,
-            event.target_id,
-            customer_id,
-        )
-    });
+    let outbox = super::events::outbox(
+        &event.action,
+        &event.target_type,
+        event.target_id,
+        event.customer_id,
+        &event.summary,
+    );
     let head = store::audit::Head {
         sequence: event.sequence,
         hash: event.hash,

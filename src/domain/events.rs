@@ -15,13 +15,26 @@ use crate::store::{self, Store};
 
 pub use super::model::event::{CustomerEvent, OutboxEvent};
 
-/// The event an audited action publishes, if it changes a customer's graph.
+/// The event an audited action publishes, if it changes a customer's graph or a deletion batch's
+/// course. A batch event carries the numbers of its audit summary (`key=value` pairs: ids and
+/// counts only, never personal data) as its counts.
 pub fn outbox(
     action: &str,
     target_type: &str,
     target_id: Uuid,
-    customer_id: Uuid,
+    customer_id: Option<Uuid>,
+    summary: &str,
 ) -> Option<OutboxEvent> {
+    if let Some(event_type) = batch_event_type(action) {
+        return Some(OutboxEvent {
+            event_type,
+            customer_id: None,
+            record_type: target_type.to_owned(),
+            record_id: Some(target_id),
+            counts: summary_counts(summary),
+        });
+    }
+    let customer_id = customer_id?;
     let event_type = match action {
         "customer.create" => "CREATED",
         "customer.update" => "UPDATED",
@@ -52,10 +65,35 @@ pub fn outbox(
     };
     Some(OutboxEvent {
         event_type,
-        customer_id,
+        customer_id: Some(customer_id),
         record_type,
         record_id,
+        counts: Vec::new(),
     })
+}
+
+fn batch_event_type(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "deletion_batch.submit" => "DELETION_BATCH_SUBMITTED",
+        "deletion_batch.approve"
+        | "deletion_batch.reject"
+        | "deletion_batch.cancel"
+        | "deletion_batch.expire" => "DELETION_BATCH_DECIDED",
+        "deletion_batch.start" | "deletion_batch.restore" => "DELETION_BATCH_STARTED",
+        "deletion_batch.complete" | "deletion_batch.restored" => "DELETION_BATCH_COMPLETED",
+        _ => return None,
+    })
+}
+
+/// The `key=number` pairs of an audit summary, in order.
+fn summary_counts(summary: &str) -> Vec<(String, i64)> {
+    summary
+        .split_whitespace()
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Wakes watchers when a tenant may have new events. On PostgreSQL a LISTEN task feeds it from
@@ -239,14 +277,16 @@ mod tests {
     #[test]
     fn every_audited_graph_change_maps_to_an_event() {
         let (c, r) = (Uuid::now_v7(), Uuid::now_v7());
-        let kind = |action: &str, target: &str| outbox(action, target, r, c).map(|o| o.event_type);
+        let kind = |action: &str, target: &str| {
+            outbox(action, target, r, Some(c), "").map(|o| o.event_type)
+        };
         assert_eq!(kind("customer.create", "customer"), Some("CREATED"));
         assert_eq!(kind("customer.update", "customer"), Some("UPDATED"));
         assert_eq!(kind("contact.delete", "contact"), Some("RECORD_CHANGED"));
         assert_eq!(kind("order.update", "order"), Some("RECORD_CHANGED"));
         assert_eq!(kind("deal.restore", "deal"), Some("RECORD_CHANGED"));
         assert_eq!(kind("activity.purge", "activity"), Some("RECORD_CHANGED"));
-        let restored = outbox("project.restore", "project", r, c).unwrap();
+        let restored = outbox("project.restore", "project", r, Some(c), "").unwrap();
         assert_eq!(
             (restored.record_type.as_str(), restored.record_id),
             ("project", Some(r))
@@ -273,16 +313,55 @@ mod tests {
             kind("customer.legal_hold.set", "customer"),
             Some("LEGAL_HOLD_CHANGED")
         );
-        let record = outbox("deal.create", "deal", r, c).unwrap();
+        let record = outbox("deal.create", "deal", r, Some(c), "").unwrap();
         assert_eq!(
             (record.record_type.as_str(), record.record_id),
             ("deal", Some(r))
         );
         assert_eq!(
-            outbox("customer.create", "customer", c, c)
+            outbox("customer.create", "customer", c, Some(c), "")
                 .unwrap()
                 .record_id,
             None
         );
+    }
+
+    #[test]
+    fn a_batch_event_names_the_batch_and_carries_the_numbers_of_its_summary() {
+        let batch = Uuid::now_v7();
+        let event = outbox(
+            "deletion_batch.complete",
+            "deletion_batch",
+            batch,
+            None,
+            "deleted=3 stale=1 note=x blocked=0",
+        )
+        .unwrap();
+        assert_eq!(event.event_type, "DELETION_BATCH_COMPLETED");
+        assert_eq!(event.customer_id, None);
+        assert_eq!(
+            (event.record_type.as_str(), event.record_id),
+            ("deletion_batch", Some(batch))
+        );
+        assert_eq!(
+            event.counts,
+            [
+                ("deleted".to_owned(), 3),
+                ("stale".to_owned(), 1),
+                ("blocked".to_owned(), 0)
+            ]
+        );
+        for (action, kind) in [
+            ("deletion_batch.submit", "DELETION_BATCH_SUBMITTED"),
+            ("deletion_batch.reject", "DELETION_BATCH_DECIDED"),
+            ("deletion_batch.expire", "DELETION_BATCH_DECIDED"),
+            ("deletion_batch.restore", "DELETION_BATCH_STARTED"),
+            ("deletion_batch.restored", "DELETION_BATCH_COMPLETED"),
+        ] {
+            let event = outbox(action, "deletion_batch", batch, None, "").unwrap();
+            assert_eq!(event.event_type, kind, "{action}");
+        }
+        // Without a customer, nothing but a batch's actions publishes.
+        assert!(outbox("customer.update", "customer", batch, None, "").is_none());
     }
 }

@@ -85,17 +85,7 @@ impl PageTokenKey {
         last_id: Uuid,
         now_secs: i64,
     ) -> String {
-        let mut payload = Vec::with_capacity(64 + tenant.len());
-        payload.push(TOKEN_VERSION);
-        payload.extend_from_slice(&now_secs.to_be_bytes());
-        payload.extend_from_slice(last_id.as_bytes());
-        payload.extend_from_slice(&query.0);
-        payload.extend_from_slice(tenant.as_bytes());
-        let tag = self.mac(&payload).finalize().into_bytes();
-        // The tenant is not carried in the token (it is known from the caller); it only enters the MAC.
-        let mut token = payload[..1 + 8 + 16].to_vec();
-        token.extend_from_slice(&tag[..MAC_LEN]);
-        URL_SAFE_NO_PAD.encode(token)
+        self.seal_position(tenant, query, last_id.as_bytes(), now_secs)
     }
 
     /// The last id of the previous page, if `token` was sealed by us for this tenant and query
@@ -108,6 +98,42 @@ impl PageTokenKey {
         query: QueryFingerprint,
         now_secs: i64,
     ) -> Result<Uuid> {
+        let bytes: [u8; 16] = self.open_position(field, token, tenant, query, now_secs)?;
+        Ok(Uuid::from_bytes(bytes))
+    }
+
+    /// Seals a position of any shape (for an order other than by id: the sort key, then the id).
+    pub fn seal_position(
+        &self,
+        tenant: &str,
+        query: QueryFingerprint,
+        position: &[u8],
+        now_secs: i64,
+    ) -> String {
+        let mut payload = Vec::with_capacity(1 + 8 + position.len() + 16 + tenant.len());
+        payload.push(TOKEN_VERSION);
+        payload.extend_from_slice(&now_secs.to_be_bytes());
+        payload.extend_from_slice(position);
+        let body_len = payload.len();
+        payload.extend_from_slice(&query.0);
+        payload.extend_from_slice(tenant.as_bytes());
+        let tag = self.mac(&payload).finalize().into_bytes();
+        // The tenant is not carried in the token (it is known from the caller); it only enters the MAC.
+        let mut token = payload[..body_len].to_vec();
+        token.extend_from_slice(&tag[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(token)
+    }
+
+    /// The position `seal_position` sealed, if `token` is ours for this tenant and query (whose
+    /// positions are `N` bytes long) and has not expired.
+    pub fn open_position<const N: usize>(
+        &self,
+        field: &str,
+        token: &str,
+        tenant: &str,
+        query: QueryFingerprint,
+        now_secs: i64,
+    ) -> Result<[u8; N]> {
         let invalid = || {
             Error::invalid_field(
                 field,
@@ -118,10 +144,10 @@ impl PageTokenKey {
             return Err(invalid());
         }
         let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-        if raw.len() != 1 + 8 + 16 + MAC_LEN || raw[0] != TOKEN_VERSION {
+        if raw.len() != 1 + 8 + N + MAC_LEN || raw[0] != TOKEN_VERSION {
             return Err(invalid());
         }
-        let (body, tag) = raw.split_at(1 + 8 + 16);
+        let (body, tag) = raw.split_at(1 + 8 + N);
         let mut payload = body.to_vec();
         payload.extend_from_slice(&query.0);
         payload.extend_from_slice(tenant.as_bytes());
@@ -135,7 +161,7 @@ impl PageTokenKey {
                 "has expired: start again from the first page",
             ));
         }
-        Uuid::from_slice(&body[9..25]).map_err(|_| invalid())
+        body[9..].try_into().map_err(|_| invalid())
     }
 }
 

@@ -8,6 +8,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
+use uuid::Uuid;
 
 use super::entity::{audit_event, audit_head, customer_event};
 use super::idempotency::{hex_decode, hex_encode};
@@ -85,11 +86,13 @@ pub async fn append(
             tenant_id: Set(tenant.clone()),
             sequence: Set(head.event_sequence),
             event_type: Set(out.event_type.to_owned()),
-            customer_id: Set(out.customer_id),
+            // The column predates events without a customer: those store the nil UUID.
+            customer_id: Set(out.customer_id.unwrap_or(Uuid::nil())),
             record_type: Set(out.record_type.clone()),
             record_id: Set(out.record_id),
             action: Set(event.action.clone()),
             time: Set(event.time),
+            counts: Set(encode_counts(&out.counts)?),
         })
         .exec_without_returning(conn)
         .await?;
@@ -216,16 +219,33 @@ pub async fn events_after(
         .limit(limit)
         .all(conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| CustomerEvent {
-            sequence: row.sequence,
-            event_type: row.event_type,
-            customer_id: row.customer_id,
-            record_type: row.record_type,
-            record_id: row.record_id,
-            action: row.action,
-            time: row.time,
+    rows.into_iter()
+        .map(|row| {
+            Ok(CustomerEvent {
+                sequence: row.sequence,
+                event_type: row.event_type,
+                customer_id: (!row.customer_id.is_nil()).then_some(row.customer_id),
+                record_type: row.record_type,
+                record_id: row.record_id,
+                action: row.action,
+                time: row.time,
+                counts: decode_counts(&row.counts)?,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// An event's counts as stored: a JSON array of `[name, count]` pairs, or empty for none.
+fn encode_counts(counts: &[(String, i64)]) -> Result<String> {
+    if counts.is_empty() {
+        return Ok(String::new());
+    }
+    serde_json::to_string(counts).map_err(|e| Error::internal(format!("event counts: {e}")))
+}
+
+fn decode_counts(stored: &str) -> Result<Vec<(String, i64)>> {
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(stored).map_err(|e| Error::internal(format!("stored event counts: {e}")))
 }

@@ -36,7 +36,7 @@ fn none_if_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 
-fn into_domain(row: customer::Model) -> Result<Customer> {
+pub(crate) fn into_domain(row: customer::Model) -> Result<Customer> {
     let lifecycle_stage = match row.lifecycle_stage.as_str() {
         "LEAD" => LifecycleStage::Lead,
         "PROSPECT" => LifecycleStage::Prospect,

@@ -17,6 +17,7 @@ mod open;
 pub mod purge;
 mod readers;
 pub mod records;
+pub mod recycle_bin;
 pub(crate) mod scope;
 pub mod secrets;
 

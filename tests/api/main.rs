@@ -30,6 +30,7 @@ mod purge;
 mod readiness;
 mod record_lifecycle;
 mod records;
+mod recycle_bin;
 mod replicas;
 mod request_states;
 mod restore_property;

@@ -16,6 +16,7 @@
 
 mod execute;
 mod preview;
+mod recycle_bin;
 mod requests;
 mod restore;
 pub mod rules;

@@ -121,6 +121,35 @@ pub fn may_act_as_requester_or_any(requester: &str, caller: &Caller) -> Result<(
     caller.require(Action::ActOnAnyDeletion)
 }
 
+/// Whose deletions a caller may list in the recycle bin: supervisors and admins anyone's (the
+/// `asked` requester, or the whole tenant's for `None`); every other role only its own, so an empty
+/// `asked` becomes the caller and naming someone else is refused.
+pub fn bin_requester(caller: &Caller, asked: Option<String>) -> Result<Option<String>, Error> {
+    caller.require(Action::Read)?;
+    if caller.may(Action::ActOnAnyDeletion) {
+        return Ok(asked);
+    }
+    match asked {
+        Some(other) if other != caller.subject => Err(Error::PermissionDenied(
+            Problem::new(
+                reason::ROLE_NOT_ALLOWED,
+                "your roles let you see only the deletions you requested: leave requested_by \
+                 empty or set it to your own user id",
+            )
+            .with("requestedBy", other)
+            .with(
+                "requiredRoles",
+                super::super::access::allowed_roles(Action::ActOnAnyDeletion)
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        )),
+        _ => Ok(Some(caller.subject.clone())),
+    }
+}
+
 /// Refuses a request that has lapsed as readers see it ([`DeletionRequest::effective_state`]).
 /// Asked before any other check of the request's state, so that a request readers saw lapse
 /// never turns APPROVED, REJECTED, CANCELLED or EXECUTED afterwards. `wanted` names the states
@@ -166,6 +195,28 @@ mod tests {
             unknown_roles: Vec::new(),
             trace_id: String::new(),
         }
+    }
+
+    #[test]
+    fn the_bin_shows_a_sales_rep_only_its_own_deletions() {
+        let rep = caller("rep", Role::SalesRep);
+        assert_eq!(bin_requester(&rep, None).unwrap(), Some("rep".into()));
+        assert_eq!(
+            bin_requester(&rep, Some("rep".into())).unwrap(),
+            Some("rep".into())
+        );
+        assert!(matches!(
+            bin_requester(&rep, Some("other".into())),
+            Err(Error::PermissionDenied(_))
+        ));
+        let sup = caller("sup", Role::Supervisor);
+        assert_eq!(bin_requester(&sup, None).unwrap(), None);
+        assert_eq!(
+            bin_requester(&sup, Some("rep".into())).unwrap(),
+            Some("rep".into())
+        );
+        let admin = caller("admin", Role::Admin);
+        assert_eq!(bin_requester(&admin, None).unwrap(), None);
     }
 
     fn request(state: RequestState, now: DateTime<Utc>) -> DeletionRequest {

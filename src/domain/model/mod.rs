@@ -10,4 +10,5 @@ pub mod customer;
 pub mod deletion;
 pub mod event;
 pub mod record;
+pub mod recycle_bin;
 pub mod request_filter;

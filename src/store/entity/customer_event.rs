@@ -14,6 +14,8 @@ pub struct Model {
     pub record_id: Option<Uuid>,
     pub action: String,
     pub time: DateTimeUtc,
+    /// A deletion batch event's counts, as JSON; empty for other events.
+    pub counts: String,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -13,6 +13,7 @@ mod m0007_sqlite_trigram_search;
 pub(crate) mod m0008_ordered_trigram_search;
 mod m0009_record_retention;
 mod m0010_deletion_batches;
+mod m0011_bin_and_batch_events;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_ordered_trigram_search::Migration),
             Box::new(m0009_record_retention::Migration),
             Box::new(m0010_deletion_batches::Migration),
+            Box::new(m0011_bin_and_batch_events::Migration),
         ]
     }
 }

@@ -28,17 +28,17 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63rm/v1/customer.proto\x12\x06\x63rm.v1\x1a\x15\x63rm/v1/deletion.proto\x1a\x14\x63rm/v1/records.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x03\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x10\n\x08industry\x18\x05 \x01(\t\x12\x10\n\x08owner_id\x18\x06 \x01(\t\x12/\n\x0flifecycle_stage\x18\x07 \x01(\x0e\x32\x16.crm.v1.LifecycleStage\x12&\n\x06status\x18\x08 \x01(\x0e\x32\x16.crm.v1.CustomerStatus\x12\x14\n\x0c\x65xternal_ref\x18\t \x01(\t\x12\x12\n\nlegal_hold\x18\n \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\npurge_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x0f \x01(\t\x12\x13\n\x0b\x64\x65letion_id\x18\x10 \x01(\t\"O\n\x15\x43reateCustomerRequest\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"<\n\x16\x43reateCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\")\n\x12GetCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"9\n\x13GetCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\"\xdf\x01\n\x14ListCustomersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x03 \x01(\x08\x12\r\n\x05query\x18\x04 \x01(\t\x12\x10\n\x08industry\x18\x05 \x01(\t\x12\x10\n\x08owner_id\x18\x06 \x01(\t\x12/\n\x0flifecycle_stage\x18\x07 \x01(\x0e\x32\x16.crm.v1.LifecycleStage\x12&\n\x06status\x18\x08 \x01(\x0e\x32\x16.crm.v1.CustomerStatus\"U\n\x15ListCustomersResponse\x12#\n\tcustomers\x18\x01 \x03(\x0b\x32\x10.crm.v1.Customer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8e\x01\n\x15UpdateCustomerRequest\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"<\n\x16UpdateCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\"3\n\x1cPreviewDeleteCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"I\n\x1dPreviewDeleteCustomerResponse\x12(\n\x07preview\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionPreview\"k\n\x15\x44\x65leteCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65letion_request_id\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"U\n\x16\x44\x65leteCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12\x17\n\x0f\x64\x65leted_records\x18\x02 \x01(\x03\"X\n\x16RestoreCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"W\n\x17RestoreCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12\x18\n\x10restored_records\x18\x02 \x01(\x03\"V\n\x14PurgeCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"Z\n\x15PurgeCustomerResponse\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x16\n\x0e\x65rased_records\x18\x02 \x01(\x03\x12\x14\n\x0ckept_records\x18\x03 \x01(\x03\"b\n\x13SetLegalHoldRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x12\n\nlegal_hold\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\":\n\x14SetLegalHoldResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\",\n\x15\x45xportCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"\xbd\x02\n\x16\x45xportCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.crm.v1.Contact\x12\x1b\n\x05\x64\x65\x61ls\x18\x03 \x03(\x0b\x32\x0c.crm.v1.Deal\x12\x1d\n\x06orders\x18\x04 \x03(\x0b\x32\r.crm.v1.Order\x12#\n\tcontracts\x18\x05 \x03(\x0b\x32\x10.crm.v1.Contract\x12!\n\x08projects\x18\x06 \x03(\x0b\x32\x0f.crm.v1.Project\x12$\n\nactivities\x18\x07 \x03(\x0b\x32\x10.crm.v1.Activity\x12\x32\n\x11\x64\x65letion_requests\x18\x08 \x03(\x0b\x32\x17.crm.v1.DeletionRequest*\x87\x01\n\x0eLifecycleStage\x12\x1f\n\x1bLIFECYCLE_STAGE_UNSPECIFIED\x10\x00\x12\x18\n\x14LIFECYCLE_STAGE_LEAD\x10\x01\x12\x1c\n\x18LIFECYCLE_STAGE_PROSPECT\x10\x02\x12\x1c\n\x18LIFECYCLE_STAGE_CUSTOMER\x10\x03*k\n\x0e\x43ustomerStatus\x12\x1f\n\x1b\x43USTOMER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43USTOMER_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18\x43USTOMER_STATUS_INACTIVE\x10\x02\x32\xc0\x06\n\x0f\x43ustomerService\x12O\n\x0e\x43reateCustomer\x12\x1d.crm.v1.CreateCustomerRequest\x1a\x1e.crm.v1.CreateCustomerResponse\x12\x46\n\x0bGetCustomer\x12\x1a.crm.v1.GetCustomerRequest\x1a\x1b.crm.v1.GetCustomerResponse\x12L\n\rListCustomers\x12\x1c.crm.v1.ListCustomersRequest\x1a\x1d.crm.v1.ListCustomersResponse\x12O\n\x0eUpdateCustomer\x12\x1d.crm.v1.UpdateCustomerRequest\x1a\x1e.crm.v1.UpdateCustomerResponse\x12\x64\n\x15PreviewDeleteCustomer\x12$.crm.v1.PreviewDeleteCustomerRequest\x1a%.crm.v1.PreviewDeleteCustomerResponse\x12O\n\x0e\x44\x65leteCustomer\x12\x1d.crm.v1.DeleteCustomerRequest\x1a\x1e.crm.v1.DeleteCustomerResponse\x12R\n\x0fRestoreCustomer\x12\x1e.crm.v1.RestoreCustomerRequest\x1a\x1f.crm.v1.RestoreCustomerResponse\x12L\n\rPurgeCustomer\x12\x1c.crm.v1.PurgeCustomerRequest\x1a\x1d.crm.v1.PurgeCustomerResponse\x12I\n\x0cSetLegalHold\x12\x1b.crm.v1.SetLegalHoldRequest\x1a\x1c.crm.v1.SetLegalHoldResponse\x12Q\n\x0e\x45xportCustomer\x12\x1d.crm.v1.ExportCustomerRequest\x1a\x1e.crm.v1.ExportCustomerResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63rm/v1/customer.proto\x12\x06\x63rm.v1\x1a\x15\x63rm/v1/deletion.proto\x1a\x14\x63rm/v1/records.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x03\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x10\n\x08industry\x18\x05 \x01(\t\x12\x10\n\x08owner_id\x18\x06 \x01(\t\x12/\n\x0flifecycle_stage\x18\x07 \x01(\x0e\x32\x16.crm.v1.LifecycleStage\x12&\n\x06status\x18\x08 \x01(\x0e\x32\x16.crm.v1.CustomerStatus\x12\x14\n\x0c\x65xternal_ref\x18\t \x01(\t\x12\x12\n\nlegal_hold\x18\n \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\npurge_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x0f \x01(\t\x12\x13\n\x0b\x64\x65letion_id\x18\x10 \x01(\t\"O\n\x15\x43reateCustomerRequest\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"<\n\x16\x43reateCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\")\n\x12GetCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"9\n\x13GetCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\"\xdf\x01\n\x14ListCustomersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x03 \x01(\x08\x12\r\n\x05query\x18\x04 \x01(\t\x12\x10\n\x08industry\x18\x05 \x01(\t\x12\x10\n\x08owner_id\x18\x06 \x01(\t\x12/\n\x0flifecycle_stage\x18\x07 \x01(\x0e\x32\x16.crm.v1.LifecycleStage\x12&\n\x06status\x18\x08 \x01(\x0e\x32\x16.crm.v1.CustomerStatus\"U\n\x15ListCustomersResponse\x12#\n\tcustomers\x18\x01 \x03(\x0b\x32\x10.crm.v1.Customer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc4\x01\n\x1bListDeletedCustomersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12\x1b\n\x13\x64\x65letion_request_id\x18\x04 \x01(\t\x12\x19\n\x11\x64\x65letion_batch_id\x18\x05 \x01(\t\x12\x30\n\x0cpurge_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x1cListDeletedCustomersResponse\x12\x32\n\x11\x64\x65leted_customers\x18\x01 \x03(\x0b\x32\x17.crm.v1.DeletedCustomer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb1\x01\n\x0f\x44\x65letedCustomer\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\x12\x13\n\x0b\x61pproved_by\x18\x03 \x01(\t\x12\x1b\n\x13\x64\x65letion_request_id\x18\x04 \x01(\t\x12\x19\n\x11\x64\x65letion_batch_id\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65leted_records\x18\x06 \x01(\x03\"\x8e\x01\n\x15UpdateCustomerRequest\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"<\n\x16UpdateCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\"3\n\x1cPreviewDeleteCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"I\n\x1dPreviewDeleteCustomerResponse\x12(\n\x07preview\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionPreview\"k\n\x15\x44\x65leteCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65letion_request_id\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"U\n\x16\x44\x65leteCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12\x17\n\x0f\x64\x65leted_records\x18\x02 \x01(\x03\"X\n\x16RestoreCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"W\n\x17RestoreCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12\x18\n\x10restored_records\x18\x02 \x01(\x03\"V\n\x14PurgeCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"Z\n\x15PurgeCustomerResponse\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x16\n\x0e\x65rased_records\x18\x02 \x01(\x03\x12\x14\n\x0ckept_records\x18\x03 \x01(\x03\"b\n\x13SetLegalHoldRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x12\n\nlegal_hold\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\":\n\x14SetLegalHoldResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\",\n\x15\x45xportCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"\xbd\x02\n\x16\x45xportCustomerResponse\x12\"\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x10.crm.v1.Customer\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.crm.v1.Contact\x12\x1b\n\x05\x64\x65\x61ls\x18\x03 \x03(\x0b\x32\x0c.crm.v1.Deal\x12\x1d\n\x06orders\x18\x04 \x03(\x0b\x32\r.crm.v1.Order\x12#\n\tcontracts\x18\x05 \x03(\x0b\x32\x10.crm.v1.Contract\x12!\n\x08projects\x18\x06 \x03(\x0b\x32\x0f.crm.v1.Project\x12$\n\nactivities\x18\x07 \x03(\x0b\x32\x10.crm.v1.Activity\x12\x32\n\x11\x64\x65letion_requests\x18\x08 \x03(\x0b\x32\x17.crm.v1.DeletionRequest*\x87\x01\n\x0eLifecycleStage\x12\x1f\n\x1bLIFECYCLE_STAGE_UNSPECIFIED\x10\x00\x12\x18\n\x14LIFECYCLE_STAGE_LEAD\x10\x01\x12\x1c\n\x18LIFECYCLE_STAGE_PROSPECT\x10\x02\x12\x1c\n\x18LIFECYCLE_STAGE_CUSTOMER\x10\x03*k\n\x0e\x43ustomerStatus\x12\x1f\n\x1b\x43USTOMER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43USTOMER_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18\x43USTOMER_STATUS_INACTIVE\x10\x02\x32\xa3\x07\n\x0f\x43ustomerService\x12O\n\x0e\x43reateCustomer\x12\x1d.crm.v1.CreateCustomerRequest\x1a\x1e.crm.v1.CreateCustomerResponse\x12\x46\n\x0bGetCustomer\x12\x1a.crm.v1.GetCustomerRequest\x1a\x1b.crm.v1.GetCustomerResponse\x12L\n\rListCustomers\x12\x1c.crm.v1.ListCustomersRequest\x1a\x1d.crm.v1.ListCustomersResponse\x12O\n\x0eUpdateCustomer\x12\x1d.crm.v1.UpdateCustomerRequest\x1a\x1e.crm.v1.UpdateCustomerResponse\x12\x64\n\x15PreviewDeleteCustomer\x12$.crm.v1.PreviewDeleteCustomerRequest\x1a%.crm.v1.PreviewDeleteCustomerResponse\x12O\n\x0e\x44\x65leteCustomer\x12\x1d.crm.v1.DeleteCustomerRequest\x1a\x1e.crm.v1.DeleteCustomerResponse\x12R\n\x0fRestoreCustomer\x12\x1e.crm.v1.RestoreCustomerRequest\x1a\x1f.crm.v1.RestoreCustomerResponse\x12L\n\rPurgeCustomer\x12\x1c.crm.v1.PurgeCustomerRequest\x1a\x1d.crm.v1.PurgeCustomerResponse\x12I\n\x0cSetLegalHold\x12\x1b.crm.v1.SetLegalHoldRequest\x1a\x1c.crm.v1.SetLegalHoldResponse\x12Q\n\x0e\x45xportCustomer\x12\x1d.crm.v1.ExportCustomerRequest\x1a\x1e.crm.v1.ExportCustomerResponse0\x01\x12\x61\n\x14ListDeletedCustomers\x12#.crm.v1.ListDeletedCustomersRequest\x1a$.crm.v1.ListDeletedCustomersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crm.v1.customer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LIFECYCLESTAGE']._serialized_start=2586
-  _globals['_LIFECYCLESTAGE']._serialized_end=2721
-  _globals['_CUSTOMERSTATUS']._serialized_start=2723
-  _globals['_CUSTOMERSTATUS']._serialized_end=2830
+  _globals['_LIFECYCLESTAGE']._serialized_start=3074
+  _globals['_LIFECYCLESTAGE']._serialized_end=3209
+  _globals['_CUSTOMERSTATUS']._serialized_start=3211
+  _globals['_CUSTOMERSTATUS']._serialized_end=3318
   _globals['_CUSTOMER']._serialized_start=146
   _globals['_CUSTOMER']._serialized_end=609
   _globals['_CREATECUSTOMERREQUEST']._serialized_start=611
@@ -53,34 +53,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCUSTOMERSREQUEST']._serialized_end=1080
   _globals['_LISTCUSTOMERSRESPONSE']._serialized_start=1082
   _globals['_LISTCUSTOMERSRESPONSE']._serialized_end=1167
-  _globals['_UPDATECUSTOMERREQUEST']._serialized_start=1170
-  _globals['_UPDATECUSTOMERREQUEST']._serialized_end=1312
-  _globals['_UPDATECUSTOMERRESPONSE']._serialized_start=1314
-  _globals['_UPDATECUSTOMERRESPONSE']._serialized_end=1374
-  _globals['_PREVIEWDELETECUSTOMERREQUEST']._serialized_start=1376
-  _globals['_PREVIEWDELETECUSTOMERREQUEST']._serialized_end=1427
-  _globals['_PREVIEWDELETECUSTOMERRESPONSE']._serialized_start=1429
-  _globals['_PREVIEWDELETECUSTOMERRESPONSE']._serialized_end=1502
-  _globals['_DELETECUSTOMERREQUEST']._serialized_start=1504
-  _globals['_DELETECUSTOMERREQUEST']._serialized_end=1611
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=1613
-  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=1698
-  _globals['_RESTORECUSTOMERREQUEST']._serialized_start=1700
-  _globals['_RESTORECUSTOMERREQUEST']._serialized_end=1788
-  _globals['_RESTORECUSTOMERRESPONSE']._serialized_start=1790
-  _globals['_RESTORECUSTOMERRESPONSE']._serialized_end=1877
-  _globals['_PURGECUSTOMERREQUEST']._serialized_start=1879
-  _globals['_PURGECUSTOMERREQUEST']._serialized_end=1965
-  _globals['_PURGECUSTOMERRESPONSE']._serialized_start=1967
-  _globals['_PURGECUSTOMERRESPONSE']._serialized_end=2057
-  _globals['_SETLEGALHOLDREQUEST']._serialized_start=2059
-  _globals['_SETLEGALHOLDREQUEST']._serialized_end=2157
-  _globals['_SETLEGALHOLDRESPONSE']._serialized_start=2159
-  _globals['_SETLEGALHOLDRESPONSE']._serialized_end=2217
-  _globals['_EXPORTCUSTOMERREQUEST']._serialized_start=2219
-  _globals['_EXPORTCUSTOMERREQUEST']._serialized_end=2263
-  _globals['_EXPORTCUSTOMERRESPONSE']._serialized_start=2266
-  _globals['_EXPORTCUSTOMERRESPONSE']._serialized_end=2583
-  _globals['_CUSTOMERSERVICE']._serialized_start=2833
-  _globals['_CUSTOMERSERVICE']._serialized_end=3665
+  _globals['_LISTDELETEDCUSTOMERSREQUEST']._serialized_start=1170
+  _globals['_LISTDELETEDCUSTOMERSREQUEST']._serialized_end=1366
+  _globals['_LISTDELETEDCUSTOMERSRESPONSE']._serialized_start=1368
+  _globals['_LISTDELETEDCUSTOMERSRESPONSE']._serialized_end=1475
+  _globals['_DELETEDCUSTOMER']._serialized_start=1478
+  _globals['_DELETEDCUSTOMER']._serialized_end=1655
+  _globals['_UPDATECUSTOMERREQUEST']._serialized_start=1658
+  _globals['_UPDATECUSTOMERREQUEST']._serialized_end=1800
+  _globals['_UPDATECUSTOMERRESPONSE']._serialized_start=1802
+  _globals['_UPDATECUSTOMERRESPONSE']._serialized_end=1862
+  _globals['_PREVIEWDELETECUSTOMERREQUEST']._serialized_start=1864
+  _globals['_PREVIEWDELETECUSTOMERREQUEST']._serialized_end=1915
+  _globals['_PREVIEWDELETECUSTOMERRESPONSE']._serialized_start=1917
+  _globals['_PREVIEWDELETECUSTOMERRESPONSE']._serialized_end=1990
+  _globals['_DELETECUSTOMERREQUEST']._serialized_start=1992
+  _globals['_DELETECUSTOMERREQUEST']._serialized_end=2099
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_start=2101
+  _globals['_DELETECUSTOMERRESPONSE']._serialized_end=2186
+  _globals['_RESTORECUSTOMERREQUEST']._serialized_start=2188
+  _globals['_RESTORECUSTOMERREQUEST']._serialized_end=2276
+  _globals['_RESTORECUSTOMERRESPONSE']._serialized_start=2278
+  _globals['_RESTORECUSTOMERRESPONSE']._serialized_end=2365
+  _globals['_PURGECUSTOMERREQUEST']._serialized_start=2367
+  _globals['_PURGECUSTOMERREQUEST']._serialized_end=2453
+  _globals['_PURGECUSTOMERRESPONSE']._serialized_start=2455
+  _globals['_PURGECUSTOMERRESPONSE']._serialized_end=2545
+  _globals['_SETLEGALHOLDREQUEST']._serialized_start=2547
+  _globals['_SETLEGALHOLDREQUEST']._serialized_end=2645
+  _globals['_SETLEGALHOLDRESPONSE']._serialized_start=2647
+  _globals['_SETLEGALHOLDRESPONSE']._serialized_end=2705
+  _globals['_EXPORTCUSTOMERREQUEST']._serialized_start=2707
+  _globals['_EXPORTCUSTOMERREQUEST']._serialized_end=2751
+  _globals['_EXPORTCUSTOMERRESPONSE']._serialized_start=2754
+  _globals['_EXPORTCUSTOMERRESPONSE']._serialized_end=3071
+  _globals['_CUSTOMERSERVICE']._serialized_start=3321
+  _globals['_CUSTOMERSERVICE']._serialized_end=4252
 # @@protoc_insertion_point(module_scope)

@@ -123,6 +123,46 @@ class ListCustomersResponse(_message.Message):
     next_page_token: str
     def __init__(self, customers: _Optional[_Iterable[_Union[Customer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ListDeletedCustomersRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "requested_by", "deletion_request_id", "deletion_batch_id", "purge_before")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    DELETION_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETION_BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    PURGE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    requested_by: str
+    deletion_request_id: str
+    deletion_batch_id: str
+    purge_before: _timestamp_pb2.Timestamp
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., requested_by: _Optional[str] = ..., deletion_request_id: _Optional[str] = ..., deletion_batch_id: _Optional[str] = ..., purge_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDeletedCustomersResponse(_message.Message):
+    __slots__ = ("deleted_customers", "next_page_token")
+    DELETED_CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deleted_customers: _containers.RepeatedCompositeFieldContainer[DeletedCustomer]
+    next_page_token: str
+    def __init__(self, deleted_customers: _Optional[_Iterable[_Union[DeletedCustomer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeletedCustomer(_message.Message):
+    __slots__ = ("customer", "requested_by", "approved_by", "deletion_request_id", "deletion_batch_id", "deleted_records")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
+    DELETION_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETION_BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    requested_by: str
+    approved_by: str
+    deletion_request_id: str
+    deletion_batch_id: str
+    deleted_records: int
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., requested_by: _Optional[str] = ..., approved_by: _Optional[str] = ..., deletion_request_id: _Optional[str] = ..., deletion_batch_id: _Optional[str] = ..., deleted_records: _Optional[int] = ...) -> None: ...
+
 class UpdateCustomerRequest(_message.Message):
     __slots__ = ("customer", "update_mask", "etag", "request_id")
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]

@@ -109,6 +109,11 @@ class CustomerServiceStub:
                 request_serializer=crm_dot_v1_dot_customer__pb2.ExportCustomerRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_customer__pb2.ExportCustomerResponse.FromString,
                 _registered_method=True)
+        self.ListDeletedCustomers = channel.unary_unary(
+                '/crm.v1.CustomerService/ListDeletedCustomers',
+                request_serializer=crm_dot_v1_dot_customer__pb2.ListDeletedCustomersRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_customer__pb2.ListDeletedCustomersResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerServiceServicer:
@@ -229,6 +234,17 @@ class CustomerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeletedCustomers(self, request, context):
+        """The recycle bin: deleted customers that can still be restored (not yet purged), the soonest
+        to be purged first, each with who asked for its deletion, the request or batch that deleted it
+        and how many records went with it. Supervisors and admins see the tenant's bin; any other role
+        sees only the deletions it requested (the `requested_by` filter is then the caller, and naming
+        someone else is PERMISSION_DENIED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +297,11 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     servicer.ExportCustomer,
                     request_deserializer=crm_dot_v1_dot_customer__pb2.ExportCustomerRequest.FromString,
                     response_serializer=crm_dot_v1_dot_customer__pb2.ExportCustomerResponse.SerializeToString,
+            ),
+            'ListDeletedCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeletedCustomers,
+                    request_deserializer=crm_dot_v1_dot_customer__pb2.ListDeletedCustomersRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_customer__pb2.ListDeletedCustomersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -578,6 +599,33 @@ class CustomerService:
             '/crm.v1.CustomerService/ExportCustomer',
             crm_dot_v1_dot_customer__pb2.ExportCustomerRequest.SerializeToString,
             crm_dot_v1_dot_customer__pb2.ExportCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeletedCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.CustomerService/ListDeletedCustomers',
+            crm_dot_v1_dot_customer__pb2.ListDeletedCustomersRequest.SerializeToString,
+            crm_dot_v1_dot_customer__pb2.ListDeletedCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,

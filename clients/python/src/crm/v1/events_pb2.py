@@ -25,25 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63rm/v1/events.proto\x12\x06\x63rm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\rCustomerEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\'\n\x04type\x18\x02 \x01(\x0e\x32\x19.crm.v1.CustomerEventType\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x13\n\x0brecord_type\x18\x04 \x01(\t\x12\x11\n\trecord_id\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x1aWatchCustomerEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\"C\n\x1bWatchCustomerEventsResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.crm.v1.CustomerEvent\"F\n\x19ListCustomerEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"Z\n\x1aListCustomerEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.crm.v1.CustomerEvent\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03*\xb4\x03\n\x11\x43ustomerEventType\x12#\n\x1f\x43USTOMER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43USTOMER_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n\x1b\x43USTOMER_EVENT_TYPE_UPDATED\x10\x02\x12&\n\"CUSTOMER_EVENT_TYPE_RECORD_CHANGED\x10\x03\x12*\n&CUSTOMER_EVENT_TYPE_DELETION_REQUESTED\x10\x04\x12)\n%CUSTOMER_EVENT_TYPE_DELETION_APPROVED\x10\x05\x12*\n&CUSTOMER_EVENT_TYPE_DELETION_WITHDRAWN\x10\x06\x12\x1f\n\x1b\x43USTOMER_EVENT_TYPE_DELETED\x10\x07\x12 \n\x1c\x43USTOMER_EVENT_TYPE_RESTORED\x10\x08\x12\x1e\n\x1a\x43USTOMER_EVENT_TYPE_PURGED\x10\t\x12*\n&CUSTOMER_EVENT_TYPE_LEGAL_HOLD_CHANGED\x10\n2\xd5\x01\n\x14\x43ustomerEventService\x12`\n\x13WatchCustomerEvents\x12\".crm.v1.WatchCustomerEventsRequest\x1a#.crm.v1.WatchCustomerEventsResponse0\x01\x12[\n\x12ListCustomerEvents\x12!.crm.v1.ListCustomerEventsRequest\x1a\".crm.v1.ListCustomerEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63rm/v1/events.proto\x12\x06\x63rm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x02\n\rCustomerEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\'\n\x04type\x18\x02 \x01(\x0e\x32\x19.crm.v1.CustomerEventType\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x13\n\x0brecord_type\x18\x04 \x01(\t\x12\x11\n\trecord_id\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x06\x63ounts\x18\x08 \x03(\x0b\x32!.crm.v1.CustomerEvent.CountsEntry\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"4\n\x1aWatchCustomerEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\"C\n\x1bWatchCustomerEventsResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.crm.v1.CustomerEvent\"F\n\x19ListCustomerEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"Z\n\x1aListCustomerEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.crm.v1.CustomerEvent\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03*\xf8\x04\n\x11\x43ustomerEventType\x12#\n\x1f\x43USTOMER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43USTOMER_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n\x1b\x43USTOMER_EVENT_TYPE_UPDATED\x10\x02\x12&\n\"CUSTOMER_EVENT_TYPE_RECORD_CHANGED\x10\x03\x12*\n&CUSTOMER_EVENT_TYPE_DELETION_REQUESTED\x10\x04\x12)\n%CUSTOMER_EVENT_TYPE_DELETION_APPROVED\x10\x05\x12*\n&CUSTOMER_EVENT_TYPE_DELETION_WITHDRAWN\x10\x06\x12\x1f\n\x1b\x43USTOMER_EVENT_TYPE_DELETED\x10\x07\x12 \n\x1c\x43USTOMER_EVENT_TYPE_RESTORED\x10\x08\x12\x1e\n\x1a\x43USTOMER_EVENT_TYPE_PURGED\x10\t\x12*\n&CUSTOMER_EVENT_TYPE_LEGAL_HOLD_CHANGED\x10\n\x12\x30\n,CUSTOMER_EVENT_TYPE_DELETION_BATCH_SUBMITTED\x10\x0b\x12.\n*CUSTOMER_EVENT_TYPE_DELETION_BATCH_DECIDED\x10\x0c\x12.\n*CUSTOMER_EVENT_TYPE_DELETION_BATCH_STARTED\x10\r\x12\x30\n,CUSTOMER_EVENT_TYPE_DELETION_BATCH_COMPLETED\x10\x0e\x32\xd5\x01\n\x14\x43ustomerEventService\x12`\n\x13WatchCustomerEvents\x12\".crm.v1.WatchCustomerEventsRequest\x1a#.crm.v1.WatchCustomerEventsResponse0\x01\x12[\n\x12ListCustomerEvents\x12!.crm.v1.ListCustomerEventsRequest\x1a\".crm.v1.ListCustomerEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crm.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CUSTOMEREVENTTYPE']._serialized_start=548
-  _globals['_CUSTOMEREVENTTYPE']._serialized_end=984
+  _globals['_CUSTOMEREVENT_COUNTSENTRY']._loaded_options = None
+  _globals['_CUSTOMEREVENT_COUNTSENTRY']._serialized_options = b'8\001'
+  _globals['_CUSTOMEREVENTTYPE']._serialized_start=646
+  _globals['_CUSTOMEREVENTTYPE']._serialized_end=1278
   _globals['_CUSTOMEREVENT']._serialized_start=65
-  _globals['_CUSTOMEREVENT']._serialized_end=258
-  _globals['_WATCHCUSTOMEREVENTSREQUEST']._serialized_start=260
-  _globals['_WATCHCUSTOMEREVENTSREQUEST']._serialized_end=312
-  _globals['_WATCHCUSTOMEREVENTSRESPONSE']._serialized_start=314
-  _globals['_WATCHCUSTOMEREVENTSRESPONSE']._serialized_end=381
-  _globals['_LISTCUSTOMEREVENTSREQUEST']._serialized_start=383
-  _globals['_LISTCUSTOMEREVENTSREQUEST']._serialized_end=453
-  _globals['_LISTCUSTOMEREVENTSRESPONSE']._serialized_start=455
-  _globals['_LISTCUSTOMEREVENTSRESPONSE']._serialized_end=545
-  _globals['_CUSTOMEREVENTSERVICE']._serialized_start=987
-  _globals['_CUSTOMEREVENTSERVICE']._serialized_end=1200
+  _globals['_CUSTOMEREVENT']._serialized_end=356
+  _globals['_CUSTOMEREVENT_COUNTSENTRY']._serialized_start=311
+  _globals['_CUSTOMEREVENT_COUNTSENTRY']._serialized_end=356
+  _globals['_WATCHCUSTOMEREVENTSREQUEST']._serialized_start=358
+  _globals['_WATCHCUSTOMEREVENTSREQUEST']._serialized_end=410
+  _globals['_WATCHCUSTOMEREVENTSRESPONSE']._serialized_start=412
+  _globals['_WATCHCUSTOMEREVENTSRESPONSE']._serialized_end=479
+  _globals['_LISTCUSTOMEREVENTSREQUEST']._serialized_start=481
+  _globals['_LISTCUSTOMEREVENTSREQUEST']._serialized_end=551
+  _globals['_LISTCUSTOMEREVENTSRESPONSE']._serialized_start=553
+  _globals['_LISTCUSTOMEREVENTSRESPONSE']._serialized_end=643
+  _globals['_CUSTOMEREVENTSERVICE']._serialized_start=1281
+  _globals['_CUSTOMEREVENTSERVICE']._serialized_end=1494
 # @@protoc_insertion_point(module_scope)

@@ -23,6 +23,10 @@ class CustomerEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CUSTOMER_EVENT_TYPE_RESTORED: _ClassVar[CustomerEventType]
     CUSTOMER_EVENT_TYPE_PURGED: _ClassVar[CustomerEventType]
     CUSTOMER_EVENT_TYPE_LEGAL_HOLD_CHANGED: _ClassVar[CustomerEventType]
+    CUSTOMER_EVENT_TYPE_DELETION_BATCH_SUBMITTED: _ClassVar[CustomerEventType]
+    CUSTOMER_EVENT_TYPE_DELETION_BATCH_DECIDED: _ClassVar[CustomerEventType]
+    CUSTOMER_EVENT_TYPE_DELETION_BATCH_STARTED: _ClassVar[CustomerEventType]
+    CUSTOMER_EVENT_TYPE_DELETION_BATCH_COMPLETED: _ClassVar[CustomerEventType]
 CUSTOMER_EVENT_TYPE_UNSPECIFIED: CustomerEventType
 CUSTOMER_EVENT_TYPE_CREATED: CustomerEventType
 CUSTOMER_EVENT_TYPE_UPDATED: CustomerEventType
@@ -34,9 +38,20 @@ CUSTOMER_EVENT_TYPE_DELETED: CustomerEventType
 CUSTOMER_EVENT_TYPE_RESTORED: CustomerEventType
 CUSTOMER_EVENT_TYPE_PURGED: CustomerEventType
 CUSTOMER_EVENT_TYPE_LEGAL_HOLD_CHANGED: CustomerEventType
+CUSTOMER_EVENT_TYPE_DELETION_BATCH_SUBMITTED: CustomerEventType
+CUSTOMER_EVENT_TYPE_DELETION_BATCH_DECIDED: CustomerEventType
+CUSTOMER_EVENT_TYPE_DELETION_BATCH_STARTED: CustomerEventType
+CUSTOMER_EVENT_TYPE_DELETION_BATCH_COMPLETED: CustomerEventType
 
 class CustomerEvent(_message.Message):
-    __slots__ = ("sequence", "type", "customer_id", "record_type", "record_id", "action", "time")
+    __slots__ = ("sequence", "type", "customer_id", "record_type", "record_id", "action", "time", "counts")
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +59,7 @@ class CustomerEvent(_message.Message):
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     type: CustomerEventType
     customer_id: str
@@ -51,7 +67,8 @@ class CustomerEvent(_message.Message):
     record_id: str
     action: str
     time: _timestamp_pb2.Timestamp
-    def __init__(self, sequence: _Optional[int] = ..., type: _Optional[_Union[CustomerEventType, str]] = ..., customer_id: _Optional[str] = ..., record_type: _Optional[str] = ..., record_id: _Optional[str] = ..., action: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    counts: _containers.ScalarMap[str, int]
+    def __init__(self, sequence: _Optional[int] = ..., type: _Optional[_Union[CustomerEventType, str]] = ..., customer_id: _Optional[str] = ..., record_type: _Optional[str] = ..., record_id: _Optional[str] = ..., action: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class WatchCustomerEventsRequest(_message.Message):
     __slots__ = ("after_sequence",)
