@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod batch_crash;
 mod batch_lifecycle;
 mod batches;
 mod cli;

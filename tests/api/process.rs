@@ -113,6 +113,16 @@ impl ServerProcess {
         TestApp::attach(self.addr, self.db, &self.database_url, self.schema.clone()).await
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would end it: no shutdown, nothing flushed. Returns
+    /// once the process is gone.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("SIGKILL");
+    }
+
     pub fn sigterm(&self) {
         let pid = self.child.id().expect("running");
         let status = std::process::Command::new("kill")
