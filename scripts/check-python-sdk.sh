@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gate: the Python SDK in clients/python.
 #   1. The committed generated code is fresh: regenerate into a temporary directory and diff.
-#   2. examples/golden_path.py (the deletion golden path, rich errors, health) passes against a
+#   2. examples/golden_path.py (the deletion golden path, rich errors, health) and
+#      examples/batch_cleanup.py (a deletion batch, the recycle bin, a batch restore) pass against a
 #      real server on SQLite,
 #   3. and on PostgreSQL (CRM_TEST_DATABASE_URL, by default lib.sh's, the same as cargo test's) in a
 #      throwaway schema that is dropped at the end. If it does not answer: SKIPPED locally, a
@@ -24,18 +25,21 @@ if ! diff -r -x __pycache__ "$WORK_DIR/gen/crm" "$sdk/src/crm" >"$WORK_DIR/gen.d
   exit 1
 fi
 
-golden_path() { # LABEL ADDR
-  local label=$1 addr=$2 out="$WORK_DIR/golden-$1.out"
+golden_path() { # LABEL ADDR: every example, as a user runs it
+  local label=$1 addr=$2 example out
   local rep sup
   rep=$(mint_token --tenant py-gate --user alice --role sales_rep)
   sup=$(mint_token --tenant py-gate --user bob --role supervisor)
-  if ! PYTHONPATH="$sdk/src" python "$sdk/examples/golden_path.py" \
-    --addr "$addr" --rep-token "$rep" --supervisor-token "$sup" >"$out" 2>&1; then
-    cat "$out" >&2
-    gate_log "FAIL: the Python golden path failed on $label"
-    exit 1
-  fi
-  gate_log "golden path on $label: $(grep -c '^  ok ' "$out") checks OK"
+  for example in golden_path batch_cleanup; do
+    out="$WORK_DIR/$example-${label%% *}.out"
+    if ! PYTHONPATH="$sdk/src" python "$sdk/examples/$example.py" \
+      --addr "$addr" --rep-token "$rep" --supervisor-token "$sup" >"$out" 2>&1; then
+      cat "$out" >&2
+      gate_log "FAIL: the Python example $example failed on $label"
+      exit 1
+    fi
+    gate_log "$example on $label: $(grep -c '^  ok ' "$out") checks OK"
+  done
 }
 
 start_server sqlite_addr

@@ -94,6 +94,7 @@ REJECTED: list[tuple[str, dict | None, str]] = [
      {"database": {"url": "postgres://x", "existingSecret": "crm-db"}}, "not both"),
     ("short HS256 secret", {"jwt": {"mode": "sharedSecret", "sharedSecret": "short"}}, "at least 32 bytes"),
     ("both PDB bounds", {"podDisruptionBudget": {"maxUnavailable": 1}}, "exactly one of minAvailable"),
+    ("batch chunk of 0 customers", {"batches": {"chunkSize": 0}}, "at '/batches/chunkSize'"),
 ]
 
 
@@ -178,6 +179,9 @@ def assert_common(variant: str, docs: list[dict]) -> None:
     for e in container.get("env", []):
         check("value" not in e or isinstance(e["value"], str), f"{variant}: env {e['name']} is not a string")
     check(env.get("CRM_LISTEN", {}).get("value") == "0.0.0.0:50051", f"{variant}: CRM_LISTEN")
+    for name in ("CRM_MAX_BATCH_ITEMS", "CRM_MAX_OPEN_BATCHES", "CRM_BATCH_CHUNK_SIZE"):
+        check(env.get(name, {}).get("value", "").isdigit(), f"{variant}: {name} must be a whole number")
+    check(bool(env.get("CRM_BATCH_LEASE", {}).get("value")), f"{variant}: CRM_BATCH_LEASE")
     # Probes: native gRPC, numeric port.
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         if probe not in container:

@@ -9,6 +9,7 @@ import grpc
 
 from crm.v1 import (
     audit_pb2_grpc,
+    batch_pb2_grpc,
     customer_pb2_grpc,
     deletion_pb2_grpc,
     events_pb2_grpc,
@@ -105,6 +106,7 @@ class Client:
         self.deletions = deletion_pb2_grpc.DeletionApprovalServiceStub(self.channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
         self.events = events_pb2_grpc.CustomerEventServiceStub(self.channel)
+        self.batches = batch_pb2_grpc.DeletionBatchServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
