@@ -76,9 +76,10 @@ pub struct Entry {
 ///
 /// The chain is computed here, and only here: the store locks the tenant's head row and returns
 /// it, this gives the event the next sequence and its hash after the head's, and the store writes
-/// the event and the new head as given. Calls go one way (domain → store); the store never hashes.
-/// The head stays locked from `lock_head` to the end of the transaction, so no other append of
-/// the tenant can come between the two calls.
+/// the event as given. Calls go one way (domain → store); the store never hashes. The head stays
+/// locked from `lock_head` to the end of the transaction, so no other append of the tenant can
+/// come between: the transaction keeps the moved head (`WriteTx::hold_audit_head`), its later
+/// appends continue from it without reading the row again, and the row is written once, at commit.
 pub async fn record(
     tx: &WriteTx,
     caller: &Caller,
@@ -87,7 +88,15 @@ pub async fn record(
     entry: Entry,
 ) -> Result<()> {
     tx.note_action(entry.action);
-    let previous = store::audit::lock_head(tx.conn(), &caller.tenant, &GENESIS).await?;
+    // The first append of a transaction locks the head; later ones continue from where the
+    // previous one left it (the lock holds to the end of the transaction).
+    let (previous, notified) = match tx.held_audit_head(&caller.tenant) {
+        Some(held) => held,
+        None => (
+            store::audit::lock_head(tx.conn(), &caller.tenant, &GENESIS).await?,
+            false,
+        ),
+    };
     let mut event = AuditEvent {
         tenant: caller.tenant.clone(),
         sequence: previous.sequence + 1,
@@ -116,7 +125,12 @@ pub async fn record(
         hash: event.hash,
         event_sequence: previous.event_sequence + i64::from(outbox.is_some()),
     };
-    store::audit::append(tx.conn(), &event, &head, outbox.as_ref()).await
+    // Watchers re-read the outbox by sequence, so one notification per transaction wakes them
+    // for all of its events.
+    let notify = outbox.is_some() && !notified;
+    store::audit::append(tx.conn(), &event, &head, outbox.as_ref(), notify).await?;
+    tx.hold_audit_head(&caller.tenant, head, notified || notify);
+    Ok(())
 }
 
 /// Where a chain stops checking out.

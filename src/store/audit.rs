@@ -63,24 +63,31 @@ pub async fn lock_head(
     })
 }
 
-/// Stores `event`, whose sequence and hashes the caller has set, and moves the tenant's head
-/// (locked by `lock_head` in the same transaction) to `head`. With `outbox`, also stores the
-/// customer event numbered `head.event_sequence`, and on PostgreSQL tells watchers at commit.
-pub async fn append(
-    conn: &impl ConnectionTrait,
-    event: &AuditEvent,
-    head: &Head,
-    outbox: Option<&OutboxEvent>,
-) -> Result<()> {
-    let tenant = &event.tenant;
+/// Moves the tenant's head (locked by `lock_head` in the same transaction) to `head`.
+pub async fn write_head(conn: &impl ConnectionTrait, tenant: &str, head: &Head) -> Result<()> {
     audit_head::Entity::update(audit_head::ActiveModel {
-        tenant_id: Set(tenant.clone()),
+        tenant_id: Set(tenant.to_owned()),
         sequence: Set(head.sequence),
         hash: Set(hex_encode(&head.hash)),
         event_sequence: Set(head.event_sequence),
     })
     .exec(conn)
     .await?;
+    Ok(())
+}
+
+/// Stores `event`, whose sequence and hashes the caller has set; the caller moves the head
+/// (`write_head`) before the transaction commits. With `outbox`, also stores the customer event
+/// numbered `head.event_sequence`, and on PostgreSQL (when `notify`: once per transaction is
+/// enough) tells watchers at commit.
+pub async fn append(
+    conn: &impl ConnectionTrait,
+    event: &AuditEvent,
+    head: &Head,
+    outbox: Option<&OutboxEvent>,
+    notify: bool,
+) -> Result<()> {
+    let tenant = &event.tenant;
     if let Some(out) = outbox {
         customer_event::Entity::insert(customer_event::ActiveModel {
             tenant_id: Set(tenant.clone()),
@@ -96,7 +103,7 @@ pub async fn append(
         })
         .exec_without_returning(conn)
         .await?;
-        if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        if notify && conn.get_database_backend() == sea_orm::DbBackend::Postgres {
             // Delivered when (and only if) the transaction commits.
             conn.execute_raw(sea_orm::Statement::from_sql_and_values(
                 sea_orm::DbBackend::Postgres,

@@ -384,6 +384,28 @@ pub async fn find_for_update(
         .transpose()
 }
 
+/// `find_for_update` of several customers in one statement, locked in id order (the order
+/// every multi-customer lock takes, so two of them cannot deadlock).
+pub async fn find_many_for_update(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[Uuid],
+) -> Result<Vec<Customer>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Entity::in_tenant(tenant)
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .not_erased()
+        .order_by_asc(Column::Id)
+        .lock_exclusive()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(into_domain)
+        .collect()
+}
+
 /// Writes `c` over the stored row if the row is still at `expected_version`.
 pub async fn update(
     conn: &impl ConnectionTrait,

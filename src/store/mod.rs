@@ -22,6 +22,7 @@ pub(crate) mod scope;
 pub mod secrets;
 
 use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -198,6 +199,10 @@ pub struct WriteTx {
     tx: DatabaseTransaction,
     /// The audited actions of this transaction, counted in the metrics once it commits.
     actions: std::sync::Mutex<Vec<&'static str>>,
+    /// Per tenant, the audit head this transaction locked and has moved on since: written back
+    /// once, at commit, instead of after every append (a batch chunk appends dozens).
+    /// With each head, whether watchers have been notified of an event in this transaction.
+    audit_heads: std::sync::Mutex<HashMap<String, (audit::Head, bool)>>,
 }
 
 impl WriteTx {
@@ -205,6 +210,20 @@ impl WriteTx {
         Self {
             tx,
             actions: std::sync::Mutex::default(),
+            audit_heads: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The tenant's audit head as this transaction left it, if it already holds its lock, and
+    /// whether watchers have been notified.
+    pub fn held_audit_head(&self, tenant: &str) -> Option<(audit::Head, bool)> {
+        self.audit_heads.lock().ok()?.get(tenant).copied()
+    }
+
+    /// Remembers the tenant's head after an append; `commit` writes it.
+    pub fn hold_audit_head(&self, tenant: &str, head: audit::Head, notified: bool) {
+        if let Ok(mut heads) = self.audit_heads.lock() {
+            heads.insert(tenant.to_owned(), (head, notified));
         }
     }
 
@@ -226,6 +245,12 @@ impl WriteTx {
         if let Some(late) = crate::call::past_deadline() {
             self.tx.rollback().await?;
             return Err(late);
+        }
+        let heads = std::mem::take(&mut *self.audit_heads.lock().map_err(|_| {
+            crate::error::Error::internal("audit head cache poisoned")
+        })?);
+        for (tenant, (head, _)) in &heads {
+            audit::write_head(&self.tx, tenant, head).await?;
         }
         let actions = self.actions.into_inner().unwrap_or_default();
         self.tx.commit().await?;

@@ -5,11 +5,15 @@
 //! back and is worked again by whoever claims the batch next: no item is deleted twice, since an
 //! item leaves QUEUED in the same transaction as its customer's deletion.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::super::access::Caller;
 use super::super::audit::Entry;
 use super::super::chrono_duration;
+use super::super::deletion::{Deletions, GraphToDelete};
 use super::super::model::customer::Customer;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::{BatchItem, BatchState, BatchStateFilter, Batches, DeletionBatch, ItemState};
@@ -90,12 +94,19 @@ impl Batches {
             let items =
                 store::batches::list_items(conn, tenant, id, Some(wanted), None, chunk + 1).await?;
             let more = items.len() as u64 > chunk;
-            for item in items.into_iter().take(chunk as usize) {
-                let done = match wanted {
-                    ItemState::Queued => self.delete_item(&change, &batch, item).await?,
-                    _ => self.restore_item(&change, &batch, item).await?,
-                };
-                store::batches::update_item(conn, tenant, &done).await?;
+            let items: Vec<BatchItem> = items.into_iter().take(chunk as usize).collect();
+            let done = match wanted {
+                ItemState::Queued => self.delete_items(&change, &batch, items).await?,
+                _ => {
+                    let mut done = Vec::with_capacity(items.len());
+                    for item in items {
+                        done.push(self.restore_item(&change, &batch, item).await?);
+                    }
+                    done
+                }
+            };
+            for item in &done {
+                store::batches::update_item(conn, tenant, item).await?;
             }
             self.advance(&change, batch, if more { None } else { Some(finished) })
                 .await?;
@@ -157,47 +168,58 @@ impl Batches {
         Ok(())
     }
 
-    /// One QUEUED item: its customer deleted as DeleteCustomer would, unless a blocker appeared
-    /// (BLOCKED) or its graph changed since submission (STALE).
-    async fn delete_item(
+    /// A chunk of QUEUED items: each customer deleted as DeleteCustomer would, unless a blocker
+    /// appeared (BLOCKED) or its graph changed since submission (STALE). The chunk's customers are
+    /// locked and their graphs counted in one go, and those still to delete are deleted together.
+    async fn delete_items(
         &self,
         change: &Change<'_>,
         batch: &DeletionBatch,
-        item: BatchItem,
-    ) -> Result<BatchItem> {
+        items: Vec<BatchItem>,
+    ) -> Result<Vec<BatchItem>> {
         let (conn, tenant, now) = (change.tx().conn(), &change.caller.tenant, change.now);
-        let customer = store::customers::find_for_update(conn, tenant, item.customer_id).await?;
-        let Some(customer) = customer.filter(|c| !c.is_deleted()) else {
-            return Ok(ended(item, ItemState::Stale, now));
-        };
-        let preview = self
-            .deletions
-            .preview_in(conn, tenant, &customer, false)
-            .await?;
-        if !preview.blockers.is_empty() {
-            // Rare: read the blockers again with their sample ids, for whoever resolves them.
-            let detailed = self
-                .deletions
-                .preview_for_batch(conn, tenant, &customer)
-                .await?;
-            return Ok(BatchItem {
-                blockers: detailed.blockers,
-                ..ended(item, ItemState::Blocked, now)
-            });
-        }
-        if item.customer_version != Some(customer.version) {
-            return Ok(ended(item, ItemState::Stale, now));
+        let mut graphs = Graphs::lock(conn, tenant, &items).await?;
+        let mut done = Vec::with_capacity(items.len());
+        let (mut going, mut to_delete) = (Vec::new(), Vec::new());
+        for item in items {
+            let (customer, counts) = graphs.take(item.customer_id);
+            let Some(customer) = customer.filter(|c| !c.is_deleted()) else {
+                done.push(ended(item, ItemState::Stale, now));
+                continue;
+            };
+            let preview = Deletions::preview_of_counts(&customer, &counts);
+            if !preview.blockers.is_empty() {
+                // Rare: read the blockers again with their sample ids, for whoever resolves them.
+                let detailed = self
+                    .deletions
+                    .preview_for_batch(conn, tenant, &customer)
+                    .await?;
+                done.push(BatchItem {
+                    blockers: detailed.blockers,
+                    ..ended(item, ItemState::Blocked, now)
+                });
+                continue;
+            }
+            if item.customer_version != Some(customer.version) {
+                done.push(ended(item, ItemState::Stale, now));
+                continue;
+            }
+            going.push(item);
+            to_delete.push(GraphToDelete::new(customer, &preview));
         }
         let cause = format!("deletion_batch={}", batch.id);
         let deleted = self
             .deletions
-            .delete_graph(change, customer, preview.keep_count, &cause)
+            .delete_graphs(change, to_delete, &cause)
             .await?;
-        Ok(BatchItem {
-            deletion_id: deleted.customer.deletion_id,
-            deleted_records: deleted.deleted_records as i64,
-            ..ended(item, ItemState::Deleted, now)
-        })
+        for (item, deleted) in going.into_iter().zip(deleted) {
+            done.push(BatchItem {
+                deletion_id: deleted.customer.deletion_id,
+                deleted_records: deleted.deleted_records as i64,
+                ..ended(item, ItemState::Deleted, now)
+            });
+        }
+        Ok(done)
     }
 
     /// One DELETED item: its customer restored as RestoreCustomer would, or RESTORE_FAILED with
@@ -289,5 +311,33 @@ pub(super) fn restore_outcome(
             restore_problem: message,
             ..ended(item, ItemState::RestoreFailed, now)
         },
+    }
+}
+
+/// A chunk's customers, locked in one statement, and their graphs' counts, read in one
+/// statement per table: what each item's deletion re-checks, without a round trip per customer.
+struct Graphs {
+    customers: HashMap<Uuid, Customer>,
+    counts: HashMap<Uuid, Vec<store::deletion::StateCount>>,
+}
+
+impl Graphs {
+    async fn lock(conn: &impl store::Connection, tenant: &str, items: &[BatchItem]) -> Result<Self> {
+        let ids: Vec<Uuid> = items.iter().map(|i| i.customer_id).collect();
+        let customers = store::customers::find_many_for_update(conn, tenant, &ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        let counts = store::deletion::state_counts_of(conn, tenant, &ids).await?;
+        Ok(Self { customers, counts })
+    }
+
+    /// The customer (if it still exists) and its counts.
+    fn take(&mut self, id: Uuid) -> (Option<Customer>, Vec<store::deletion::StateCount>) {
+        (
+            self.customers.remove(&id),
+            self.counts.remove(&id).unwrap_or_default(),
+        )
     }
 }

@@ -11,7 +11,7 @@ use super::super::model::customer::Customer;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::policy;
 use super::rules;
-use super::{Deleted, DeletionRequest, Deletions, blocked};
+use super::{Deleted, DeletionPreview, DeletionRequest, Deletions, blocked};
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -56,7 +56,7 @@ impl Deletions {
             if !preview.blockers.is_empty() {
                 return Err(blocked(&preview));
             }
-            self.soft_delete(&change, customer, request, preview.keep_count)
+            self.soft_delete(&change, customer, request, &preview)
                 .await
         })
         .await
@@ -69,10 +69,15 @@ impl Deletions {
         change: &Change<'_>,
         customer: Customer,
         request: DeletionRequest,
-        kept: i64,
+        preview: &DeletionPreview,
     ) -> Result<Deleted> {
         let cause = format!("deletion_request={}", request.id);
-        let deleted = self.delete_graph(change, customer, kept, &cause).await?;
+        let graph = GraphToDelete::new(customer, preview);
+        let deleted = self
+            .delete_graphs(change, vec![graph], &cause)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::internal("one graph deleted, none reported"))?;
         let deletion_id = deleted
             .customer
             .deletion_id
@@ -82,60 +87,84 @@ impl Deletions {
         Ok(deleted)
     }
 
-    /// Soft-deletes the customer and the records the policy table cascades under one new
-    /// deletion id, and audits it naming `cause` (the request or batch): what DeleteCustomer does,
-    /// and what a batch does to each of its customers. The customer is locked and has no blocker.
-    pub(crate) async fn delete_graph(
+    /// Soft-deletes each customer and the records the policy table cascades, each under a new
+    /// deletion id of its own, and audits each naming `cause` (the request or batch): what
+    /// DeleteCustomer does to one customer, and a batch to a chunk of them, with one UPDATE per
+    /// table for the lot. The customers are locked and have no blocker.
+    pub(crate) async fn delete_graphs(
         &self,
         change: &Change<'_>,
-        customer: Customer,
-        kept: i64,
+        graphs: Vec<GraphToDelete>,
         cause: &str,
-    ) -> Result<Deleted> {
+    ) -> Result<Vec<Deleted>> {
         let (tx, now, tenant) = (change.tx(), change.now, &change.caller.tenant);
-        let customer_id = customer.id;
-        let deletion_id = Uuid::now_v7();
         let purge_time = now + chrono_duration(self.settings.retention);
-        let deleted_records = store::deletion::cascade(
-            tx.conn(),
-            tenant,
-            customer_id,
-            &policy::cascading(),
-            deletion_id,
-            now,
-            purge_time,
-        )
-        .await?;
-        store::deletion::mark_customer_deleted(
-            tx.conn(),
-            tenant,
-            customer_id,
-            deletion_id,
-            now,
-            purge_time,
-        )
-        .await?;
-        change
-            .audit(Entry {
-                action: "customer.delete",
-                target_type: "customer",
-                target_id: customer_id,
-                customer_id: Some(customer_id),
-                summary: format!(
-                    "deletion_id={deletion_id} {cause} cascaded={deleted_records} kept={kept}"
-                ),
-            })
+        let deletions: Vec<(Uuid, Uuid)> = graphs
+            .iter()
+            .map(|g| (g.customer.id, Uuid::now_v7()))
+            .collect();
+        let cascaded =
+            store::deletion::cascade(tx.conn(), tenant, &deletions, &policy::cascading(), now, purge_time)
+                .await?;
+        // The counts were read under the customers' row locks, which every record write takes
+        // first: the update must have met exactly them.
+        let previewed: u64 = graphs.iter().map(|g| g.cascading).sum();
+        if cascaded != previewed {
+            return Err(Error::internal(format!(
+                "{cascaded} records cascaded where the locked graphs counted {previewed}"
+            )));
+        }
+        let mut deleted = Vec::with_capacity(graphs.len());
+        for (graph, (customer_id, deletion_id)) in graphs.into_iter().zip(deletions) {
+            store::deletion::mark_customer_deleted(
+                tx.conn(),
+                tenant,
+                customer_id,
+                deletion_id,
+                now,
+                purge_time,
+            )
             .await?;
-        let customer = Customer {
-            delete_time: Some(now),
-            purge_time: Some(purge_time),
-            deletion_id: Some(deletion_id),
-            version: customer.version + 1,
-            ..customer
-        };
-        Ok(Deleted {
+            change
+                .audit(Entry {
+                    action: "customer.delete",
+                    target_type: "customer",
+                    target_id: customer_id,
+                    customer_id: Some(customer_id),
+                    summary: format!(
+                        "deletion_id={deletion_id} {cause} cascaded={} kept={}",
+                        graph.cascading, graph.kept
+                    ),
+                })
+                .await?;
+            deleted.push(Deleted {
+                customer: Customer {
+                    delete_time: Some(now),
+                    purge_time: Some(purge_time),
+                    deletion_id: Some(deletion_id),
+                    version: graph.customer.version + 1,
+                    ..graph.customer
+                },
+                deleted_records: graph.cascading,
+            });
+        }
+        Ok(deleted)
+    }
+}
+
+/// A locked customer about to be deleted, with what its preview (read under the lock) counted.
+pub(crate) struct GraphToDelete {
+    customer: Customer,
+    cascading: u64,
+    kept: i64,
+}
+
+impl GraphToDelete {
+    pub(crate) fn new(customer: Customer, preview: &DeletionPreview) -> Self {
+        Self {
             customer,
-            deleted_records,
-        })
+            cascading: preview.cascade_count.max(0) as u64,
+            kept: preview.keep_count,
+        }
     }
 }

@@ -21,6 +21,7 @@ mod requests;
 mod restore;
 pub mod rules;
 
+pub(crate) use execute::GraphToDelete;
 pub use preview::build_preview;
 
 use std::time::Duration;

@@ -116,6 +116,15 @@ impl Deletions {
         ))
     }
 
+    /// A preview without sample ids or pipeline from counts already read (a batch chunk reads
+    /// its customers' counts in one go: `store::deletion::state_counts_of`).
+    pub(crate) fn preview_of_counts(
+        customer: &Customer,
+        counts: &[store::deletion::StateCount],
+    ) -> DeletionPreview {
+        build_preview(customer, counts, |_, _| Vec::new(), Vec::new())
+    }
+
     /// The preview of one customer of a batch: counts, policies, blockers with their sample ids
     /// (so that whoever resolves them knows which records) and the open pipeline, without the
     /// sample ids of what would be cascaded or kept (a batch sums those counts).
