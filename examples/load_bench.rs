@@ -40,6 +40,8 @@ use crm_service::domain::records::RecordKind;
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
 use crm_service::proto::crm::v1::deletion_approval_service_client::DeletionApprovalServiceClient;
+use crm_service::proto::crm::v1::deletion_batch_service_client::DeletionBatchServiceClient;
+use crm_service::proto::crm::v1::record_service_client::RecordServiceClient;
 use sea_orm::sqlx::{self, Row};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -117,6 +119,16 @@ struct Args {
     /// The bare server's process id.
     #[arg(long, requires = "bare_addr")]
     bare_pid: Option<u32>,
+    /// Customers of the deletion batch run at the end (0: no batch). The server's
+    /// CRM_MAX_BATCH_ITEMS must allow as many.
+    #[arg(long, default_value_t = 1000)]
+    batch_customers: usize,
+    /// Records of each batch customer (contacts and activities, alternately).
+    #[arg(long, default_value_t = 10)]
+    batch_records: usize,
+    /// The server's CRM_BATCH_CHUNK_SIZE: the raw SQL commits as often as the batch does.
+    #[arg(long, default_value_t = 50)]
+    batch_chunk: usize,
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
@@ -536,9 +548,14 @@ impl Raw {
     /// The set-based soft delete of src/store/deletion.rs (`cascade` + `mark_customer_deleted`):
     /// one UPDATE per table with CASCADE states, in one transaction. Returns the records deleted.
     async fn delete(&self, customer: Uuid) -> Result<u64, sqlx::Error> {
+        self.delete_many(&[customer], 1).await
+    }
+
+    /// `delete` for each of `customers` (each with a deletion id of its own), `chunk` customers
+    /// per transaction: what a deletion batch of that chunk size writes, without its checks.
+    async fn delete_many(&self, customers: &[Uuid], chunk: usize) -> Result<u64, sqlx::Error> {
         let now: DateTime<Utc> = Clock::system().now();
         let purge = now + chrono::Duration::days(30);
-        let deletion_id = Uuid::now_v7();
         let mut statements = Vec::new();
         for kind in RecordKind::ALL {
             let (table, state) = table_of(kind);
@@ -566,74 +583,92 @@ impl Raw {
             };
             statements.push((text, states));
         }
-        on_pool!(self, pool, begin => {
-            let mut tx = pool.begin_with(begin).await?;
-            let mut deleted = 0;
-            for (text, states) in statements {
-                let mut q = sqlx::query(sql(text)).bind(now).bind(deletion_id).bind(TENANT).bind(customer);
-                for s in states {
-                    q = q.bind(s);
+        let mut deleted = 0;
+        for customers in customers.chunks(chunk.max(1)) {
+            on_pool!(self, pool, begin => {
+                let mut tx = pool.begin_with(begin).await?;
+                for &customer in customers {
+                    let deletion_id = Uuid::now_v7();
+                    for (text, states) in &statements {
+                        let mut q = sqlx::query(sql(text.clone()))
+                            .bind(now)
+                            .bind(deletion_id)
+                            .bind(TENANT)
+                            .bind(customer);
+                        for s in states {
+                            q = q.bind(*s);
+                        }
+                        deleted += q.execute(&mut *tx).await?.rows_affected();
+                    }
+                    let customer_rows = sqlx::query(
+                        "UPDATE customer SET delete_time = $1, purge_time = $2, deletion_id = $3, \
+                         version = version + 1 WHERE tenant_id = $4 AND id = $5 AND delete_time IS NULL",
+                    )
+                    .bind(now)
+                    .bind(purge)
+                    .bind(deletion_id)
+                    .bind(TENANT)
+                    .bind(customer)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    assert_eq!(customer_rows, 1, "raw delete: the customer is not live");
                 }
-                deleted += q.execute(&mut *tx).await?.rows_affected();
-            }
-            let customer_rows = sqlx::query(
-                "UPDATE customer SET delete_time = $1, purge_time = $2, deletion_id = $3, \
-                 version = version + 1 WHERE tenant_id = $4 AND id = $5 AND delete_time IS NULL",
-            )
-            .bind(now)
-            .bind(purge)
-            .bind(deletion_id)
-            .bind(TENANT)
-            .bind(customer)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            assert_eq!(customer_rows, 1, "raw delete: the customer is not live");
-            tx.commit().await?;
-            Ok(deleted)
-        })
+                tx.commit().await?;
+            });
+        }
+        Ok(deleted)
     }
 
     /// The set-based restore of src/store/deletion.rs (`deletion_id_of`, `restore_records`,
     /// `mark_customer_restored`), in one transaction. Returns the records restored.
     async fn restore(&self, customer: Uuid) -> Result<u64, sqlx::Error> {
-        on_pool!(self, pool, begin => {
-            let mut tx = pool.begin_with(begin).await?;
-            let deletion_id: Option<Uuid> = sqlx::query(
-                "SELECT deletion_id FROM customer WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(TENANT)
-            .bind(customer)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            let deletion_id = deletion_id.expect("raw restore: the customer is not deleted");
-            let mut restored = 0;
-            for kind in RecordKind::ALL {
-                let (table, _) = table_of(kind);
-                restored += sqlx::query(sql(format!(
-                    "UPDATE {table} SET delete_time = NULL, deletion_id = NULL \
-                     WHERE tenant_id = $1 AND deletion_id = $2"
-                )))
-                .bind(TENANT)
-                .bind(deletion_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
-            let customer_rows = sqlx::query(
-                "UPDATE customer SET delete_time = NULL, purge_time = NULL, deletion_id = NULL, \
-                 version = version + 1 WHERE tenant_id = $1 AND id = $2 AND delete_time IS NOT NULL",
-            )
-            .bind(TENANT)
-            .bind(customer)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            assert_eq!(customer_rows, 1, "raw restore: the customer is not deleted");
-            tx.commit().await?;
-            Ok(restored)
-        })
+        self.restore_many(&[customer], 1).await
+    }
+
+    /// `restore` for each of `customers`, `chunk` customers per transaction.
+    async fn restore_many(&self, customers: &[Uuid], chunk: usize) -> Result<u64, sqlx::Error> {
+        let mut restored = 0;
+        for customers in customers.chunks(chunk.max(1)) {
+            on_pool!(self, pool, begin => {
+                let mut tx = pool.begin_with(begin).await?;
+                for &customer in customers {
+                    let deletion_id: Option<Uuid> = sqlx::query(
+                        "SELECT deletion_id FROM customer WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(TENANT)
+                    .bind(customer)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                    let deletion_id = deletion_id.expect("raw restore: the customer is not deleted");
+                    for kind in RecordKind::ALL {
+                        let (table, _) = table_of(kind);
+                        restored += sqlx::query(sql(format!(
+                            "UPDATE {table} SET delete_time = NULL, deletion_id = NULL \
+                             WHERE tenant_id = $1 AND deletion_id = $2"
+                        )))
+                        .bind(TENANT)
+                        .bind(deletion_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                    let customer_rows = sqlx::query(
+                        "UPDATE customer SET delete_time = NULL, purge_time = NULL, deletion_id = NULL, \
+                         version = version + 1 WHERE tenant_id = $1 AND id = $2 AND delete_time IS NOT NULL",
+                    )
+                    .bind(TENANT)
+                    .bind(customer)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    assert_eq!(customer_rows, 1, "raw restore: the customer is not deleted");
+                }
+                tx.commit().await?;
+            });
+        }
+        Ok(restored)
     }
 }
 
@@ -1127,6 +1162,349 @@ impl Bench {
     }
 }
 
+// ---- the deletion batch ----------------------------------------------------------------------
+
+/// The deletion batch's figures (milliseconds, calls per second, MiB).
+struct BatchFigures {
+    run_ms: f64,
+    restore_ms: f64,
+    raw_delete_ms: f64,
+    raw_restore_ms: f64,
+    idle_rps: f64,
+    during_rps: f64,
+    peak_mib: f64,
+}
+
+/// GetCustomer calls at `concurrency` on random ids until `stop`: (calls, failed calls).
+async fn get_until(
+    channels: &[Channel],
+    auth: &MetadataValue<Ascii>,
+    ids: Arc<Vec<Uuid>>,
+    concurrency: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, usize) {
+    use std::sync::atomic::Ordering;
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..concurrency {
+        let mut client = CustomerServiceClient::new(channels[worker % channels.len()].clone());
+        let (auth, ids, stop) = (auth.clone(), ids.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut rng = Rng(worker as u64 + 1);
+            let (mut calls, mut errors) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let id = ids[(rng.next() % ids.len() as u64) as usize];
+                let request = pb::GetCustomerRequest {
+                    customer_id: id.to_string(),
+                };
+                if client.get_customer(authed(request, &auth)).await.is_err() {
+                    errors += 1;
+                }
+                calls += 1;
+            }
+            (calls, errors)
+        });
+    }
+    let mut total = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let (calls, errors) = done.expect("GetCustomer worker");
+        total = (total.0 + calls, total.1 + errors);
+    }
+    total
+}
+
+impl Bench {
+    fn batches(&self) -> DeletionBatchServiceClient<Channel> {
+        DeletionBatchServiceClient::new(self.channels[0].clone())
+    }
+
+    /// `count` customers, each with `records` records (contacts and activities, alternately),
+    /// through the API, 16 calls in flight: the batch's customers.
+    async fn batch_customers(&self, count: usize, records: usize) -> Result<Vec<Uuid>, Status> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let workers = 16.min(count.max(1));
+        for worker in 0..workers {
+            let channel = self.channels[worker % self.channels.len()].clone();
+            let auth = self.rep.clone();
+            let mine = count / workers + usize::from(worker < count % workers);
+            tasks.spawn(async move {
+                let mut customers = CustomerServiceClient::new(channel.clone());
+                let mut records_client = RecordServiceClient::new(channel);
+                let mut ids = Vec::with_capacity(mine);
+                for n in 0..mine {
+                    let customer = customers
+                        .create_customer(authed(
+                            pb::CreateCustomerRequest {
+                                customer: Some(pb::Customer {
+                                    name: format!("Batch bench {worker}-{n}"),
+                                    lifecycle_stage: pb::LifecycleStage::Lead as i32,
+                                    ..Default::default()
+                                }),
+                                request_id: String::new(),
+                            },
+                            &auth,
+                        ))
+                        .await?
+                        .into_inner()
+                        .customer
+                        .ok_or_else(|| Status::internal("no customer"))?;
+                    for r in 0..records {
+                        if r % 2 == 0 {
+                            let contact = pb::Contact {
+                                customer_id: customer.id.clone(),
+                                full_name: format!("Contact {r}"),
+                                ..Default::default()
+                            };
+                            records_client
+                                .create_contact(authed(
+                                    pb::CreateContactRequest {
+                                        contact: Some(contact),
+                                        request_id: String::new(),
+                                    },
+                                    &auth,
+                                ))
+                                .await?;
+                        } else {
+                            let activity = pb::Activity {
+                                customer_id: customer.id.clone(),
+                                kind: pb::ActivityKind::Note as i32,
+                                subject: format!("Note {r}"),
+                                occur_time: Some(prost_types::Timestamp {
+                                    seconds: 1_767_225_600,
+                                    nanos: 0,
+                                }),
+                                ..Default::default()
+                            };
+                            records_client
+                                .create_activity(authed(
+                                    pb::CreateActivityRequest {
+                                        activity: Some(activity),
+                                        request_id: String::new(),
+                                    },
+                                    &auth,
+                                ))
+                                .await?;
+                        }
+                    }
+                    ids.push(
+                        customer
+                            .id
+                            .parse::<Uuid>()
+                            .map_err(|_| Status::internal("bad id"))?,
+                    );
+                }
+                Ok::<_, Status>(ids)
+            });
+        }
+        let mut ids = Vec::with_capacity(count);
+        while let Some(done) = tasks.join_next().await {
+            ids.extend(done.expect("creating worker")?);
+        }
+        Ok(ids)
+    }
+
+    /// Polls GetDeletionBatch every 20 ms until it reads `state`; the batch then.
+    async fn batch_reaches(
+        &self,
+        id: &str,
+        state: pb::DeletionBatchState,
+    ) -> Result<pb::DeletionBatch, Box<dyn std::error::Error>> {
+        let started = Instant::now();
+        let mut batches = self.batches();
+        loop {
+            let batch = batches
+                .get_deletion_batch(authed(
+                    pb::GetDeletionBatchRequest {
+                        batch_id: id.to_owned(),
+                    },
+                    &self.supervisor,
+                ))
+                .await?
+                .into_inner()
+                .batch
+                .ok_or("no batch")?;
+            if batch.state == state as i32 {
+                return Ok(batch);
+            }
+            if started.elapsed() > MAX_RUN * 5 {
+                return Err(format!("batch {id} not {state:?} after {:?}", MAX_RUN * 5).into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Submitted by the rep and approved by the supervisor (neither timed): the batch's id.
+    async fn approved_batch(&self, customers: &[Uuid]) -> Result<String, Status> {
+        let mut batches = self.batches();
+        let batch = batches
+            .submit_deletion_batch(authed(
+                pb::SubmitDeletionBatchRequest {
+                    customer_ids: customers.iter().map(Uuid::to_string).collect(),
+                    reason: "load benchmark".into(),
+                    ..Default::default()
+                },
+                &self.rep,
+            ))
+            .await?
+            .into_inner()
+            .batch
+            .ok_or_else(|| Status::internal("no batch"))?;
+        batches
+            .approve_deletion_batch(authed(
+                pb::ApproveDeletionBatchRequest {
+                    batch_id: batch.id.clone(),
+                    ..Default::default()
+                },
+                &self.supervisor,
+            ))
+            .await?;
+        Ok(batch.id)
+    }
+
+    /// RunDeletionBatch until COMPLETED: the wall time, and the batch then.
+    async fn run_batch(
+        &self,
+        id: &str,
+    ) -> Result<(Duration, pb::DeletionBatch), Box<dyn std::error::Error>> {
+        let started = Instant::now();
+        self.batches()
+            .run_deletion_batch(authed(
+                pb::RunDeletionBatchRequest {
+                    batch_id: id.to_owned(),
+                    ..Default::default()
+                },
+                &self.rep,
+            ))
+            .await?;
+        let done = self
+            .batch_reaches(id, pb::DeletionBatchState::Completed)
+            .await?;
+        Ok((started.elapsed(), done))
+    }
+
+    /// A deletion batch of `--batch-customers` customers run to COMPLETED and restored, against
+    /// the raw SQL doing the same writes in chunks of the same size, both on an otherwise idle
+    /// server; then a second batch of the same customers run while GetCustomer (c=16) loads the
+    /// server, for GetCustomer's rate during a run against its idle rate. (Timing the batch under
+    /// that load would compare the worker's share of a saturated server with the raw SQL's own
+    /// process: a measure of scheduling, not of the batch.)
+    async fn batch_vs_raw(
+        &mut self,
+        ids: Arc<Vec<Uuid>>,
+        duration: Duration,
+    ) -> Result<BatchFigures, Box<dyn std::error::Error>> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        const GET_CONCURRENCY: usize = 16;
+        let (count, records) = (self.args.batch_customers, self.args.batch_records);
+        let t0 = Instant::now();
+        let customers = self.batch_customers(count, records).await?;
+        println!(
+            "-- deletion batch: {count} customers × {records} records created through the API in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        let (_, peak_before) = self.server.memory();
+        self.server.reset_peak();
+
+        // 1. The batch and its restore, against the raw SQL.
+        let batch = self.approved_batch(&customers).await?;
+        let (run_time, done) = self.run_batch(&batch).await?;
+        let progress = done.progress.ok_or("no progress")?;
+        if progress.deleted as usize != count
+            || progress.deleted_records as usize != count * records
+        {
+            return Err(format!("the batch deleted {progress:?}, not {count} customers").into());
+        }
+        let started = Instant::now();
+        self.batches()
+            .restore_deletion_batch(authed(
+                pb::RestoreDeletionBatchRequest {
+                    batch_id: batch.clone(),
+                    ..Default::default()
+                },
+                &self.supervisor,
+            ))
+            .await?;
+        let restored = self
+            .batch_reaches(&batch, pb::DeletionBatchState::Restored)
+            .await?;
+        let restore_time = started.elapsed();
+        if restored.progress.ok_or("no progress")?.restored as usize != count {
+            return Err("the batch restore missed customers".into());
+        }
+        let chunk = self.args.batch_chunk;
+        let started = Instant::now();
+        let raw_deleted = self.raw.delete_many(&customers, chunk).await?;
+        let raw_delete = started.elapsed();
+        let started = Instant::now();
+        let raw_restored = self.raw.restore_many(&customers, chunk).await?;
+        let raw_restore = started.elapsed();
+        if raw_deleted as usize != count * records || raw_restored != raw_deleted {
+            return Err(format!("raw SQL deleted {raw_deleted}, restored {raw_restored}").into());
+        }
+
+        // 2. GetCustomer idle, then during a second batch of the same customers.
+        let stop = Arc::new(AtomicBool::new(false));
+        let timer = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(duration).await;
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let idle_started = Instant::now();
+        let (idle_calls, idle_errors) = get_until(
+            &self.channels,
+            &self.rep,
+            ids.clone(),
+            GET_CONCURRENCY,
+            stop,
+        )
+        .await;
+        timer.await?;
+        let idle_rps = idle_calls as f64 / idle_started.elapsed().as_secs_f64();
+        let second = self.approved_batch(&customers).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = {
+            let (channels, auth, ids, stop) =
+                (self.channels.clone(), self.rep.clone(), ids.clone(), stop.clone());
+            tokio::spawn(async move {
+                get_until(&channels, &auth, ids, GET_CONCURRENCY, stop).await
+            })
+        };
+        let (loaded_run, _) = self.run_batch(&second).await?;
+        stop.store(true, Ordering::Relaxed);
+        let (during_calls, during_errors) = load.await?;
+        let during_rps = during_calls as f64 / loaded_run.as_secs_f64();
+        let (_, peak_after) = self.server.memory();
+        let errors = idle_errors + during_errors;
+        if errors > 0 {
+            return Err(format!("{errors} GetCustomer calls failed around the batch").into());
+        }
+        let figures = BatchFigures {
+            run_ms: ms(run_time),
+            restore_ms: ms(restore_time),
+            raw_delete_ms: ms(raw_delete),
+            raw_restore_ms: ms(raw_restore),
+            idle_rps,
+            during_rps,
+            peak_mib: peak_before.max(peak_after),
+        };
+        println!(
+            "   batch run {:.0} ms (raw SQL, {chunk} customers per transaction: {:.0} ms); \
+             batch restore {:.0} ms (raw SQL {:.0} ms)",
+            figures.run_ms, figures.raw_delete_ms, figures.restore_ms, figures.raw_restore_ms
+        );
+        println!(
+            "   GetCustomer c={GET_CONCURRENCY}: {:.0} req/s idle, {:.0} req/s during a second run \
+             ({:.0} ms under that load); server peak RSS {:.1} MiB over the batches",
+            figures.idle_rps,
+            figures.during_rps,
+            ms(loaded_run),
+            peak_after
+        );
+        Ok(figures)
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -1321,6 +1699,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hwm_after - hwm_before
     };
 
+    let batch = if bench.args.batch_customers > 0 {
+        Some(bench.batch_vs_raw(ids.clone(), duration).await?)
+    } else {
+        None
+    };
+
     // ---- report ----
     let results = &bench.results;
     let label = &bench.args.label;
@@ -1496,6 +1880,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "info; G3: PG ≤ 3.7, SQLite ≤ 4.4",
         ),
     ]);
+    if let Some(b) = &batch {
+        let n = bench.args.batch_customers;
+        checks.extend([
+            Check::new(
+                format!("deletion batch of {n}: run ÷ raw SQL"),
+                vec![b.run_ms / b.raw_delete_ms],
+                Cmp::AtMost,
+                1.5,
+            ),
+            Check::new(
+                format!("deletion batch of {n}: restore ÷ raw SQL"),
+                vec![b.restore_ms / b.raw_restore_ms],
+                Cmp::AtMost,
+                1.5,
+            ),
+            Check::new(
+                "GetCustomer req/s during the batch ÷ idle, c=16",
+                vec![b.during_rps / b.idle_rps],
+                Cmp::AtLeast,
+                0.5,
+            ),
+            Check::new(
+                "server peak RSS over the batch (MiB)",
+                vec![b.peak_mib],
+                Cmp::AtMost,
+                64.0,
+            ),
+        ]);
+    }
     if bench.bare.is_some() {
         checks.extend([
             Check::info(

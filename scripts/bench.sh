@@ -14,8 +14,10 @@
 # For each database: seed with `crm-service seed`, start the server (release; debug with --ci) on
 # 127.0.0.1 (port 0), run examples/load_bench.rs against it (Health/Check and GetCustomer at
 # c=1/16/64, ListCustomers first page / deep page / each filter, PreviewDelete vs raw counts,
-# Delete/Restore vs raw set-based SQL, and on PostgreSQL `pgbench -S -M prepared -c 8 -j 2` as the
-# database ceiling), stop the server by its PID. Next to it runs examples/bare_server.rs, a bare
+# Delete/Restore vs raw set-based SQL, a deletion batch of 1,000 customers × 10 records (10,000 in
+# the full run; 20 with --ci) run and restored vs the raw SQL writing the same rows in chunks of the
+# same size, with GetCustomer's rate during the run, and on PostgreSQL `pgbench -S -M prepared -c 8
+# -j 2` as the database ceiling), stop the server by its PID. Next to it runs examples/bare_server.rs, a bare
 # tonic + sqlx GetCustomer server on the same database: the ceiling GetCustomer's p99 is held to,
 # measured in the same repetitions. Exits 1 if a target is missed
 # (full mode).
@@ -39,13 +41,18 @@ esac
 if $ci; then
   customers=2000 big=500 depth=1800 scale=0
   bench_args=(--reps 1 --duration 0.5 --warmup 0.2 --list-duration 0.3 --previews 3 --cycles 2
-    --idle-wait 0)
+    --idle-wait 0 --batch-customers 20)
+  batch=20
 elif $smoke; then
   customers=20000 big=5000 depth=18000 scale=1
-  bench_args=(--reps 1 --duration 2 --warmup 0.5 --list-duration 1 --previews 10 --cycles 2)
+  bench_args=(--reps 1 --duration 2 --warmup 0.5 --list-duration 1 --previews 10 --cycles 2
+    --batch-customers 1000)
+  batch=1000
 else
   customers=1000000 big=100000 depth=900000 scale=10
-  bench_args=(--reps 3 --duration 10 --warmup 1 --list-duration 2 --previews 30 --cycles 10 --enforce)
+  bench_args=(--reps 3 --duration 10 --warmup 1 --list-duration 2 --previews 30 --cycles 10 --enforce
+    --batch-customers 10000)
+  batch=10000
 fi
 
 pg_url=${CRM_BENCH_DATABASE_URL:-$CRM_TEST_DATABASE_URL}
@@ -125,6 +132,7 @@ run() { # label database-url [schema]
   echo "   ready in $(( $(date +%s) - t0 )) s"
 
   (exec env CRM_JWT_SECRET="$secret" CRM_PURGE_INTERVAL=0 CRM_LOG_FORMAT=json RUST_LOG=warn \
+    CRM_MAX_BATCH_ITEMS="$batch" CRM_BATCH_CHUNK_SIZE=50 \
     "$bin" serve --listen 127.0.0.1:0 --database-url "$url" "${schema_args[@]}" \
     > "$work/serve.out" 2> "$work/serve.err") &
   server_pid=$!
