@@ -1464,11 +1464,15 @@ impl Bench {
         let second = self.approved_batch(&customers).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let load = {
-            let (channels, auth, ids, stop) =
-                (self.channels.clone(), self.rep.clone(), ids.clone(), stop.clone());
-            tokio::spawn(async move {
-                get_until(&channels, &auth, ids, GET_CONCURRENCY, stop).await
-            })
+            let (channels, auth, ids, stop) = (
+                self.channels.clone(),
+                self.rep.clone(),
+                ids.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(
+                async move { get_until(&channels, &auth, ids, GET_CONCURRENCY, stop).await },
+            )
         };
         let (loaded_run, _) = self.run_batch(&second).await?;
         stop.store(true, Ordering::Relaxed);

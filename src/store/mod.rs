@@ -21,8 +21,8 @@ pub mod recycle_bin;
 pub(crate) mod scope;
 pub mod secrets;
 
-use std::sync::Arc;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -246,9 +246,12 @@ impl WriteTx {
             self.tx.rollback().await?;
             return Err(late);
         }
-        let heads = std::mem::take(&mut *self.audit_heads.lock().map_err(|_| {
-            crate::error::Error::internal("audit head cache poisoned")
-        })?);
+        let heads = std::mem::take(
+            &mut *self
+                .audit_heads
+                .lock()
+                .map_err(|_| crate::error::Error::internal("audit head cache poisoned"))?,
+        );
         for (tenant, (head, _)) in &heads {
             audit::write_head(&self.tx, tenant, head).await?;
         }

@@ -56,8 +56,7 @@ impl Deletions {
             if !preview.blockers.is_empty() {
                 return Err(blocked(&preview));
             }
-            self.soft_delete(&change, customer, request, &preview)
-                .await
+            self.soft_delete(&change, customer, request, &preview).await
         })
         .await
     }
@@ -103,9 +102,15 @@ impl Deletions {
             .iter()
             .map(|g| (g.customer.id, Uuid::now_v7()))
             .collect();
-        let cascaded =
-            store::deletion::cascade(tx.conn(), tenant, &deletions, &policy::cascading(), now, purge_time)
-                .await?;
+        let cascaded = store::deletion::cascade(
+            tx.conn(),
+            tenant,
+            &deletions,
+            &policy::cascading(),
+            now,
+            purge_time,
+        )
+        .await?;
         // The counts were read under the customers' row locks, which every record write takes
         // first: the update must have met exactly them.
         let previewed: u64 = graphs.iter().map(|g| g.cascading).sum();
