@@ -8,7 +8,7 @@
 //! - `work`: the background worker: claims a RUNNING or RESTORING batch (a lease, so that one
 //!   replica works a batch at a time and another takes over when it dies) and works through its
 //!   items one chunk, one transaction, at a time. Each customer is deleted and restored exactly as
-//!   DeleteCustomer and RestoreCustomer do it (`Deletions::delete_graphs`, `restore_graph`).
+//!   DeleteCustomer and RestoreCustomer do it (`Deletions::delete_graphs`, `restore_graphs`).
 
 mod decisions;
 pub mod rules;

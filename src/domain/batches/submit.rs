@@ -28,7 +28,9 @@ const COUNT_MATCHES_UP_TO: usize = 100_000;
 
 /// A customer's fate at submission.
 enum Verdict {
-    Queued(DeletionPreview),
+    /// Included, bound to the graph version its preview saw (the preview itself goes into the
+    /// impact at once: a batch of 10,000 never holds 10,000 previews).
+    Queued { version: i64 },
     Excluded {
         reason: &'static str,
         version: Option<i64>,
@@ -56,8 +58,7 @@ impl Batches {
         // writes the batch, so what was checked is what is written.
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
             let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
-            let verdicts = &self.judge(conn, tenant, customers, change.now).await?;
-            let impact = &aggregate(verdicts);
+            let (verdicts, impact) = &self.judge(conn, tenant, customers, change.now).await?;
             if impact.included_count == 0 {
                 return Err(nothing_to_delete(impact));
             }
@@ -158,7 +159,8 @@ impl Batches {
         tenant: &str,
         customers: &[Uuid],
         now: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, Verdict)>> {
+    ) -> Result<(Vec<(Uuid, Verdict)>, BatchImpact)> {
+        let mut impact = ImpactSum::default();
         let in_batches =
             store::batches::queued_in(conn, tenant, customers, &BatchStateFilter::open(now))
                 .await?;
@@ -184,7 +186,10 @@ impl Batches {
                 Some(c) => {
                     let preview = self.deletions.preview_for_batch(conn, tenant, &c).await?;
                     if preview.blockers.is_empty() {
-                        Verdict::Queued(preview)
+                        impact.add(&preview);
+                        Verdict::Queued {
+                            version: preview.version,
+                        }
                     } else {
                         Verdict::Excluded {
                             reason: reason::CUSTOMER_HAS_BLOCKERS,
@@ -194,9 +199,12 @@ impl Batches {
                     }
                 }
             };
+            if let Verdict::Excluded { reason, .. } = &verdict {
+                impact.exclude(reason);
+            }
             verdicts.push((id, verdict));
         }
-        Ok(verdicts)
+        Ok((verdicts, impact.finish()))
     }
 
     /// A new PENDING batch with this impact, made by the change's caller, waiting for a decision
@@ -239,7 +247,7 @@ fn new_items(batch_id: Uuid, verdicts: &[(Uuid, Verdict)], now: DateTime<Utc>) -
         .enumerate()
         .map(|(position, (customer_id, verdict))| {
             let (state, customer_version, excluded_reason, blockers) = match verdict {
-                Verdict::Queued(p) => (ItemState::Queued, Some(p.version), "", Vec::new()),
+                Verdict::Queued { version } => (ItemState::Queued, Some(*version), "", Vec::new()),
                 Verdict::Excluded {
                     reason,
                     version,
@@ -265,58 +273,68 @@ fn new_items(batch_id: Uuid, verdicts: &[(Uuid, Verdict)], now: DateTime<Utc>) -
         .collect()
 }
 
-/// The batch's impact: the included items' previews summed per relation, state and policy, and
-/// per currency; the excluded ones counted per reason.
-fn aggregate(verdicts: &[(Uuid, Verdict)]) -> BatchImpact {
-    let mut impacts: BTreeMap<(String, Option<String>, String), RelationImpact> = BTreeMap::new();
-    let mut pipeline: BTreeMap<String, (i128, i64)> = BTreeMap::new();
-    let mut exclusions: BTreeMap<&str, i32> = BTreeMap::new();
-    let mut impact = BatchImpact::default();
-    for (_, verdict) in verdicts {
-        match verdict {
-            Verdict::Queued(p) => {
-                impact.included_count += 1;
-                impact.cascade_count += p.cascade_count;
-                impact.keep_count += p.keep_count;
-                for i in &p.impacts {
-                    let key = (
-                        i.relation.name().to_owned(),
-                        i.state.clone(),
-                        format!("{:?}", i.policy),
-                    );
-                    impacts
-                        .entry(key)
-                        .and_modify(|sum| sum.count += i.count)
-                        .or_insert_with(|| RelationImpact {
-                            sample_ids: Vec::new(),
-                            ..i.clone()
-                        });
-                }
-                for w in &p.warnings {
-                    let sum = pipeline.entry(w.currency.clone()).or_default();
-                    sum.0 += i128::from(w.open_amount_minor);
-                    sum.1 += w.open_deals;
-                }
-            }
-            Verdict::Excluded { reason, .. } => {
-                impact.excluded_count += 1;
-                *exclusions.entry(reason).or_default() += 1;
-            }
+/// The batch's impact, summed as the customers are judged: the included items' previews per
+/// relation, state and policy, and per currency; the excluded ones counted per reason.
+#[derive(Default)]
+struct ImpactSum {
+    impact: BatchImpact,
+    impacts: BTreeMap<(String, Option<String>, String), RelationImpact>,
+    pipeline: BTreeMap<String, (i128, i64)>,
+    exclusions: BTreeMap<&'static str, i32>,
+}
+
+impl ImpactSum {
+    fn add(&mut self, p: &DeletionPreview) {
+        self.impact.included_count += 1;
+        self.impact.cascade_count += p.cascade_count;
+        self.impact.keep_count += p.keep_count;
+        for i in &p.impacts {
+            let key = (
+                i.relation.name().to_owned(),
+                i.state.clone(),
+                format!("{:?}", i.policy),
+            );
+            self.impacts
+                .entry(key)
+                .and_modify(|sum| sum.count += i.count)
+                .or_insert_with(|| RelationImpact {
+                    sample_ids: Vec::new(),
+                    ..i.clone()
+                });
+        }
+        for w in &p.warnings {
+            let sum = self.pipeline.entry(w.currency.clone()).or_default();
+            sum.0 += i128::from(w.open_amount_minor);
+            sum.1 += w.open_deals;
         }
     }
-    impact.impacts = impacts.into_values().collect();
-    impact.warnings = pipeline
-        .into_iter()
-        .map(|(currency, (total, deals))| PipelineWarning::from_total(currency, total, deals))
-        .collect();
-    impact.exclusions = exclusions
-        .into_iter()
-        .map(|(reason, count)| Exclusion {
-            reason: reason.to_owned(),
-            count,
-        })
-        .collect();
-    impact
+
+    fn exclude(&mut self, reason: &'static str) {
+        self.impact.excluded_count += 1;
+        *self.exclusions.entry(reason).or_default() += 1;
+    }
+
+    fn finish(self) -> BatchImpact {
+        BatchImpact {
+            impacts: self.impacts.into_values().collect(),
+            warnings: self
+                .pipeline
+                .into_iter()
+                .map(|(currency, (total, deals))| {
+                    PipelineWarning::from_total(currency, total, deals)
+                })
+                .collect(),
+            exclusions: self
+                .exclusions
+                .into_iter()
+                .map(|(reason, count)| Exclusion {
+                    reason: reason.to_owned(),
+                    count,
+                })
+                .collect(),
+            ..self.impact
+        }
+    }
 }
 
 fn nothing_to_delete(impact: &BatchImpact) -> Error {

@@ -97,13 +97,7 @@ impl Batches {
             let items: Vec<BatchItem> = items.into_iter().take(chunk as usize).collect();
             let done = match wanted {
                 ItemState::Queued => self.delete_items(&change, &batch, items).await?,
-                _ => {
-                    let mut done = Vec::with_capacity(items.len());
-                    for item in items {
-                        done.push(self.restore_item(&change, &batch, item).await?);
-                    }
-                    done
-                }
+                _ => self.restore_items(&change, &batch, items).await?,
             };
             for item in &done {
                 store::batches::update_item(conn, tenant, item).await?;
@@ -222,33 +216,52 @@ impl Batches {
         Ok(done)
     }
 
-    /// One DELETED item: its customer restored as RestoreCustomer would, or RESTORE_FAILED with
-    /// why.
-    async fn restore_item(
+    /// A chunk of DELETED items: each customer restored as RestoreCustomer would, or
+    /// RESTORE_FAILED with why. The chunk's customers are locked in one go, and those that can
+    /// come back are restored together.
+    async fn restore_items(
         &self,
         change: &Change<'_>,
         batch: &DeletionBatch,
-        item: BatchItem,
-    ) -> Result<BatchItem> {
+        items: Vec<BatchItem>,
+    ) -> Result<Vec<BatchItem>> {
         let (conn, tenant, now) = (change.tx().conn(), &change.caller.tenant, change.now);
-        let customer = store::customers::find_for_update(conn, tenant, item.customer_id).await?;
-        let problem = self
-            .restore_problem(conn, tenant, now, &item, customer.as_ref())
-            .await?;
-        let Some(customer) = customer.filter(|_| problem.is_none()) else {
-            return Ok(restore_outcome(item, problem, 0, now));
-        };
+        let ids: Vec<Uuid> = items.iter().map(|i| i.customer_id).collect();
+        let mut customers: HashMap<Uuid, Customer> =
+            store::customers::find_many_for_update(conn, tenant, &ids)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c))
+                .collect();
+        let mut done = Vec::with_capacity(items.len());
+        let (mut coming, mut to_restore) = (Vec::new(), Vec::new());
+        for item in items {
+            let customer = customers.remove(&item.customer_id);
+            let problem = self
+                .restore_problem(conn, tenant, now, &item, customer.as_ref())
+                .await?;
+            match customer.filter(|_| problem.is_none()) {
+                Some(customer) => {
+                    coming.push(item);
+                    to_restore.push(customer);
+                }
+                None => done.push(restore_outcome(item, problem, 0, now)),
+            }
+        }
         let cause = format!("deletion_batch={}", batch.id);
         let restored = self
             .deletions
-            .restore_graph(change, customer, &cause)
+            .restore_graphs(change, to_restore, &cause)
             .await?;
-        Ok(restore_outcome(
-            item,
-            None,
-            restored.restored_records as i64,
-            now,
-        ))
+        for (item, restored) in coming.into_iter().zip(restored) {
+            done.push(restore_outcome(
+                item,
+                None,
+                restored.restored_records as i64,
+                now,
+            ));
+        }
+        Ok(done)
     }
 
     /// Why a batch's deleted customer cannot come back now, as (reason, message); `None` if it
@@ -322,7 +335,11 @@ struct Graphs {
 }
 
 impl Graphs {
-    async fn lock(conn: &impl store::Connection, tenant: &str, items: &[BatchItem]) -> Result<Self> {
+    async fn lock(
+        conn: &impl store::Connection,
+        tenant: &str,
+        items: &[BatchItem],
+    ) -> Result<Self> {
         let ids: Vec<Uuid> = items.iter().map(|i| i.customer_id).collect();
         let customers = store::customers::find_many_for_update(conn, tenant, &ids)
             .await?

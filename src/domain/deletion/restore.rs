@@ -33,14 +33,18 @@ impl Deletions {
                 .await?;
             if validate_only {
                 let deletion_id = self.deletion_id(&change, customer_id).await?;
-                let restored_records =
-                    store::deletion::restore_records(tx.conn(), tenant, deletion_id, true).await?;
+                let counted =
+                    store::deletion::restore_records(tx.conn(), tenant, &[deletion_id], true)
+                        .await?;
                 return Ok(Restored {
                     customer,
-                    restored_records,
+                    restored_records: counted.get(&deletion_id).copied().unwrap_or(0),
                 });
             }
-            self.restore_graph(&change, customer, "").await
+            self.restore_graphs(&change, vec![customer], "")
+                .await?
+                .pop()
+                .ok_or_else(|| Error::internal("one customer restored, none reported"))
         })
         .await
     }
@@ -53,51 +57,65 @@ impl Deletions {
             })
     }
 
-    /// Brings back a locked, restorable customer (`restorable` said so) and exactly the rows of
-    /// its deletion, and audits it naming `cause` (empty, or the batch): what RestoreCustomer does,
-    /// and what a batch's restore does to each of its customers.
-    pub(crate) async fn restore_graph(
+    /// Brings back locked, restorable customers (`restorable` said so) and exactly the rows of
+    /// their deletions, with one UPDATE per table for the lot, and audits each naming `cause`
+    /// (empty, or the batch): what RestoreCustomer does to one customer, and a batch's restore to
+    /// a chunk of them.
+    pub(crate) async fn restore_graphs(
         &self,
         change: &Change<'_>,
-        customer: Customer,
+        customers: Vec<Customer>,
         cause: &str,
-    ) -> Result<Restored> {
+    ) -> Result<Vec<Restored>> {
         let (tx, tenant) = (change.tx(), &change.caller.tenant);
-        let customer_id = customer.id;
-        let deletion_id = self.deletion_id(change, customer_id).await?;
-        let restored_records =
-            store::deletion::restore_records(tx.conn(), tenant, deletion_id, false).await?;
-        let unmarked =
-            store::deletion::mark_customer_restored(tx.conn(), tenant, customer_id).await?;
-        if unmarked == store::deletion::Unmarked::ExternalRefTaken {
-            // A live customer took the external_ref after the check: the unique index refused
-            // the row, and does not say who holds it.
-            return Err(restore_conflict(customer_id, None));
+        let mut deletion_ids = Vec::with_capacity(customers.len());
+        for customer in &customers {
+            let deletion_id = match customer.deletion_id {
+                Some(id) => id,
+                None => self.deletion_id(change, customer.id).await?,
+            };
+            let unmarked =
+                store::deletion::mark_customer_restored(tx.conn(), tenant, customer.id).await?;
+            if unmarked == store::deletion::Unmarked::ExternalRefTaken {
+                // A live customer took the external_ref after the check: the unique index
+                // refused the row, and does not say who holds it.
+                return Err(restore_conflict(customer.id, None));
+            }
+            deletion_ids.push(deletion_id);
         }
+        let counts =
+            store::deletion::restore_records(tx.conn(), tenant, &deletion_ids, false).await?;
         let cause = if cause.is_empty() {
             String::new()
         } else {
             format!(" {cause}")
         };
-        change
-            .audit(Entry {
-                action: "customer.restore",
-                target_type: "customer",
-                target_id: customer_id,
-                customer_id: Some(customer_id),
-                summary: format!("deletion_id={deletion_id}{cause} restored={restored_records}"),
-            })
-            .await?;
-        Ok(Restored {
-            customer: Customer {
-                delete_time: None,
-                purge_time: None,
-                deletion_id: None,
-                version: customer.version + 1,
-                ..customer
-            },
-            restored_records,
-        })
+        let mut restored = Vec::with_capacity(customers.len());
+        for (customer, deletion_id) in customers.into_iter().zip(deletion_ids) {
+            let restored_records = counts.get(&deletion_id).copied().unwrap_or(0);
+            change
+                .audit(Entry {
+                    action: "customer.restore",
+                    target_type: "customer",
+                    target_id: customer.id,
+                    customer_id: Some(customer.id),
+                    summary: format!(
+                        "deletion_id={deletion_id}{cause} restored={restored_records}"
+                    ),
+                })
+                .await?;
+            restored.push(Restored {
+                customer: Customer {
+                    delete_time: None,
+                    purge_time: None,
+                    deletion_id: None,
+                    version: customer.version + 1,
+                    ..customer
+                },
+                restored_records,
+            });
+        }
+        Ok(restored)
     }
 
     /// Only a deleted customer can come back, while its retention lasts and while no live customer of
