@@ -5,7 +5,7 @@
 #   scripts/bench.sh            # full: 1,000,000 customers × 3 records + one customer with 100,000
 #                               # records; 3 interleaved repetitions of 10 s runs (≈ 20 min)
 #   scripts/bench.sh --smoke    # 20,000 customers + one with 5,000 records, 2 s runs, 1 repetition,
-#                               # targets printed but not enforced (≈ 1.5 min)
+#                               # a 1,000-customer batch; targets printed but not enforced (≈ 2 min)
 #   scripts/bench.sh --ci       # the test suite's check that the benchmark still runs: the debug
 #                               # binaries cargo test built, 2,000 customers, sub-second runs, no
 #                               # pgbench, no idle wait; fails only if something does not run or a

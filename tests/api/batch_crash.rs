@@ -10,8 +10,8 @@ use crm_service::proto::crm::v1 as pb;
 use pb::DeletionBatchState as B;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
-use crate::common::batches::{approve, by_ids, get, rep, run, submit, sup};
-use crate::common::{Db, Kind, TestApp, create_record, figure};
+use crate::common::batches::{approve, get, rep, run, submitted, sup};
+use crate::common::{Db, Kind, TestApp, create_record, figure, get_customer};
 use crate::process::{ServerProcess, fresh_database};
 
 crate::on_both_databases!(
@@ -58,11 +58,7 @@ async fn customers(app: &TestApp) -> Vec<String> {
 
 /// Submitted by rep-1, approved by sup-1, started by rep-1: the batch id.
 async fn started(app: &TestApp, ids: &[String]) -> String {
-    let batch = submit(&mut rep(app), by_ids(ids, "crash test"))
-        .await
-        .expect("submit")
-        .batch
-        .unwrap();
+    let (batch, _) = submitted(app, ids, "crash test").await;
     approve(&mut sup(app), &batch.id).await.expect("approve");
     run(&mut rep(app), &batch.id).await.expect("run");
     batch.id
@@ -116,15 +112,7 @@ async fn assert_deleted_exactly_once(app: &TestApp, batch_id: &str, ids: &[Strin
     );
     let mut customers = app.customers();
     for id in ids {
-        let customer = customers
-            .get_customer(pb::GetCustomerRequest {
-                customer_id: id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .customer
-            .unwrap();
+        let customer = get_customer(&mut customers, id).await;
         assert!(customer.delete_time.is_some(), "{id} is deleted");
         let graph = app.snapshot(id).await;
         assert_eq!(graph.live(), 0, "{id}: no record left live (no orphan)");

@@ -10,7 +10,7 @@ use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_event_service_client::CustomerEventServiceClient;
 use tonic::{Code, Status};
 
-use crate::common::batches::{approve as approve_batch, by_ids, rep, run, submit, sup, wait_for};
+use crate::common::batches::{approve as approve_batch, rep, run, submitted, sup, wait_for};
 use crate::common::{
     Bearer, Customers, Kind, TestApp, approve, assert_status, bad_fields, create_record, execute,
     random_id, restore, submit as submit_request,
@@ -112,11 +112,7 @@ async fn deleted_by(app: &TestApp, customer_id: &str, requester: &str) -> String
 
 /// Deleted by one batch submitted by `rep-1`, approved by `sup-1`; the batch id.
 async fn batch_deleted(app: &TestApp, ids: &[String]) -> String {
-    let batch = submit(&mut rep(app), by_ids(ids, "bin batch"))
-        .await
-        .expect("submit batch")
-        .batch
-        .unwrap();
+    let (batch, _) = submitted(app, ids, "bin batch").await;
     approve_batch(&mut sup(app), &batch.id).await.unwrap();
     run(&mut rep(app), &batch.id).await.unwrap();
     wait_for(app, &batch.id, pb::DeletionBatchState::Completed).await;

@@ -15,7 +15,6 @@ first outcome that differs from what the service promises.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import uuid
@@ -23,8 +22,8 @@ import uuid
 import grpc
 
 from crm.v1 import batch_pb2, customer_pb2, records_pb2
-from crm_client import Client, rich_error
-from golden_path import Mismatch, check, expect_error
+from crm_client import Client
+from golden_path import Mismatch, check, expect_error, run_example
 
 Batch = batch_pb2.DeletionBatchState
 Item = batch_pb2.DeletionBatchItemState
@@ -123,21 +122,7 @@ def batch_cleanup(addr: str, rep_token: str, supervisor_token: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--addr", required=True, help="host:port of crm-service")
-    parser.add_argument("--rep-token", required=True, help="JWT with the sales_rep role")
-    parser.add_argument("--supervisor-token", required=True, help="JWT with the supervisor role")
-    args = parser.parse_args()
-    try:
-        batch_cleanup(args.addr, args.rep_token, args.supervisor_token)
-    except Mismatch as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        return 1
-    except grpc.RpcError as e:
-        print(f"FAIL: unexpected error: {rich_error(e)}", file=sys.stderr)
-        return 1
-    print("batch cleanup: OK")
-    return 0
+    return run_example(batch_cleanup, "batch cleanup")
 
 
 if __name__ == "__main__":

@@ -197,22 +197,28 @@ def golden_path(addr: str, rep_token: str, supervisor_token: str) -> None:
     sup.channel.close()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_example(example, done: str) -> int:
+    """Parses the common arguments, runs `example(addr, rep_token, supervisor_token)` and turns its
+    outcome into an exit status (shared by the examples)."""
+    parser = argparse.ArgumentParser(description=sys.modules[example.__module__].__doc__.split("\n\n")[0])
     parser.add_argument("--addr", required=True, help="host:port of crm-service")
     parser.add_argument("--rep-token", required=True, help="JWT with the sales_rep role")
     parser.add_argument("--supervisor-token", required=True, help="JWT with the supervisor role")
     args = parser.parse_args()
     try:
-        golden_path(args.addr, args.rep_token, args.supervisor_token)
+        example(args.addr, args.rep_token, args.supervisor_token)
     except Mismatch as e:
         print(f"FAIL: {e}", file=sys.stderr)
         return 1
     except grpc.RpcError as e:
         print(f"FAIL: unexpected error: {rich_error(e)}", file=sys.stderr)
         return 1
-    print("golden path: OK")
+    print(f"{done}: OK")
     return 0
+
+
+def main() -> int:
+    return run_example(golden_path, "golden path")
 
 
 if __name__ == "__main__":
