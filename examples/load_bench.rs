@@ -1397,16 +1397,27 @@ impl Bench {
         let (count, records) = (self.args.batch_customers, self.args.batch_records);
         let t0 = Instant::now();
         let customers = self.batch_customers(count, records).await?;
+        // The creation's own peak is the write path's (16 clients creating), not the batch's: the
+        // batch's peak is taken from the RSS the server has once they are done.
+        let (rss_start, create_peak) = self.server.memory();
         println!(
-            "-- deletion batch: {count} customers × {records} records created through the API in {:.1} s",
+            "-- deletion batch: {count} customers × {records} records created through the API in {:.1} s \
+             (server RSS {rss_start:.1} MiB, peak {create_peak:.1} MiB while creating; peak reset)",
             t0.elapsed().as_secs_f64()
         );
-        let (_, peak_before) = self.server.memory();
         self.server.reset_peak();
+        // (phase, RSS, peak so far) after each step: where the batch's memory goes.
+        let mut phases: Vec<(&str, f64, f64)> = Vec::new();
+        let mut probe = |phase, server: &Server| {
+            let (rss, peak) = server.memory();
+            phases.push((phase, rss, peak));
+        };
 
         // 1. The batch and its restore, against the raw SQL.
         let batch = self.approved_batch(&customers).await?;
+        probe("submitted", &self.server);
         let (run_time, done) = self.run_batch(&batch).await?;
+        probe("run", &self.server);
         let progress = done.progress.ok_or("no progress")?;
         if progress.deleted as usize != count
             || progress.deleted_records as usize != count * records
@@ -1427,6 +1438,7 @@ impl Bench {
             .batch_reaches(&batch, pb::DeletionBatchState::Restored)
             .await?;
         let restore_time = started.elapsed();
+        probe("restored", &self.server);
         if restored.progress.ok_or("no progress")?.restored as usize != count {
             return Err("the batch restore missed customers".into());
         }
@@ -1461,7 +1473,9 @@ impl Bench {
         .await;
         timer.await?;
         let idle_rps = idle_calls as f64 / idle_started.elapsed().as_secs_f64();
+        probe("idle GetCustomer", &self.server);
         let second = self.approved_batch(&customers).await?;
+        probe("submitted again", &self.server);
         let stop = Arc::new(AtomicBool::new(false));
         let load = {
             let (channels, auth, ids, stop) = (
@@ -1478,6 +1492,7 @@ impl Bench {
         stop.store(true, Ordering::Relaxed);
         let (during_calls, during_errors) = load.await?;
         let during_rps = during_calls as f64 / loaded_run.as_secs_f64();
+        probe("run under GetCustomer", &self.server);
         let (_, peak_after) = self.server.memory();
         let errors = idle_errors + during_errors;
         if errors > 0 {
@@ -1490,7 +1505,7 @@ impl Bench {
             raw_restore_ms: ms(raw_restore),
             idle_rps,
             during_rps,
-            peak_mib: peak_before.max(peak_after),
+            peak_mib: peak_after,
         };
         println!(
             "   batch run {:.0} ms (raw SQL, {chunk} customers per transaction: {:.0} ms); \
@@ -1504,6 +1519,14 @@ impl Bench {
             figures.during_rps,
             ms(loaded_run),
             peak_after
+        );
+        let phases: Vec<String> = phases
+            .iter()
+            .map(|(phase, rss, peak)| format!("{phase} {rss:.1}/{peak:.1}"))
+            .collect();
+        println!(
+            "   server RSS/peak MiB after each step: {}",
+            phases.join(", ")
         );
         Ok(figures)
     }
