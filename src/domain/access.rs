@@ -64,6 +64,8 @@ pub enum Action {
     ActOnOwnDeletion,
     /// Cancel or execute anyone's deletion request.
     ActOnAnyDeletion,
+    /// Move a record from one customer to another.
+    MoveRecord,
     /// Restore a deleted customer, or a record deleted on its own.
     Restore,
     /// Read the audit trail.
@@ -86,6 +88,7 @@ impl Action {
             Action::DecideDeletion => "approve or reject deletion requests",
             Action::ActOnOwnDeletion => "cancel or execute your deletion requests",
             Action::ActOnAnyDeletion => "cancel or execute other people's deletion requests",
+            Action::MoveRecord => "move records from one customer to another",
             Action::Restore => "restore deleted customers and records",
             Action::ReadAudit => "read the audit trail",
             Action::Erase => "erase customers or set legal holds",
@@ -111,6 +114,11 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
         &[Role::SalesRep, Role::Supervisor, Role::Admin],
     ),
     (Action::ActOnAnyDeletion, &[Role::Supervisor, Role::Admin]),
+    // Changes two customers' graphs, which may belong to two different owners.
+    (
+        Action::MoveRecord,
+        &[Role::Supervisor, Role::Admin, Role::Service],
+    ),
     (Action::Restore, &[Role::Supervisor, Role::Admin]),
     (Action::ReadAudit, &[Role::Supervisor, Role::Admin]),
     (Action::Erase, &[Role::Admin]),

@@ -49,10 +49,13 @@ pub fn outbox(
         | "deletion_request.stale"
         | "deletion_request.expire" => "DELETION_WITHDRAWN",
         // A record's own writes; `.restore` and `.purge` here are a record deleted on its own
-        // coming back or being erased (the customer's own are matched above).
-        a if [".create", ".update", ".delete", ".restore", ".purge"]
-            .iter()
-            .any(|write| a.ends_with(write)) =>
+        // coming back or being erased (the customer's own are matched above); a `.move` is
+        // audited once for each of the two customers.
+        a if [
+            ".create", ".update", ".delete", ".restore", ".purge", ".move",
+        ]
+        .iter()
+        .any(|write| a.ends_with(write)) =>
         {
             "RECORD_CHANGED"
         }

@@ -218,46 +218,54 @@ pub enum RecordWrite {
     Update = 1,
     Delete = 2,
     Restore = 3,
+    /// To another customer of the tenant.
+    Move = 4,
 }
 
 /// Per kind and write: the RPC's name (the operation its idempotent answers are stored under),
 /// its method's name in the generated code, and its audit action.
-const WRITE_NAMES: [[(&str, &str, &str); 4]; 6] = [
+const WRITE_NAMES: [[(&str, &str, &str); 5]; 6] = [
     [
         ("CreateContact", "create_contact", "contact.create"),
         ("UpdateContact", "update_contact", "contact.update"),
         ("DeleteContact", "delete_contact", "contact.delete"),
         ("RestoreContact", "restore_contact", "contact.restore"),
+        ("MoveContact", "move_contact", "contact.move"),
     ],
     [
         ("CreateDeal", "create_deal", "deal.create"),
         ("UpdateDeal", "update_deal", "deal.update"),
         ("DeleteDeal", "delete_deal", "deal.delete"),
         ("RestoreDeal", "restore_deal", "deal.restore"),
+        ("MoveDeal", "move_deal", "deal.move"),
     ],
     [
         ("CreateOrder", "create_order", "order.create"),
         ("UpdateOrder", "update_order", "order.update"),
         ("DeleteOrder", "delete_order", "order.delete"),
         ("RestoreOrder", "restore_order", "order.restore"),
+        ("MoveOrder", "move_order", "order.move"),
     ],
     [
         ("CreateContract", "create_contract", "contract.create"),
         ("UpdateContract", "update_contract", "contract.update"),
         ("DeleteContract", "delete_contract", "contract.delete"),
         ("RestoreContract", "restore_contract", "contract.restore"),
+        ("MoveContract", "move_contract", "contract.move"),
     ],
     [
         ("CreateProject", "create_project", "project.create"),
         ("UpdateProject", "update_project", "project.update"),
         ("DeleteProject", "delete_project", "project.delete"),
         ("RestoreProject", "restore_project", "project.restore"),
+        ("MoveProject", "move_project", "project.move"),
     ],
     [
         ("CreateActivity", "create_activity", "activity.create"),
         ("UpdateActivity", "update_activity", "activity.update"),
         ("DeleteActivity", "delete_activity", "activity.delete"),
         ("RestoreActivity", "restore_activity", "activity.restore"),
+        ("MoveActivity", "move_activity", "activity.move"),
     ],
 ];
 
@@ -303,6 +311,7 @@ mod tests {
                 RecordWrite::Update,
                 RecordWrite::Delete,
                 RecordWrite::Restore,
+                RecordWrite::Move,
             ] {
                 let (operation, method, action) = kind.write_names(write);
                 assert!(
@@ -333,6 +342,7 @@ mod tests {
                 RecordWrite::Update,
                 RecordWrite::Delete,
                 RecordWrite::Restore,
+                RecordWrite::Move,
             ] {
                 all.push(Operation::Record(kind, write));
             }

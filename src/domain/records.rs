@@ -566,6 +566,136 @@ impl Records {
         .await
     }
 
+    /// Moves a live record to another live customer of the tenant: the record keeps its id and
+    /// fields, and both customers' graph versions move on, so a deletion previewed on either is
+    /// stale. A customer under legal hold keeps its records: moving one away would let a
+    /// deletion of the other customer take what the hold preserves.
+    pub async fn move_to(
+        &self,
+        caller: &Caller,
+        kind: RecordKind,
+        id: Uuid,
+        target: Uuid,
+        etag: String,
+        key: Option<Idempotency>,
+    ) -> Result<Record> {
+        caller.require(Action::MoveRecord)?;
+        let (operation, action) = (
+            Operation::Record(kind, RecordWrite::Move),
+            kind.audit_action(RecordWrite::Move),
+        );
+        let etag = &etag;
+        mutation::run(
+            &self.store,
+            &self.clock,
+            Mutation::new(caller, operation, key.as_ref()),
+            |change| async move {
+                let tx = change.tx();
+                let current = self
+                    .movable_record(tx, caller, kind, id, target, etag)
+                    .await?;
+                let source = current.customer_id;
+                for customer in [source, target] {
+                    let bump =
+                        store::customers::bump_graph(tx.conn(), &caller.tenant, customer).await?;
+                    require_live_customer(bump, customer)?;
+                }
+                let next = Record {
+                    customer_id: target,
+                    update_time: change.now,
+                    version: current.version + 1,
+                    ..current.clone()
+                };
+                store::records::move_to(tx.conn(), &caller.tenant, &next, current.version)
+                    .await?
+                    .or_else(|| changed_concurrently(kind.name(), id))?;
+                // Once in each customer's trail, so each one's events tell of the move.
+                for customer in [source, target] {
+                    change
+                        .audit(Entry {
+                            action,
+                            target_type: kind.name(),
+                            target_id: id,
+                            customer_id: Some(customer),
+                            summary: format!("from={source} to={target}"),
+                        })
+                        .await?;
+                }
+                Ok(next)
+            },
+        )
+        .await
+    }
+
+    /// The record to move, with both customers locked (in id order, as a merge locks them):
+    /// the record live and at the expected etag, both customers live, the source not held.
+    async fn movable_record(
+        &self,
+        tx: &store::WriteTx,
+        caller: &Caller,
+        kind: RecordKind,
+        id: Uuid,
+        target: Uuid,
+        etag: &str,
+    ) -> Result<Record> {
+        let (conn, tenant) = (tx.conn(), &caller.tenant);
+        let found = store::records::find(conn, tenant, kind, id)
+            .await?
+            .ok_or_else(|| Error::not_found(kind.name(), id))?;
+        let source = found.customer_id;
+        if source == target {
+            return Err(Error::invalid_field(
+                "target_customer_id",
+                format!("is the customer the {} already belongs to", kind.name()),
+            ));
+        }
+        let (first, second) = (source.min(target), source.max(target));
+        let mut locked = Vec::with_capacity(2);
+        for customer_id in [first, second] {
+            let customer = store::customers::find_for_update(conn, tenant, customer_id)
+                .await?
+                .ok_or_else(|| Error::not_found("customer", customer_id))?;
+            if customer.is_deleted() {
+                return Err(customer_deleted(customer_id));
+            }
+            locked.push(customer);
+        }
+        if locked.iter().any(|c| c.id == source && c.legal_hold) {
+            return Err(Error::failed_precondition(
+                Problem::new(
+                    reason::LEGAL_HOLD,
+                    format!(
+                        "the {}'s customer is under legal hold: its records stay with it until \
+                         an admin lifts the hold",
+                        kind.name()
+                    ),
+                )
+                .with("customerId", source)
+                .with("id", id),
+            ));
+        }
+        // Read again under the customers' locks, which every write of either graph takes first.
+        let current = store::records::find(conn, tenant, kind, id)
+            .await?
+            .ok_or_else(|| Error::not_found(kind.name(), id))?;
+        if current.customer_id != source {
+            return Err(changed_concurrently(kind.name(), id));
+        }
+        if current.delete_time.is_some() {
+            return Err(Error::failed_precondition(
+                Problem::new(
+                    reason::RECORD_DELETED,
+                    format!("the {} is deleted and cannot be moved", kind.name()),
+                )
+                .with("id", id),
+            ));
+        }
+        if !etag_matches(etag, current.version) {
+            return Err(etag_mismatch(kind.name(), id, etag, &current.etag()));
+        }
+        Ok(current)
+    }
+
     /// Brings back a record deleted on its own, before its purge_time. Supervisor or admin.
     /// `validate_only` runs every check and writes nothing.
     pub async fn restore(

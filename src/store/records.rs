@@ -422,26 +422,51 @@ pub async fn find_for_update(
     .await
 }
 
-/// Writes `r` over the stored row if the row is still at `expected_version`.
+/// Writes `r` over the stored row if the row is still at `expected_version`; its customer stays.
 pub async fn update(
     conn: &impl ConnectionTrait,
     tenant: &str,
     r: &Record,
     expected_version: i64,
 ) -> Result<Written> {
+    write_over(conn, tenant, r, expected_version, false).await
+}
+
+/// Writes `r`, whose customer is another one now, over the stored row if the row is still at
+/// `expected_version`.
+pub async fn move_to(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    r: &Record,
+    expected_version: i64,
+) -> Result<Written> {
+    write_over(conn, tenant, r, expected_version, true).await
+}
+
+async fn write_over(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    r: &Record,
+    expected_version: i64,
+    moves: bool,
+) -> Result<Written> {
     struct Update<'a, C> {
         conn: &'a C,
         tenant: &'a str,
         record: &'a Record,
         expected_version: i64,
+        moves: bool,
     }
     impl<C: ConnectionTrait> OnTable for Update<'_, C> {
         type Output = u64;
         async fn on<T: RecordTable>(self) -> Result<u64> {
             let r = self.record;
             let mut row = T::to_row(self.tenant, r).ok_or_else(|| unwritable(r))?;
-            for fixed in [T::TENANT_ID, T::ID, T::CUSTOMER_ID, T::CREATE_TIME] {
+            for fixed in [T::TENANT_ID, T::ID, T::CREATE_TIME] {
                 row.not_set(fixed);
+            }
+            if !self.moves {
+                row.not_set(T::CUSTOMER_ID);
             }
             Ok(T::update_in_tenant(self.tenant)
                 .set(row)
@@ -460,6 +485,7 @@ pub async fn update(
             tenant,
             record: r,
             expected_version,
+            moves,
         },
     )
     .await?;

@@ -491,3 +491,39 @@ pub fn spawn_contact_writer(
         results
     })
 }
+
+/// Moves a record of `kind` to `target` (MoveContact, MoveDeal, …).
+pub async fn move_record(
+    records: &mut Records,
+    kind: Kind,
+    id: &str,
+    target: &str,
+    etag: &str,
+    request_id: &str,
+) -> Result<RecordView, Status> {
+    macro_rules! move_to {
+        ($method:ident, $Req:ident, $id_field:ident, $field:ident) => {
+            view!(
+                records
+                    .$method(pb::$Req {
+                        $id_field: id.into(),
+                        target_customer_id: target.into(),
+                        etag: etag.into(),
+                        request_id: request_id.into(),
+                    })
+                    .await?
+                    .into_inner()
+                    .$field
+                    .unwrap()
+            )
+        };
+    }
+    Ok(match kind {
+        Kind::Contact => move_to!(move_contact, MoveContactRequest, contact_id, contact),
+        Kind::Deal => move_to!(move_deal, MoveDealRequest, deal_id, deal),
+        Kind::Order => move_to!(move_order, MoveOrderRequest, order_id, order),
+        Kind::Contract => move_to!(move_contract, MoveContractRequest, contract_id, contract),
+        Kind::Project => move_to!(move_project, MoveProjectRequest, project_id, project),
+        Kind::Activity => move_to!(move_activity, MoveActivityRequest, activity_id, activity),
+    })
+}

@@ -314,6 +314,24 @@ class RestoreContactResponse(_message.Message):
     contact: Contact
     def __init__(self, contact: _Optional[_Union[Contact, _Mapping]] = ...) -> None: ...
 
+class MoveContactRequest(_message.Message):
+    __slots__ = ("contact_id", "target_customer_id", "etag", "request_id")
+    CONTACT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    contact_id: str
+    target_customer_id: str
+    etag: str
+    request_id: str
+    def __init__(self, contact_id: _Optional[str] = ..., target_customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class MoveContactResponse(_message.Message):
+    __slots__ = ("contact",)
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
+    contact: Contact
+    def __init__(self, contact: _Optional[_Union[Contact, _Mapping]] = ...) -> None: ...
+
 class CreateDealRequest(_message.Message):
     __slots__ = ("deal", "request_id")
     DEAL_FIELD_NUMBER: _ClassVar[int]
@@ -412,6 +430,24 @@ class RestoreDealResponse(_message.Message):
     deal: Deal
     def __init__(self, deal: _Optional[_Union[Deal, _Mapping]] = ...) -> None: ...
 
+class MoveDealRequest(_message.Message):
+    __slots__ = ("deal_id", "target_customer_id", "etag", "request_id")
+    DEAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deal_id: str
+    target_customer_id: str
+    etag: str
+    request_id: str
+    def __init__(self, deal_id: _Optional[str] = ..., target_customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class MoveDealResponse(_message.Message):
+    __slots__ = ("deal",)
+    DEAL_FIELD_NUMBER: _ClassVar[int]
+    deal: Deal
+    def __init__(self, deal: _Optional[_Union[Deal, _Mapping]] = ...) -> None: ...
+
 class CreateOrderRequest(_message.Message):
     __slots__ = ("order", "request_id")
     ORDER_FIELD_NUMBER: _ClassVar[int]
@@ -471,6 +507,24 @@ class UpdateOrderRequest(_message.Message):
     def __init__(self, order: _Optional[_Union[Order, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateOrderResponse(_message.Message):
+    __slots__ = ("order",)
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    order: Order
+    def __init__(self, order: _Optional[_Union[Order, _Mapping]] = ...) -> None: ...
+
+class MoveOrderRequest(_message.Message):
+    __slots__ = ("order_id", "target_customer_id", "etag", "request_id")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    target_customer_id: str
+    etag: str
+    request_id: str
+    def __init__(self, order_id: _Optional[str] = ..., target_customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class MoveOrderResponse(_message.Message):
     __slots__ = ("order",)
     ORDER_FIELD_NUMBER: _ClassVar[int]
     order: Order
@@ -574,6 +628,24 @@ class RestoreContractResponse(_message.Message):
     contract: Contract
     def __init__(self, contract: _Optional[_Union[Contract, _Mapping]] = ...) -> None: ...
 
+class MoveContractRequest(_message.Message):
+    __slots__ = ("contract_id", "target_customer_id", "etag", "request_id")
+    CONTRACT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    contract_id: str
+    target_customer_id: str
+    etag: str
+    request_id: str
+    def __init__(self, contract_id: _Optional[str] = ..., target_customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class MoveContractResponse(_message.Message):
+    __slots__ = ("contract",)
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    contract: Contract
+    def __init__(self, contract: _Optional[_Union[Contract, _Mapping]] = ...) -> None: ...
+
 class CreateProjectRequest(_message.Message):
     __slots__ = ("project", "request_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -672,6 +744,24 @@ class RestoreProjectResponse(_message.Message):
     project: Project
     def __init__(self, project: _Optional[_Union[Project, _Mapping]] = ...) -> None: ...
 
+class MoveProjectRequest(_message.Message):
+    __slots__ = ("project_id", "target_customer_id", "etag", "request_id")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    target_customer_id: str
+    etag: str
+    request_id: str
+    def __init__(self, project_id: _Optional[str] = ..., target_customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class MoveProjectResponse(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: Project
+    def __init__(self, project: _Optional[_Union[Project, _Mapping]] = ...) -> None: ...
+
 class CreateActivityRequest(_message.Message):
     __slots__ = ("activity", "request_id")
     ACTIVITY_FIELD_NUMBER: _ClassVar[int]
@@ -765,6 +855,24 @@ class RestoreActivityRequest(_message.Message):
     def __init__(self, activity_id: _Optional[str] = ..., etag: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RestoreActivityResponse(_message.Message):
+    __slots__ = ("activity",)
+    ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    activity: Activity
+    def __init__(self, activity: _Optional[_Union[Activity, _Mapping]] = ...) -> None: ...
+
+class MoveActivityRequest(_message.Message):
+    __slots__ = ("activity_id", "target_customer_id", "etag", "request_id")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    target_customer_id: str
+    etag: str
+    request_id: str
+    def __init__(self, activity_id: _Optional[str] = ..., target_customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class MoveActivityResponse(_message.Message):
     __slots__ = ("activity",)
     ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     activity: Activity

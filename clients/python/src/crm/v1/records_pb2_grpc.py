@@ -94,6 +94,11 @@ class RecordServiceStub:
                 request_serializer=crm_dot_v1_dot_records__pb2.RestoreContactRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.RestoreContactResponse.FromString,
                 _registered_method=True)
+        self.MoveContact = channel.unary_unary(
+                '/crm.v1.RecordService/MoveContact',
+                request_serializer=crm_dot_v1_dot_records__pb2.MoveContactRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.MoveContactResponse.FromString,
+                _registered_method=True)
         self.CreateDeal = channel.unary_unary(
                 '/crm.v1.RecordService/CreateDeal',
                 request_serializer=crm_dot_v1_dot_records__pb2.CreateDealRequest.SerializeToString,
@@ -124,6 +129,11 @@ class RecordServiceStub:
                 request_serializer=crm_dot_v1_dot_records__pb2.RestoreDealRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.RestoreDealResponse.FromString,
                 _registered_method=True)
+        self.MoveDeal = channel.unary_unary(
+                '/crm.v1.RecordService/MoveDeal',
+                request_serializer=crm_dot_v1_dot_records__pb2.MoveDealRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.MoveDealResponse.FromString,
+                _registered_method=True)
         self.CreateOrder = channel.unary_unary(
                 '/crm.v1.RecordService/CreateOrder',
                 request_serializer=crm_dot_v1_dot_records__pb2.CreateOrderRequest.SerializeToString,
@@ -143,6 +153,11 @@ class RecordServiceStub:
                 '/crm.v1.RecordService/UpdateOrder',
                 request_serializer=crm_dot_v1_dot_records__pb2.UpdateOrderRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.UpdateOrderResponse.FromString,
+                _registered_method=True)
+        self.MoveOrder = channel.unary_unary(
+                '/crm.v1.RecordService/MoveOrder',
+                request_serializer=crm_dot_v1_dot_records__pb2.MoveOrderRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.MoveOrderResponse.FromString,
                 _registered_method=True)
         self.CreateContract = channel.unary_unary(
                 '/crm.v1.RecordService/CreateContract',
@@ -174,6 +189,11 @@ class RecordServiceStub:
                 request_serializer=crm_dot_v1_dot_records__pb2.RestoreContractRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.RestoreContractResponse.FromString,
                 _registered_method=True)
+        self.MoveContract = channel.unary_unary(
+                '/crm.v1.RecordService/MoveContract',
+                request_serializer=crm_dot_v1_dot_records__pb2.MoveContractRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.MoveContractResponse.FromString,
+                _registered_method=True)
         self.CreateProject = channel.unary_unary(
                 '/crm.v1.RecordService/CreateProject',
                 request_serializer=crm_dot_v1_dot_records__pb2.CreateProjectRequest.SerializeToString,
@@ -204,6 +224,11 @@ class RecordServiceStub:
                 request_serializer=crm_dot_v1_dot_records__pb2.RestoreProjectRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.RestoreProjectResponse.FromString,
                 _registered_method=True)
+        self.MoveProject = channel.unary_unary(
+                '/crm.v1.RecordService/MoveProject',
+                request_serializer=crm_dot_v1_dot_records__pb2.MoveProjectRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.MoveProjectResponse.FromString,
+                _registered_method=True)
         self.CreateActivity = channel.unary_unary(
                 '/crm.v1.RecordService/CreateActivity',
                 request_serializer=crm_dot_v1_dot_records__pb2.CreateActivityRequest.SerializeToString,
@@ -233,6 +258,11 @@ class RecordServiceStub:
                 '/crm.v1.RecordService/RestoreActivity',
                 request_serializer=crm_dot_v1_dot_records__pb2.RestoreActivityRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_records__pb2.RestoreActivityResponse.FromString,
+                _registered_method=True)
+        self.MoveActivity = channel.unary_unary(
+                '/crm.v1.RecordService/MoveActivity',
+                request_serializer=crm_dot_v1_dot_records__pb2.MoveActivityRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_records__pb2.MoveActivityResponse.FromString,
                 _registered_method=True)
 
 
@@ -314,6 +344,18 @@ class RecordServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveContact(self, request, context):
+        """Moves a contact to another live customer of the tenant (someone who changed employer): it keeps its id,
+        fields and history; its etag changes, and so do both customers' graph etags. Supervisor,
+        admin or service. Either customer deleted is FAILED_PRECONDITION (CUSTOMER_DELETED); a
+        deleted contact is FAILED_PRECONDITION (RECORD_DELETED); a contact of a customer under legal hold
+        stays where it is (FAILED_PRECONDITION, LEGAL_HOLD); the customer it already belongs to is
+        INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateDeal(self, request, context):
         """Creates a deal of a customer.
         """
@@ -359,6 +401,18 @@ class RecordServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveDeal(self, request, context):
+        """Moves a deal to another live customer of the tenant (booked on the wrong account): it keeps its id,
+        fields and history; its etag changes, and so do both customers' graph etags. Supervisor,
+        admin or service. Either customer deleted is FAILED_PRECONDITION (CUSTOMER_DELETED); a
+        deleted deal is FAILED_PRECONDITION (RECORD_DELETED); a deal of a customer under legal hold
+        stays where it is (FAILED_PRECONDITION, LEGAL_HOLD); the customer it already belongs to is
+        INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateOrder(self, request, context):
         """Creates an order of a customer.
         """
@@ -382,6 +436,18 @@ class RecordServiceServicer:
 
     def UpdateOrder(self, request, context):
         """Changes the fields of an order named in update_mask.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveOrder(self, request, context):
+        """Moves an order to another live customer of the tenant (booked on the wrong account): it keeps its id,
+        fields and history; its etag changes, and so do both customers' graph etags. Supervisor,
+        admin or service. Either customer deleted is FAILED_PRECONDITION (CUSTOMER_DELETED); a
+        deleted order is FAILED_PRECONDITION (RECORD_DELETED); a order of a customer under legal hold
+        stays where it is (FAILED_PRECONDITION, LEGAL_HOLD); the customer it already belongs to is
+        INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -433,6 +499,18 @@ class RecordServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveContract(self, request, context):
+        """Moves a contract to another live customer of the tenant (signed by another entity of the group): it keeps its id,
+        fields and history; its etag changes, and so do both customers' graph etags. Supervisor,
+        admin or service. Either customer deleted is FAILED_PRECONDITION (CUSTOMER_DELETED); a
+        deleted contract is FAILED_PRECONDITION (RECORD_DELETED); a contract of a customer under legal hold
+        stays where it is (FAILED_PRECONDITION, LEGAL_HOLD); the customer it already belongs to is
+        INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateProject(self, request, context):
         """Creates a project of a customer.
         """
@@ -473,6 +551,18 @@ class RecordServiceServicer:
         project is FAILED_PRECONDITION (RECORD_NOT_DELETED); one whose customer is deleted is
         FAILED_PRECONDITION (CUSTOMER_DELETED); one past its purge_time is FAILED_PRECONDITION
         (RETENTION_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveProject(self, request, context):
+        """Moves a project to another live customer of the tenant (run for another account): it keeps its id,
+        fields and history; its etag changes, and so do both customers' graph etags. Supervisor,
+        admin or service. Either customer deleted is FAILED_PRECONDITION (CUSTOMER_DELETED); a
+        deleted project is FAILED_PRECONDITION (RECORD_DELETED); a project of a customer under legal hold
+        stays where it is (FAILED_PRECONDITION, LEGAL_HOLD); the customer it already belongs to is
+        INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -523,6 +613,18 @@ class RecordServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveActivity(self, request, context):
+        """Moves an activity to another live customer of the tenant (logged on the wrong account): it keeps its id,
+        fields and history; its etag changes, and so do both customers' graph etags. Supervisor,
+        admin or service. Either customer deleted is FAILED_PRECONDITION (CUSTOMER_DELETED); a
+        deleted activity is FAILED_PRECONDITION (RECORD_DELETED); a activity of a customer under legal hold
+        stays where it is (FAILED_PRECONDITION, LEGAL_HOLD); the customer it already belongs to is
+        INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecordServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -556,6 +658,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_v1_dot_records__pb2.RestoreContactRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.RestoreContactResponse.SerializeToString,
             ),
+            'MoveContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveContact,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.MoveContactRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.MoveContactResponse.SerializeToString,
+            ),
             'CreateDeal': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateDeal,
                     request_deserializer=crm_dot_v1_dot_records__pb2.CreateDealRequest.FromString,
@@ -586,6 +693,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_v1_dot_records__pb2.RestoreDealRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.RestoreDealResponse.SerializeToString,
             ),
+            'MoveDeal': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveDeal,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.MoveDealRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.MoveDealResponse.SerializeToString,
+            ),
             'CreateOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateOrder,
                     request_deserializer=crm_dot_v1_dot_records__pb2.CreateOrderRequest.FromString,
@@ -605,6 +717,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     servicer.UpdateOrder,
                     request_deserializer=crm_dot_v1_dot_records__pb2.UpdateOrderRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.UpdateOrderResponse.SerializeToString,
+            ),
+            'MoveOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveOrder,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.MoveOrderRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.MoveOrderResponse.SerializeToString,
             ),
             'CreateContract': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateContract,
@@ -636,6 +753,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_v1_dot_records__pb2.RestoreContractRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.RestoreContractResponse.SerializeToString,
             ),
+            'MoveContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveContract,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.MoveContractRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.MoveContractResponse.SerializeToString,
+            ),
             'CreateProject': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateProject,
                     request_deserializer=crm_dot_v1_dot_records__pb2.CreateProjectRequest.FromString,
@@ -666,6 +788,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_v1_dot_records__pb2.RestoreProjectRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.RestoreProjectResponse.SerializeToString,
             ),
+            'MoveProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveProject,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.MoveProjectRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.MoveProjectResponse.SerializeToString,
+            ),
             'CreateActivity': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateActivity,
                     request_deserializer=crm_dot_v1_dot_records__pb2.CreateActivityRequest.FromString,
@@ -695,6 +822,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     servicer.RestoreActivity,
                     request_deserializer=crm_dot_v1_dot_records__pb2.RestoreActivityRequest.FromString,
                     response_serializer=crm_dot_v1_dot_records__pb2.RestoreActivityResponse.SerializeToString,
+            ),
+            'MoveActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveActivity,
+                    request_deserializer=crm_dot_v1_dot_records__pb2.MoveActivityRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_records__pb2.MoveActivityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -900,6 +1032,33 @@ class RecordService:
             _registered_method=True)
 
     @staticmethod
+    def MoveContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/MoveContact',
+            crm_dot_v1_dot_records__pb2.MoveContactRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.MoveContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateDeal(request,
             target,
             options=(),
@@ -1062,6 +1221,33 @@ class RecordService:
             _registered_method=True)
 
     @staticmethod
+    def MoveDeal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/MoveDeal',
+            crm_dot_v1_dot_records__pb2.MoveDealRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.MoveDealResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateOrder(request,
             target,
             options=(),
@@ -1159,6 +1345,33 @@ class RecordService:
             '/crm.v1.RecordService/UpdateOrder',
             crm_dot_v1_dot_records__pb2.UpdateOrderRequest.SerializeToString,
             crm_dot_v1_dot_records__pb2.UpdateOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/MoveOrder',
+            crm_dot_v1_dot_records__pb2.MoveOrderRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.MoveOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1332,6 +1545,33 @@ class RecordService:
             _registered_method=True)
 
     @staticmethod
+    def MoveContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/MoveContract',
+            crm_dot_v1_dot_records__pb2.MoveContractRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.MoveContractResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateProject(request,
             target,
             options=(),
@@ -1494,6 +1734,33 @@ class RecordService:
             _registered_method=True)
 
     @staticmethod
+    def MoveProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/MoveProject',
+            crm_dot_v1_dot_records__pb2.MoveProjectRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.MoveProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateActivity(request,
             target,
             options=(),
@@ -1645,6 +1912,33 @@ class RecordService:
             '/crm.v1.RecordService/RestoreActivity',
             crm_dot_v1_dot_records__pb2.RestoreActivityRequest.SerializeToString,
             crm_dot_v1_dot_records__pb2.RestoreActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.RecordService/MoveActivity',
+            crm_dot_v1_dot_records__pb2.MoveActivityRequest.SerializeToString,
+            crm_dot_v1_dot_records__pb2.MoveActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,
