@@ -74,6 +74,14 @@ pub fn preview_to_proto(p: DeletionPreview) -> pb::DeletionPreview {
         approval_required: p.approval_required,
         cascade_count: p.cascade_count,
         keep_count: p.keep_count,
+        alternatives: p
+            .alternatives
+            .into_iter()
+            .map(|a| pb::DeletionAlternative {
+                code: a.code,
+                explanation: a.explanation,
+            })
+            .collect(),
     }
 }
 

@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
 use super::super::customer_deleted;
-use super::super::model::customer::Customer;
+use super::super::model::customer::{Customer, CustomerStatus};
+use super::super::model::deletion::Alternative;
 use super::super::policy::{self, Policy};
 use super::super::records::RecordKind;
 use super::{Blocker, DeletionPreview, Deletions, PipelineWarning, RelationImpact, SAMPLE_IDS};
@@ -48,6 +49,9 @@ pub fn build_preview(
         .into_iter()
         .map(|p| PipelineWarning::from_total(p.currency, p.amount_minor, p.deals))
         .collect();
+    let alternatives = mark_inactive_instead(customer, counts, keep_count)
+        .into_iter()
+        .collect();
     DeletionPreview {
         customer_id: customer.id,
         version: customer.version,
@@ -57,8 +61,52 @@ pub fn build_preview(
         approval_required: true,
         cascade_count,
         keep_count,
+        alternatives,
     }
 }
+
+/// A customer with history the books keep (records a deletion would leave pointing at a
+/// tombstone, or deals that were won or lost) is usually one the business no longer works with,
+/// not one that should never have existed: INACTIVE says that, keeps the history whole, needs no
+/// approval and is undone by setting the status back.
+fn mark_inactive_instead(
+    customer: &Customer,
+    counts: &[store::deletion::StateCount],
+    keep_count: i64,
+) -> Option<Alternative> {
+    if customer.status == CustomerStatus::Inactive {
+        return None;
+    }
+    let closed_deals: i64 = counts
+        .iter()
+        .filter(|c| {
+            c.kind == RecordKind::Deal && matches!(c.state.as_deref(), Some("WON" | "LOST"))
+        })
+        .map(|c| c.count)
+        .sum();
+    if keep_count == 0 && closed_deals == 0 {
+        return None;
+    }
+    let mut history = Vec::new();
+    if keep_count > 0 {
+        history.push(format!("{keep_count} record(s) kept for the books"));
+    }
+    if closed_deals > 0 {
+        history.push(format!("{closed_deals} won or lost deal(s)"));
+    }
+    Some(Alternative {
+        code: MARK_INACTIVE.to_owned(),
+        explanation: format!(
+            "the customer has history ({}): if the business no longer works with it, set its \
+             status to INACTIVE instead (UpdateCustomer, update_mask status), which keeps it \
+             whole, needs no approval and is undone by setting it back",
+            history.join(", ")
+        ),
+    })
+}
+
+/// The code of the "set the status to INACTIVE instead" alternative.
+pub const MARK_INACTIVE: &str = "MARK_INACTIVE";
 
 /// The blocker a BLOCK count makes; a state the table does not know blocks too, for an
 /// administrator to look at.

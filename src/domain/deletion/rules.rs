@@ -235,6 +235,7 @@ mod tests {
                 approval_required: true,
                 cascade_count: 0,
                 keep_count: 0,
+                alternatives: Vec::new(),
             },
             state,
             decided_by: String::new(),

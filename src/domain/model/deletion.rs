@@ -65,6 +65,19 @@ pub struct DeletionPreview {
     pub approval_required: bool,
     pub cascade_count: i64,
     pub keep_count: i64,
+    /// Gentler ways to the same end that fit this customer better. Absent from previews stored
+    /// before they existed.
+    #[serde(default)]
+    pub alternatives: Vec<Alternative>,
+}
+
+/// A way to the same end as a deletion, suggested by the preview, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alternative {
+    /// Stable code, e.g. `MARK_INACTIVE`.
+    pub code: String,
+    /// Why it fits better, and what to do, for a person.
+    pub explanation: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +245,7 @@ mod tests {
                 approval_required: true,
                 cascade_count: 0,
                 keep_count: 0,
+                alternatives: Vec::new(),
             },
             state,
             decided_by: String::new(),

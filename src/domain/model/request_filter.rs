@@ -104,6 +104,7 @@ fn probe(state: RequestState, now: DateTime<Utc>, expired: bool) -> DeletionRequ
             approval_required: true,
             cascade_count: 0,
             keep_count: 0,
+            alternatives: Vec::new(),
         },
         state,
         decided_by: String::new(),

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63rm/v1/deletion.proto\x12\x06\x63rm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"|\n\x0eRelationImpact\x12\x10\n\x08relation\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12&\n\x06policy\x18\x03 \x01(\x0e\x32\x16.crm.v1.DeletionPolicy\x12\r\n\x05\x63ount\x18\x04 \x01(\x03\x12\x12\n\nsample_ids\x18\x05 \x03(\t\"j\n\x0f\x44\x65letionBlocker\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x10\n\x08relation\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x12\n\nsample_ids\x18\x04 \x03(\t\x12\x12\n\nresolution\x18\x05 \x01(\t\"q\n\x0fPipelineWarning\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x19\n\x11open_amount_minor\x18\x02 \x01(\x03\x12\x12\n\nopen_deals\x18\x03 \x01(\x03\x12\x1d\n\x15open_amount_saturated\x18\x04 \x01(\x08\"\xf9\x01\n\x0f\x44\x65letionPreview\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\'\n\x07impacts\x18\x03 \x03(\x0b\x32\x16.crm.v1.RelationImpact\x12)\n\x08\x62lockers\x18\x04 \x03(\x0b\x32\x17.crm.v1.DeletionBlocker\x12)\n\x08warnings\x18\x05 \x03(\x0b\x32\x17.crm.v1.PipelineWarning\x12\x19\n\x11\x61pproval_required\x18\x06 \x01(\x08\x12\x15\n\rcascade_count\x18\x07 \x01(\x03\x12\x12\n\nkeep_count\x18\x08 \x01(\x03\"\xb0\x03\n\x0f\x44\x65letionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x14\n\x0crequester_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12(\n\x07preview\x18\x05 \x01(\x0b\x32\x17.crm.v1.DeletionPreview\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.crm.v1.DeletionRequestState\x12\x12\n\ndecided_by\x18\x07 \x01(\t\x12\x18\n\x10\x64\x65\x63ision_comment\x18\x08 \x01(\t\x12/\n\x0b\x64\x65\x63ide_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x65xecute_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\r \x01(\t\"m\n\x1cSubmitDeletionRequestRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x14\n\x0cpreview_etag\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"R\n\x1dSubmitDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest\"8\n\x19GetDeletionRequestRequest\x12\x1b\n\x13\x64\x65letion_request_id\x18\x01 \x01(\t\"O\n\x1aGetDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest\"\x86\x01\n\x1bListDeletionRequestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.crm.v1.DeletionRequestState\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\"k\n\x1cListDeletionRequestsResponse\x12\x32\n\x11\x64\x65letion_requests\x18\x01 \x03(\x0b\x32\x17.crm.v1.DeletionRequest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x1d\x41pproveDeletionRequestRequest\x12\x1b\n\x13\x64\x65letion_request_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"S\n\x1e\x41pproveDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest\"`\n\x1cRejectDeletionRequestRequest\x12\x1b\n\x13\x64\x65letion_request_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"R\n\x1dRejectDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest\"`\n\x1c\x43\x61ncelDeletionRequestRequest\x12\x1b\n\x13\x64\x65letion_request_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"R\n\x1d\x43\x61ncelDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest*\x83\x01\n\x0e\x44\x65letionPolicy\x12\x1f\n\x1b\x44\x45LETION_POLICY_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LETION_POLICY_CASCADE\x10\x01\x12\x19\n\x15\x44\x45LETION_POLICY_BLOCK\x10\x02\x12\x18\n\x14\x44\x45LETION_POLICY_KEEP\x10\x03*\xbd\x02\n\x14\x44\x65letionRequestState\x12&\n\"DELETION_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1e\x44\x45LETION_REQUEST_STATE_PENDING\x10\x01\x12#\n\x1f\x44\x45LETION_REQUEST_STATE_APPROVED\x10\x02\x12#\n\x1f\x44\x45LETION_REQUEST_STATE_REJECTED\x10\x03\x12$\n DELETION_REQUEST_STATE_CANCELLED\x10\x04\x12\"\n\x1e\x44\x45LETION_REQUEST_STATE_EXPIRED\x10\x05\x12 \n\x1c\x44\x45LETION_REQUEST_STATE_STALE\x10\x06\x12#\n\x1f\x44\x45LETION_REQUEST_STATE_EXECUTED\x10\x07\x32\xf4\x04\n\x17\x44\x65letionApprovalService\x12\x64\n\x15SubmitDeletionRequest\x12$.crm.v1.SubmitDeletionRequestRequest\x1a%.crm.v1.SubmitDeletionRequestResponse\x12[\n\x12GetDeletionRequest\x12!.crm.v1.GetDeletionRequestRequest\x1a\".crm.v1.GetDeletionRequestResponse\x12\x61\n\x14ListDeletionRequests\x12#.crm.v1.ListDeletionRequestsRequest\x1a$.crm.v1.ListDeletionRequestsResponse\x12g\n\x16\x41pproveDeletionRequest\x12%.crm.v1.ApproveDeletionRequestRequest\x1a&.crm.v1.ApproveDeletionRequestResponse\x12\x64\n\x15RejectDeletionRequest\x12$.crm.v1.RejectDeletionRequestRequest\x1a%.crm.v1.RejectDeletionRequestResponse\x12\x64\n\x15\x43\x61ncelDeletionRequest\x12$.crm.v1.CancelDeletionRequestRequest\x1a%.crm.v1.CancelDeletionRequestResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63rm/v1/deletion.proto\x12\x06\x63rm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"|\n\x0eRelationImpact\x12\x10\n\x08relation\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12&\n\x06policy\x18\x03 \x01(\x0e\x32\x16.crm.v1.DeletionPolicy\x12\r\n\x05\x63ount\x18\x04 \x01(\x03\x12\x12\n\nsample_ids\x18\x05 \x03(\t\"j\n\x0f\x44\x65letionBlocker\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x10\n\x08relation\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x12\n\nsample_ids\x18\x04 \x03(\t\x12\x12\n\nresolution\x18\x05 \x01(\t\"q\n\x0fPipelineWarning\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x19\n\x11open_amount_minor\x18\x02 \x01(\x03\x12\x12\n\nopen_deals\x18\x03 \x01(\x03\x12\x1d\n\x15open_amount_saturated\x18\x04 \x01(\x08\"\xac\x02\n\x0f\x44\x65letionPreview\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\'\n\x07impacts\x18\x03 \x03(\x0b\x32\x16.crm.v1.RelationImpact\x12)\n\x08\x62lockers\x18\x04 \x03(\x0b\x32\x17.crm.v1.DeletionBlocker\x12)\n\x08warnings\x18\x05 \x03(\x0b\x32\x17.crm.v1.PipelineWarning\x12\x19\n\x11\x61pproval_required\x18\x06 \x01(\x08\x12\x15\n\rcascade_count\x18\x07 \x01(\x03\x12\x12\n\nkeep_count\x18\x08 \x01(\x03\x12\x31\n\x0c\x61lternatives\x18\t \x03(\x0b\x32\x1b.crm.v1.DeletionAlternative\"8\n\x13\x44\x65letionAlternative\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x02 \x01(\t\"\xb0\x03\n\x0f\x44\x65letionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x14\n\x0crequester_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12(\n\x07preview\x18\x05 \x01(\x0b\x32\x17.crm.v1.DeletionPreview\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.crm.v1.DeletionRequestState\x12\x12\n\ndecided_by\x18\x07 \x01(\t\x12\x18\n\x10\x64\x65\x63ision_comment\x18\x08 \x01(\t\x12/\n\x0b\x64\x65\x63ide_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x65xecute_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\r \x01(\t\"m\n\x1cSubmitDeletionRequestRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x14\n\x0cpreview_etag\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"R\n\x1dSubmitDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest\"8\n\x19GetDeletionRequestRequest\x12\x1b\n\x13\x64\x65letion_request_id\x18\x01 \x01(\t\"O\n\x1aGetDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest\"\x86\x01\n\x1bListDeletionRequestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.crm.v1.DeletionRequestState\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\"k\n\x1cListDeletionRequestsResponse\x12\x32\n\x11\x64\x65letion_requests\x18\x01 \x03(\x0b\x32\x17.crm.v1.DeletionRequest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x1d\x41pproveDeletionRequestRequest\x12\x1b\n\x13\x64\x65letion_request_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"S\n\x1e\x41pproveDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest\"`\n\x1cRejectDeletionRequestRequest\x12\x1b\n\x13\x64\x65letion_request_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"R\n\x1dRejectDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest\"`\n\x1c\x43\x61ncelDeletionRequestRequest\x12\x1b\n\x13\x64\x65letion_request_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"R\n\x1d\x43\x61ncelDeletionRequestResponse\x12\x31\n\x10\x64\x65letion_request\x18\x01 \x01(\x0b\x32\x17.crm.v1.DeletionRequest*\x83\x01\n\x0e\x44\x65letionPolicy\x12\x1f\n\x1b\x44\x45LETION_POLICY_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LETION_POLICY_CASCADE\x10\x01\x12\x19\n\x15\x44\x45LETION_POLICY_BLOCK\x10\x02\x12\x18\n\x14\x44\x45LETION_POLICY_KEEP\x10\x03*\xbd\x02\n\x14\x44\x65letionRequestState\x12&\n\"DELETION_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1e\x44\x45LETION_REQUEST_STATE_PENDING\x10\x01\x12#\n\x1f\x44\x45LETION_REQUEST_STATE_APPROVED\x10\x02\x12#\n\x1f\x44\x45LETION_REQUEST_STATE_REJECTED\x10\x03\x12$\n DELETION_REQUEST_STATE_CANCELLED\x10\x04\x12\"\n\x1e\x44\x45LETION_REQUEST_STATE_EXPIRED\x10\x05\x12 \n\x1c\x44\x45LETION_REQUEST_STATE_STALE\x10\x06\x12#\n\x1f\x44\x45LETION_REQUEST_STATE_EXECUTED\x10\x07\x32\xf4\x04\n\x17\x44\x65letionApprovalService\x12\x64\n\x15SubmitDeletionRequest\x12$.crm.v1.SubmitDeletionRequestRequest\x1a%.crm.v1.SubmitDeletionRequestResponse\x12[\n\x12GetDeletionRequest\x12!.crm.v1.GetDeletionRequestRequest\x1a\".crm.v1.GetDeletionRequestResponse\x12\x61\n\x14ListDeletionRequests\x12#.crm.v1.ListDeletionRequestsRequest\x1a$.crm.v1.ListDeletionRequestsResponse\x12g\n\x16\x41pproveDeletionRequest\x12%.crm.v1.ApproveDeletionRequestRequest\x1a&.crm.v1.ApproveDeletionRequestResponse\x12\x64\n\x15RejectDeletionRequest\x12$.crm.v1.RejectDeletionRequestRequest\x1a%.crm.v1.RejectDeletionRequestResponse\x12\x64\n\x15\x43\x61ncelDeletionRequest\x12$.crm.v1.CancelDeletionRequestRequest\x1a%.crm.v1.CancelDeletionRequestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crm.v1.deletion_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELETIONPOLICY']._serialized_start=2231
-  _globals['_DELETIONPOLICY']._serialized_end=2362
-  _globals['_DELETIONREQUESTSTATE']._serialized_start=2365
-  _globals['_DELETIONREQUESTSTATE']._serialized_end=2682
+  _globals['_DELETIONPOLICY']._serialized_start=2340
+  _globals['_DELETIONPOLICY']._serialized_end=2471
+  _globals['_DELETIONREQUESTSTATE']._serialized_start=2474
+  _globals['_DELETIONREQUESTSTATE']._serialized_end=2791
   _globals['_RELATIONIMPACT']._serialized_start=66
   _globals['_RELATIONIMPACT']._serialized_end=190
   _globals['_DELETIONBLOCKER']._serialized_start=192
@@ -43,33 +43,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIPELINEWARNING']._serialized_start=300
   _globals['_PIPELINEWARNING']._serialized_end=413
   _globals['_DELETIONPREVIEW']._serialized_start=416
-  _globals['_DELETIONPREVIEW']._serialized_end=665
-  _globals['_DELETIONREQUEST']._serialized_start=668
-  _globals['_DELETIONREQUEST']._serialized_end=1100
-  _globals['_SUBMITDELETIONREQUESTREQUEST']._serialized_start=1102
-  _globals['_SUBMITDELETIONREQUESTREQUEST']._serialized_end=1211
-  _globals['_SUBMITDELETIONREQUESTRESPONSE']._serialized_start=1213
-  _globals['_SUBMITDELETIONREQUESTRESPONSE']._serialized_end=1295
-  _globals['_GETDELETIONREQUESTREQUEST']._serialized_start=1297
-  _globals['_GETDELETIONREQUESTREQUEST']._serialized_end=1353
-  _globals['_GETDELETIONREQUESTRESPONSE']._serialized_start=1355
-  _globals['_GETDELETIONREQUESTRESPONSE']._serialized_end=1434
-  _globals['_LISTDELETIONREQUESTSREQUEST']._serialized_start=1437
-  _globals['_LISTDELETIONREQUESTSREQUEST']._serialized_end=1571
-  _globals['_LISTDELETIONREQUESTSRESPONSE']._serialized_start=1573
-  _globals['_LISTDELETIONREQUESTSRESPONSE']._serialized_end=1680
-  _globals['_APPROVEDELETIONREQUESTREQUEST']._serialized_start=1682
-  _globals['_APPROVEDELETIONREQUESTREQUEST']._serialized_end=1779
-  _globals['_APPROVEDELETIONREQUESTRESPONSE']._serialized_start=1781
-  _globals['_APPROVEDELETIONREQUESTRESPONSE']._serialized_end=1864
-  _globals['_REJECTDELETIONREQUESTREQUEST']._serialized_start=1866
-  _globals['_REJECTDELETIONREQUESTREQUEST']._serialized_end=1962
-  _globals['_REJECTDELETIONREQUESTRESPONSE']._serialized_start=1964
-  _globals['_REJECTDELETIONREQUESTRESPONSE']._serialized_end=2046
-  _globals['_CANCELDELETIONREQUESTREQUEST']._serialized_start=2048
-  _globals['_CANCELDELETIONREQUESTREQUEST']._serialized_end=2144
-  _globals['_CANCELDELETIONREQUESTRESPONSE']._serialized_start=2146
-  _globals['_CANCELDELETIONREQUESTRESPONSE']._serialized_end=2228
-  _globals['_DELETIONAPPROVALSERVICE']._serialized_start=2685
-  _globals['_DELETIONAPPROVALSERVICE']._serialized_end=3313
+  _globals['_DELETIONPREVIEW']._serialized_end=716
+  _globals['_DELETIONALTERNATIVE']._serialized_start=718
+  _globals['_DELETIONALTERNATIVE']._serialized_end=774
+  _globals['_DELETIONREQUEST']._serialized_start=777
+  _globals['_DELETIONREQUEST']._serialized_end=1209
+  _globals['_SUBMITDELETIONREQUESTREQUEST']._serialized_start=1211
+  _globals['_SUBMITDELETIONREQUESTREQUEST']._serialized_end=1320
+  _globals['_SUBMITDELETIONREQUESTRESPONSE']._serialized_start=1322
+  _globals['_SUBMITDELETIONREQUESTRESPONSE']._serialized_end=1404
+  _globals['_GETDELETIONREQUESTREQUEST']._serialized_start=1406
+  _globals['_GETDELETIONREQUESTREQUEST']._serialized_end=1462
+  _globals['_GETDELETIONREQUESTRESPONSE']._serialized_start=1464
+  _globals['_GETDELETIONREQUESTRESPONSE']._serialized_end=1543
+  _globals['_LISTDELETIONREQUESTSREQUEST']._serialized_start=1546
+  _globals['_LISTDELETIONREQUESTSREQUEST']._serialized_end=1680
+  _globals['_LISTDELETIONREQUESTSRESPONSE']._serialized_start=1682
+  _globals['_LISTDELETIONREQUESTSRESPONSE']._serialized_end=1789
+  _globals['_APPROVEDELETIONREQUESTREQUEST']._serialized_start=1791
+  _globals['_APPROVEDELETIONREQUESTREQUEST']._serialized_end=1888
+  _globals['_APPROVEDELETIONREQUESTRESPONSE']._serialized_start=1890
+  _globals['_APPROVEDELETIONREQUESTRESPONSE']._serialized_end=1973
+  _globals['_REJECTDELETIONREQUESTREQUEST']._serialized_start=1975
+  _globals['_REJECTDELETIONREQUESTREQUEST']._serialized_end=2071
+  _globals['_REJECTDELETIONREQUESTRESPONSE']._serialized_start=2073
+  _globals['_REJECTDELETIONREQUESTRESPONSE']._serialized_end=2155
+  _globals['_CANCELDELETIONREQUESTREQUEST']._serialized_start=2157
+  _globals['_CANCELDELETIONREQUESTREQUEST']._serialized_end=2253
+  _globals['_CANCELDELETIONREQUESTRESPONSE']._serialized_start=2255
+  _globals['_CANCELDELETIONREQUESTRESPONSE']._serialized_end=2337
+  _globals['_DELETIONAPPROVALSERVICE']._serialized_start=2794
+  _globals['_DELETIONAPPROVALSERVICE']._serialized_end=3422
 # @@protoc_insertion_point(module_scope)

@@ -81,7 +81,7 @@ class PipelineWarning(_message.Message):
     def __init__(self, currency: _Optional[str] = ..., open_amount_minor: _Optional[int] = ..., open_deals: _Optional[int] = ..., open_amount_saturated: _Optional[bool] = ...) -> None: ...
 
 class DeletionPreview(_message.Message):
-    __slots__ = ("customer_id", "etag", "impacts", "blockers", "warnings", "approval_required", "cascade_count", "keep_count")
+    __slots__ = ("customer_id", "etag", "impacts", "blockers", "warnings", "approval_required", "cascade_count", "keep_count", "alternatives")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     IMPACTS_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,7 @@ class DeletionPreview(_message.Message):
     APPROVAL_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     CASCADE_COUNT_FIELD_NUMBER: _ClassVar[int]
     KEEP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     etag: str
     impacts: _containers.RepeatedCompositeFieldContainer[RelationImpact]
@@ -98,7 +99,16 @@ class DeletionPreview(_message.Message):
     approval_required: bool
     cascade_count: int
     keep_count: int
-    def __init__(self, customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., impacts: _Optional[_Iterable[_Union[RelationImpact, _Mapping]]] = ..., blockers: _Optional[_Iterable[_Union[DeletionBlocker, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[PipelineWarning, _Mapping]]] = ..., approval_required: _Optional[bool] = ..., cascade_count: _Optional[int] = ..., keep_count: _Optional[int] = ...) -> None: ...
+    alternatives: _containers.RepeatedCompositeFieldContainer[DeletionAlternative]
+    def __init__(self, customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., impacts: _Optional[_Iterable[_Union[RelationImpact, _Mapping]]] = ..., blockers: _Optional[_Iterable[_Union[DeletionBlocker, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[PipelineWarning, _Mapping]]] = ..., approval_required: _Optional[bool] = ..., cascade_count: _Optional[int] = ..., keep_count: _Optional[int] = ..., alternatives: _Optional[_Iterable[_Union[DeletionAlternative, _Mapping]]] = ...) -> None: ...
+
+class DeletionAlternative(_message.Message):
+    __slots__ = ("code", "explanation")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    explanation: str
+    def __init__(self, code: _Optional[str] = ..., explanation: _Optional[str] = ...) -> None: ...
 
 class DeletionRequest(_message.Message):
     __slots__ = ("id", "customer_id", "requester_id", "reason", "preview", "state", "decided_by", "decision_comment", "decide_time", "expire_time", "create_time", "execute_time", "etag")
