@@ -330,6 +330,31 @@ fn require_live_customer(bump: GraphBump, customer_id: Uuid) -> Result<()> {
     }
 }
 
+fn record_deleted(kind: RecordKind, id: Uuid, verb: &str) -> Error {
+    Error::failed_precondition(
+        Problem::new(
+            reason::RECORD_DELETED,
+            format!("the {} is deleted and cannot be {verb}", kind.name()),
+        )
+        .with("id", id),
+    )
+}
+
+fn held_records_stay(kind: RecordKind, id: Uuid, customer_id: Uuid) -> Error {
+    Error::failed_precondition(
+        Problem::new(
+            reason::LEGAL_HOLD,
+            format!(
+                "the {}'s customer is under legal hold: its records stay with it until an admin \
+                 lifts the hold",
+                kind.name()
+            ),
+        )
+        .with("customerId", customer_id)
+        .with("id", id),
+    )
+}
+
 impl Records {
     pub fn new(store: Store, page_key: PageTokenKey, clock: Clock, retention: Duration) -> Self {
         Self {
@@ -661,18 +686,7 @@ impl Records {
             locked.push(customer);
         }
         if locked.iter().any(|c| c.id == source && c.legal_hold) {
-            return Err(Error::failed_precondition(
-                Problem::new(
-                    reason::LEGAL_HOLD,
-                    format!(
-                        "the {}'s customer is under legal hold: its records stay with it until \
-                         an admin lifts the hold",
-                        kind.name()
-                    ),
-                )
-                .with("customerId", source)
-                .with("id", id),
-            ));
+            return Err(held_records_stay(kind, id, source));
         }
         // Read again under the customers' locks, which every write of either graph takes first.
         let current = store::records::find(conn, tenant, kind, id)
@@ -682,13 +696,7 @@ impl Records {
             return Err(changed_concurrently(kind.name(), id));
         }
         if current.delete_time.is_some() {
-            return Err(Error::failed_precondition(
-                Problem::new(
-                    reason::RECORD_DELETED,
-                    format!("the {} is deleted and cannot be moved", kind.name()),
-                )
-                .with("id", id),
-            ));
+            return Err(record_deleted(kind, id, "moved"));
         }
         if !etag_matches(etag, current.version) {
             return Err(etag_mismatch(kind.name(), id, etag, &current.etag()));
@@ -809,13 +817,7 @@ impl Records {
             .await?
             .ok_or_else(|| Error::not_found(kind.name(), id))?;
         if current.delete_time.is_some() {
-            return Err(Error::failed_precondition(
-                Problem::new(
-                    reason::RECORD_DELETED,
-                    format!("the {} is deleted and cannot be changed", kind.name()),
-                )
-                .with("id", id),
-            ));
+            return Err(record_deleted(kind, id, "changed"));
         }
         if !etag_matches(etag, current.version) {
             return Err(etag_mismatch(kind.name(), id, etag, &current.etag()));

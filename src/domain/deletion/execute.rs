@@ -1,6 +1,7 @@
 //! DeleteCustomer: executes an approved request in one transaction, with set-based updates and
 //! one deletion id for everything it deletes.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
@@ -120,41 +121,54 @@ impl Deletions {
             )));
         }
         let mut deleted = Vec::with_capacity(graphs.len());
-        for (graph, (customer_id, deletion_id)) in graphs.into_iter().zip(deletions) {
-            store::deletion::mark_customer_deleted(
-                tx.conn(),
-                tenant,
-                customer_id,
-                deletion_id,
-                now,
-                purge_time,
-            )
-            .await?;
-            change
-                .audit(Entry {
-                    action: "customer.delete",
-                    target_type: "customer",
-                    target_id: customer_id,
-                    customer_id: Some(customer_id),
-                    summary: format!(
-                        "deletion_id={deletion_id} {cause} cascaded={} kept={}",
-                        graph.cascading, graph.kept
-                    ),
-                })
-                .await?;
-            deleted.push(Deleted {
-                customer: Customer {
-                    delete_time: Some(now),
-                    purge_time: Some(purge_time),
-                    deletion_id: Some(deletion_id),
-                    version: graph.customer.version + 1,
-                    ..graph.customer
-                },
-                deleted_records: graph.cascading,
-            });
+        for (graph, (_, deletion_id)) in graphs.into_iter().zip(deletions) {
+            deleted.push(mark_deleted(change, graph, deletion_id, purge_time, cause).await?);
         }
         Ok(deleted)
     }
+}
+
+/// The customer of `graph` marked deleted under `deletion_id` (its records already are), and
+/// audited naming `cause`.
+async fn mark_deleted(
+    change: &Change<'_>,
+    graph: GraphToDelete,
+    deletion_id: Uuid,
+    purge_time: DateTime<Utc>,
+    cause: &str,
+) -> Result<Deleted> {
+    let (now, tenant, customer_id) = (change.now, &change.caller.tenant, graph.customer.id);
+    store::deletion::mark_customer_deleted(
+        change.tx().conn(),
+        tenant,
+        customer_id,
+        deletion_id,
+        now,
+        purge_time,
+    )
+    .await?;
+    change
+        .audit(Entry {
+            action: "customer.delete",
+            target_type: "customer",
+            target_id: customer_id,
+            customer_id: Some(customer_id),
+            summary: format!(
+                "deletion_id={deletion_id} {cause} cascaded={} kept={}",
+                graph.cascading, graph.kept
+            ),
+        })
+        .await?;
+    Ok(Deleted {
+        customer: Customer {
+            delete_time: Some(now),
+            purge_time: Some(purge_time),
+            deletion_id: Some(deletion_id),
+            version: graph.customer.version + 1,
+            ..graph.customer
+        },
+        deleted_records: graph.cascading,
+    })
 }
 
 /// A locked customer about to be deleted, with what its preview (read under the lock) counted.
