@@ -13,8 +13,39 @@ use crm_service::config::{
 use crm_service::store::Store;
 use crm_service::telemetry::{self, LogFormat, Telemetry, TelemetryConfig};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    limit_malloc_arenas();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            complain(&format!("cannot start the async runtime: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives a thread that allocates while others hold the arenas an arena of its own, up to
+/// eight per core, and each arena keeps what was freed in it for its next allocation. Here every
+/// SQLite connection has its own thread besides the runtime's, so the pool's eight connections
+/// and the workers spread the heap over up to sixteen arenas on two cores. Capped at two
+/// (measured on SQLite after 110,000 creates: RSS 43.1 → 30.6 MiB; over a 10,000-customer
+/// deletion batch, peak 67.2 → 51.8 MiB, with the batch's times unchanged). A `MALLOC_ARENA_MAX`
+/// in the environment still decides.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists; mallopt only sets
+        // a parameter of the allocator.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let command = Cli::parse().into_command();
     let telemetry = match telemetry::init(&telemetry_config(&command)) {
         Ok(telemetry) => telemetry,
