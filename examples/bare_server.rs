@@ -214,6 +214,12 @@ impl CustomerService for Bare {
     ) -> Result<Response<pb::ListDeletedCustomersResponse>, Status> {
         unimplemented()
     }
+    async fn list_duplicate_candidates(
+        &self,
+        _: Request<pb::ListDuplicateCandidatesRequest>,
+    ) -> Result<Response<pb::ListDuplicateCandidatesResponse>, Status> {
+        unimplemented()
+    }
 }
 
 async fn connect(args: &Args) -> Result<Pool, sqlx::Error> {

@@ -26,6 +26,7 @@ use crate::domain::audit::AuditLog;
 use crate::domain::batches::{BatchSettings, Batches};
 use crate::domain::customers::Customers;
 use crate::domain::deletion::{Deletions, LifecycleSettings};
+use crate::domain::duplicates::Duplicates;
 use crate::domain::events::{CustomerEvents, EventSignal};
 use crate::domain::export::Exports;
 use crate::domain::paging::PageTokenKey;
@@ -145,6 +146,9 @@ pub struct Settings {
     pub purge_interval: Option<Duration>,
     /// The time of every write and rule: the system's, or in tests one they move forward.
     pub clock: Clock,
+    /// The country calling code (digits) of phone numbers written without one, for duplicate
+    /// search; `None`: such numbers match only numbers written the same way.
+    pub phone_default_country_code: Option<String>,
 }
 
 /// A configured key, or for a SQLite database without one, the development secret kept beside the
@@ -276,6 +280,7 @@ pub struct Application {
     store: Store,
     health: HealthReporter,
     customers: Customers,
+    duplicates: Duplicates,
     records: Records,
     deletions: Deletions,
     batches: Batches,
@@ -326,6 +331,12 @@ impl Application {
             .map_err(|e| format!("cannot read the page-token key: {e}"))?;
         let page_key = PageTokenKey::new(page_key);
         let customers = Customers::new(store.clone(), page_key.clone(), settings.clock.clone());
+        let duplicates = Duplicates::new(
+            store.clone(),
+            page_key.clone(),
+            settings.clock.clone(),
+            settings.phone_default_country_code.clone(),
+        );
         let records = Records::new(
             store.clone(),
             page_key.clone(),
@@ -373,6 +384,7 @@ impl Application {
             store,
             health,
             customers,
+            duplicates,
             records,
             deletions,
             batches,
@@ -459,6 +471,7 @@ impl Application {
                     self.deletions.clone(),
                     self.purges.clone(),
                     Exports::new(self.store.clone()),
+                    self.duplicates,
                 ))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
                 auth.clone(),

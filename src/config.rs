@@ -83,6 +83,11 @@ pub struct ServeArgs {
     pub lifecycle: LifecycleArgs,
     #[command(flatten)]
     pub batches: BatchArgs,
+    /// The country calling code (1 to 3 digits, e.g. 44) of phone numbers written without one,
+    /// so that duplicate search finds `020 7946 0000` and `+44 20 7946 0000` to be one number.
+    /// Unset: a number written without a country code matches only numbers written so too.
+    #[arg(long, env = "CRM_PHONE_DEFAULT_COUNTRY_CODE", value_parser = parse_country_code, help_heading = "Duplicates")]
+    pub phone_default_country_code: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -522,7 +527,19 @@ impl ServeArgs {
                 poll_interval: (lease / 4).min(BatchSettings::default().poll_interval),
             },
             clock: Clock::system(),
+            phone_default_country_code: self.phone_default_country_code.clone(),
         }
+    }
+}
+
+fn parse_country_code(value: &str) -> Result<String, String> {
+    let code = value.trim().trim_start_matches('+');
+    if crate::domain::model::matching::valid_country_code(code) {
+        Ok(code.to_owned())
+    } else {
+        Err(format!(
+            "\"{value}\" is not a country calling code: write its 1 to 3 digits, e.g. 44 or 1"
+        ))
     }
 }
 

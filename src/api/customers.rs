@@ -11,7 +11,9 @@ use crate::domain::customers::{
     self as domain, CustomerField, CustomerInput, CustomerQuery, Customers,
 };
 use crate::domain::deletion::Deletions;
+use crate::domain::duplicates::Duplicates;
 use crate::domain::export::{ExportChunk, Exports};
+use crate::domain::model::matching::MatchKey;
 use crate::domain::model::recycle_bin::{BinEntry, BinFilter, DeletedBy};
 use crate::domain::mutation::Operation;
 use crate::domain::purge::Purges;
@@ -25,6 +27,7 @@ pub struct CustomerApi {
     deletions: Deletions,
     purges: Purges,
     exports: Exports,
+    duplicates: Duplicates,
 }
 
 impl CustomerApi {
@@ -33,14 +36,25 @@ impl CustomerApi {
         deletions: Deletions,
         purges: Purges,
         exports: Exports,
+        duplicates: Duplicates,
     ) -> Self {
         Self {
             customers,
             deletions,
             purges,
             exports,
+            duplicates,
         }
     }
+}
+
+fn match_to_proto(key: MatchKey) -> i32 {
+    match key {
+        MatchKey::ExternalRef => pb::DuplicateMatch::ExternalRef,
+        MatchKey::Email => pb::DuplicateMatch::Email,
+        MatchKey::Phone => pb::DuplicateMatch::Phone,
+    }
+    .into()
 }
 
 /// The server stream of ExportCustomer.
@@ -249,6 +263,31 @@ impl CustomerService for CustomerApi {
             .await?;
         Ok(Response::new(pb::ListDeletedCustomersResponse {
             deleted_customers: page.items.into_iter().map(bin_entry_to_proto).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_duplicate_candidates(
+        &self,
+        request: Request<pb::ListDuplicateCandidatesRequest>,
+    ) -> Result<Response<pb::ListDuplicateCandidatesResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let customer_id = parse_id("customer_id", &req.customer_id)?;
+        let page = self
+            .duplicates
+            .candidates(&caller, customer_id, req.page_size, &req.page_token)
+            .await?;
+        Ok(Response::new(pb::ListDuplicateCandidatesResponse {
+            candidates: page
+                .items
+                .into_iter()
+                .map(|c| pb::DuplicateCandidate {
+                    customer: Some(to_proto(c.customer)),
+                    matches: c.matches.into_iter().map(match_to_proto).collect(),
+                    score: c.score as i32,
+                })
+                .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod batches;
 pub mod customers;
 pub mod deletion;
+pub mod duplicates;
 pub mod events;
 pub mod export;
 pub mod idempotency;

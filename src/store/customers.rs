@@ -13,6 +13,7 @@ use super::scope::{Liveness as _, NotErased as _, TenantScoped as _};
 use crate::domain::model::customer::{
     Customer, CustomerQuery, CustomerStatus, LifecycleStage, search_text,
 };
+use crate::domain::model::matching::{self, MatchKey};
 use crate::error::{Error, Problem, Result};
 use crate::reason;
 use crate::store::{RawPool, Store, Written};
@@ -100,6 +101,9 @@ fn writable_columns(c: &Customer) -> customer::ActiveModel {
         deletion_id: NotSet,
         version: Set(c.version),
         erase_time: NotSet,
+        match_email: Set(matching::email_key(&c.email)),
+        match_phone: Set(matching::phone_key(&c.phone)),
+        match_ref: Set(matching::external_ref_key(&c.external_ref)),
     }
 }
 
@@ -197,6 +201,10 @@ macro_rules! read_row {
             deletion_id: row.try_get(16)?,
             version: row.try_get(17)?,
             erase_time: row.try_get(18)?,
+            // Not selected: a read needs no duplicate keys.
+            match_email: None,
+            match_phone: None,
+            match_ref: None,
         }
     }};
 }
@@ -329,6 +337,9 @@ fn find_sqlite(
                 deletion_id: sqlite_optional(row, 16, sqlite_uuid)?,
                 version: row.get(17)?,
                 erase_time: sqlite_optional(row, 18, sqlite_time)?,
+                match_email: None,
+                match_phone: None,
+                match_ref: None,
             })
         })
         .optional()
@@ -698,6 +709,37 @@ async fn list_page(
     rows.into_iter().map(into_domain).collect()
 }
 
+/// Up to `limit` live customers of the tenant, other than `except`, whose `key` is one of
+/// `values`, in id order.
+pub async fn live_with_key(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    key: MatchKey,
+    values: &[String],
+    except: Uuid,
+    limit: u64,
+) -> Result<Vec<Customer>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = match key {
+        MatchKey::Email => Column::MatchEmail,
+        MatchKey::Phone => Column::MatchPhone,
+        MatchKey::ExternalRef => Column::MatchRef,
+    };
+    Entity::in_tenant(tenant)
+        .live()
+        .filter(column.is_in(values.iter().cloned()))
+        .filter(Column::Id.ne(except))
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(into_domain)
+        .collect()
+}
+
 /// Inserts many customers at once (seeding), one multi-row INSERT per batch.
 pub async fn insert_many(
     conn: &impl ConnectionTrait,
@@ -744,9 +786,16 @@ mod tests {
         match migrations {
             // As the server migrates: see `Store::migrate`.
             None => store.migrate().await.unwrap(),
-            Some(_) => crate::store::migration::Migrator::up(store.conn(), migrations)
-                .await
-                .unwrap(),
+            // In one transaction, as `Store::migrate` does, so that no pooled connection caches
+            // the schema between two migrations.
+            Some(_) => {
+                use sea_orm::TransactionTrait as _;
+                let tx = store.conn().begin().await.unwrap();
+                crate::store::migration::Migrator::up(&tx, migrations)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
         }
         (store, dir)
     }
@@ -935,21 +984,87 @@ mod tests {
     /// The migration finds the tenants whose customers were already out of id order.
     #[tokio::test]
     async fn the_trigram_migration_lists_tenants_already_out_of_id_order() {
-        use sea_orm_migration::MigratorTrait as _;
         let (store, dir) = temp_sqlite_store("search-migration", Some(6)).await;
         let mut late = customers("late", &["Northwind"], 6);
         late.swap(2, 4);
-        insert_many(store.conn(), "late", &late, 10).await.unwrap();
+        insert_before_match_keys(&store, "late", &late).await;
         let fine = customers("fine", &["Northwind"], 6);
-        insert_many(store.conn(), "fine", &fine, 10).await.unwrap();
-        crate::store::migration::Migrator::up(store.conn(), None)
-            .await
-            .unwrap();
+        insert_before_match_keys(&store, "fine", &fine).await;
+        store.migrate().await.unwrap();
         assert!(!in_id_order(&store, "late").await && in_id_order(&store, "fine").await);
         for tenant in ["late", "fine"] {
             let [listed, walked] = pages(&store, tenant, "northwind", false).await;
             assert_eq!((listed.len(), &listed), (6, &walked), "{tenant}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Inserts customers with the columns of a schema older than m0012 (no match keys), as a
+    /// database migrated that far holds them.
+    async fn insert_before_match_keys(store: &Store, tenant: &str, customers: &[Customer]) {
+        use sea_orm::sea_query::Query;
+        for c in customers {
+            let mut insert = Query::insert();
+            insert
+                .into_table(Alias::new("customer"))
+                .columns(
+                    [
+                        "tenant_id",
+                        "id",
+                        "name",
+                        "phone",
+                        "email",
+                        "owner_id",
+                        "lifecycle_stage",
+                        "status",
+                        "external_ref",
+                        "legal_hold",
+                        "search_text",
+                        "create_time",
+                        "update_time",
+                        "version",
+                    ]
+                    .map(Alias::new),
+                )
+                .values_panic([
+                    tenant.into(),
+                    c.id.into(),
+                    c.name.clone().into(),
+                    none_if_empty(&c.phone).into(),
+                    none_if_empty(&c.email).into(),
+                    c.owner_id.clone().into(),
+                    stage_str(c.lifecycle_stage).into(),
+                    status_str(c.status).into(),
+                    none_if_empty(&c.external_ref).into(),
+                    c.legal_hold.into(),
+                    search_text(&c.name, &c.email, &c.phone).into(),
+                    c.create_time.into(),
+                    c.update_time.into(),
+                    c.version.into(),
+                ]);
+            store.conn().execute(&insert).await.unwrap();
+        }
+    }
+
+    /// Customers stored before the match keys existed get theirs from the migration, computed
+    /// as every write computes them afterwards.
+    #[tokio::test]
+    async fn the_match_key_migration_gives_existing_customers_their_keys() {
+        let (store, dir) = temp_sqlite_store("match-keys-migration", Some(11)).await;
+        let mut old = customers("t9", &["Northwind"], 1_003);
+        old[7].email = " Buyer@Example.COM ".into();
+        old[7].external_ref = "ERP-007".into();
+        insert_before_match_keys(&store, "t9", &old).await;
+        store.migrate().await.unwrap();
+        let rows = Entity::in_tenant("t9").all(store.conn()).await.unwrap();
+        assert_eq!(rows.len(), 1_003, "pages of 1,000 and the rest");
+        for row in &rows {
+            let phone = row.phone.clone().unwrap_or_default();
+            assert_eq!(row.match_phone, matching::phone_key(&phone), "{row:?}");
+        }
+        let seventh = rows.iter().find(|r| r.id == old[7].id).unwrap();
+        assert_eq!(seventh.match_email.as_deref(), Some("buyer@example.com"));
+        assert_eq!(seventh.match_ref.as_deref(), Some("erp007"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -984,6 +1099,10 @@ mod tests {
             deletion_id: Some(Uuid::now_v7()),
             version: 7,
             erase_time: None,
+            // A read decodes no duplicate keys (they are for look-ups only).
+            match_email: None,
+            match_phone: None,
+            match_ref: None,
         };
         let bare = customer::Model {
             id: Uuid::now_v7(),
@@ -1028,7 +1147,6 @@ mod tests {
     /// A store in a schema of its own on the test PostgreSQL, migrated; `None` (and a SKIPPED
     /// line) when PostgreSQL is unreachable outside CI.
     async fn temp_pg_store() -> Option<(Store, String)> {
-        use sea_orm_migration::MigratorTrait as _;
         let url = crate::store::test_postgres_url().await?;
         let schema = format!("unit_{}", Uuid::now_v7().simple());
         let store = Store::connect(&crate::store::StoreConfig {
@@ -1041,9 +1159,7 @@ mod tests {
         })
         .await
         .unwrap();
-        crate::store::migration::Migrator::up(store.conn(), None)
-            .await
-            .unwrap();
+        store.migrate().await.unwrap();
         Some((store, schema))
     }
 

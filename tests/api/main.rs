@@ -13,6 +13,7 @@ mod customers;
 mod deletion_alternatives;
 mod deletion_races;
 mod deletion_rules;
+mod duplicates;
 mod erasure_on_disk;
 mod error_messages;
 mod error_size;

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod customer;
 pub mod deletion;
 pub mod event;
+pub mod matching;
 pub mod record;
 pub mod recycle_bin;
 pub mod request_filter;

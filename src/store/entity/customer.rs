@@ -29,6 +29,10 @@ pub struct Model {
     pub version: i64,
     /// When the customer was erased (a tombstone from then on).
     pub erase_time: Option<DateTimeUtc>,
+    /// The keys that find likely duplicates (`domain::model::matching`).
+    pub match_email: Option<String>,
+    pub match_phone: Option<String>,
+    pub match_ref: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

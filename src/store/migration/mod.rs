@@ -14,6 +14,7 @@ pub(crate) mod m0008_ordered_trigram_search;
 mod m0009_record_retention;
 mod m0010_deletion_batches;
 mod m0011_bin_and_batch_events;
+mod m0012_duplicate_match_keys;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_record_retention::Migration),
             Box::new(m0010_deletion_batches::Migration),
             Box::new(m0011_bin_and_batch_events::Migration),
+            Box::new(m0012_duplicate_match_keys::Migration),
         ]
     }
 }

@@ -197,6 +197,7 @@ impl TestApp {
             idempotency_key_ttl: Duration::from_secs(24 * 3600),
             purge_interval: None,
             clock: Clock::adjustable(),
+            phone_default_country_code: Some("44".into()),
         }
     }
 

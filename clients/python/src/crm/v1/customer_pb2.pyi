@@ -25,6 +25,13 @@ class CustomerStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CUSTOMER_STATUS_UNSPECIFIED: _ClassVar[CustomerStatus]
     CUSTOMER_STATUS_ACTIVE: _ClassVar[CustomerStatus]
     CUSTOMER_STATUS_INACTIVE: _ClassVar[CustomerStatus]
+
+class DuplicateMatch(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DUPLICATE_MATCH_UNSPECIFIED: _ClassVar[DuplicateMatch]
+    DUPLICATE_MATCH_EXTERNAL_REF: _ClassVar[DuplicateMatch]
+    DUPLICATE_MATCH_EMAIL: _ClassVar[DuplicateMatch]
+    DUPLICATE_MATCH_PHONE: _ClassVar[DuplicateMatch]
 LIFECYCLE_STAGE_UNSPECIFIED: LifecycleStage
 LIFECYCLE_STAGE_LEAD: LifecycleStage
 LIFECYCLE_STAGE_PROSPECT: LifecycleStage
@@ -32,6 +39,10 @@ LIFECYCLE_STAGE_CUSTOMER: LifecycleStage
 CUSTOMER_STATUS_UNSPECIFIED: CustomerStatus
 CUSTOMER_STATUS_ACTIVE: CustomerStatus
 CUSTOMER_STATUS_INACTIVE: CustomerStatus
+DUPLICATE_MATCH_UNSPECIFIED: DuplicateMatch
+DUPLICATE_MATCH_EXTERNAL_REF: DuplicateMatch
+DUPLICATE_MATCH_EMAIL: DuplicateMatch
+DUPLICATE_MATCH_PHONE: DuplicateMatch
 
 class Customer(_message.Message):
     __slots__ = ("id", "name", "phone", "email", "industry", "owner_id", "lifecycle_stage", "status", "external_ref", "legal_hold", "create_time", "update_time", "delete_time", "purge_time", "etag", "deletion_id")
@@ -294,3 +305,31 @@ class ExportCustomerResponse(_message.Message):
     activities: _containers.RepeatedCompositeFieldContainer[_records_pb2.Activity]
     deletion_requests: _containers.RepeatedCompositeFieldContainer[_deletion_pb2.DeletionRequest]
     def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., contacts: _Optional[_Iterable[_Union[_records_pb2.Contact, _Mapping]]] = ..., deals: _Optional[_Iterable[_Union[_records_pb2.Deal, _Mapping]]] = ..., orders: _Optional[_Iterable[_Union[_records_pb2.Order, _Mapping]]] = ..., contracts: _Optional[_Iterable[_Union[_records_pb2.Contract, _Mapping]]] = ..., projects: _Optional[_Iterable[_Union[_records_pb2.Project, _Mapping]]] = ..., activities: _Optional[_Iterable[_Union[_records_pb2.Activity, _Mapping]]] = ..., deletion_requests: _Optional[_Iterable[_Union[_deletion_pb2.DeletionRequest, _Mapping]]] = ...) -> None: ...
+
+class DuplicateCandidate(_message.Message):
+    __slots__ = ("customer", "matches", "score")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    matches: _containers.RepeatedScalarFieldContainer[DuplicateMatch]
+    score: int
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., matches: _Optional[_Iterable[_Union[DuplicateMatch, str]]] = ..., score: _Optional[int] = ...) -> None: ...
+
+class ListDuplicateCandidatesRequest(_message.Message):
+    __slots__ = ("customer_id", "page_size", "page_token")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, customer_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDuplicateCandidatesResponse(_message.Message):
+    __slots__ = ("candidates", "next_page_token")
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[DuplicateCandidate]
+    next_page_token: str
+    def __init__(self, candidates: _Optional[_Iterable[_Union[DuplicateCandidate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

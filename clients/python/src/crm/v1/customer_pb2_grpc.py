@@ -114,6 +114,11 @@ class CustomerServiceStub:
                 request_serializer=crm_dot_v1_dot_customer__pb2.ListDeletedCustomersRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_customer__pb2.ListDeletedCustomersResponse.FromString,
                 _registered_method=True)
+        self.ListDuplicateCandidates = channel.unary_unary(
+                '/crm.v1.CustomerService/ListDuplicateCandidates',
+                request_serializer=crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerServiceServicer:
@@ -245,6 +250,18 @@ class CustomerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDuplicateCandidates(self, request, context):
+        """Likely duplicates of a live customer: the tenant's other live customers with the same
+        external_ref (ignoring case and punctuation), the same e-mail (ignoring case) or the same
+        phone number however it is written (a number without a country code belongs to the server's
+        CRM_PHONE_DEFAULT_COUNTRY_CODE, if set), each with what matched and a score, the strongest
+        first. Any role; writes nothing. A deleted customer is FAILED_PRECONDITION
+        (CUSTOMER_DELETED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -302,6 +319,11 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     servicer.ListDeletedCustomers,
                     request_deserializer=crm_dot_v1_dot_customer__pb2.ListDeletedCustomersRequest.FromString,
                     response_serializer=crm_dot_v1_dot_customer__pb2.ListDeletedCustomersResponse.SerializeToString,
+            ),
+            'ListDuplicateCandidates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDuplicateCandidates,
+                    request_deserializer=crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -626,6 +648,33 @@ class CustomerService:
             '/crm.v1.CustomerService/ListDeletedCustomers',
             crm_dot_v1_dot_customer__pb2.ListDeletedCustomersRequest.SerializeToString,
             crm_dot_v1_dot_customer__pb2.ListDeletedCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDuplicateCandidates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.CustomerService/ListDuplicateCandidates',
+            crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesRequest.SerializeToString,
+            crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,227 @@
+//! Likely duplicates of a customer: the tenant's other live customers that share its e-mail, its
+//! phone number or its external reference (`model::matching` says when two of those are the
+//! same), scored by how strongly what they share identifies a company, strongest first.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::Clock;
+use super::access::{Action, Caller};
+use super::customer_deleted;
+use super::model::customer::Customer;
+use super::model::matching::{self, MatchKey};
+use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
+use crate::error::{Error, Result};
+use crate::store::{self, Store};
+
+/// How many customers one key may bring: a key shared by more (a switchboard number, a shared
+/// mailbox) says little about any one of them, and the list stays bounded.
+const PER_KEY: u64 = 100;
+/// The largest page of candidates (0 means the usual 50).
+const MAX_PAGE: u64 = 100;
+/// A page token's position: the score, then the id.
+const POSITION_LEN: usize = 4 + 16;
+
+/// A likely duplicate, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateCandidate {
+    pub customer: Customer,
+    /// What the two customers share, in the order of `MatchKey`.
+    pub matches: Vec<MatchKey>,
+    /// 0–100: how likely the two are one company.
+    pub score: u32,
+}
+
+/// How likely one shared key alone makes two customers one company, in percent. An external
+/// reference is another system's id for the company; an e-mail is usually one person's there; a
+/// phone number may be a switchboard shared by a group.
+fn weight(key: MatchKey) -> f64 {
+    match key {
+        MatchKey::ExternalRef => 0.95,
+        MatchKey::Email => 0.90,
+        MatchKey::Phone => 0.80,
+    }
+}
+
+/// Several shared keys are independent evidence: the chance that all of them are coincidences
+/// is the product of each one's.
+pub fn score(matches: &[MatchKey]) -> u32 {
+    let coincidence: f64 = matches.iter().map(|k| 1.0 - weight(*k)).product();
+    ((1.0 - coincidence) * 100.0).round() as u32
+}
+
+#[derive(Clone)]
+pub struct Duplicates {
+    store: Store,
+    page_key: PageTokenKey,
+    clock: Clock,
+    /// The country calling code of phone numbers written without one (digits, e.g. `44`).
+    phone_country_code: Option<String>,
+}
+
+impl Duplicates {
+    pub fn new(
+        store: Store,
+        page_key: PageTokenKey,
+        clock: Clock,
+        phone_country_code: Option<String>,
+    ) -> Self {
+        Self {
+            store,
+            page_key,
+            clock,
+            phone_country_code,
+        }
+    }
+
+    /// A page of `customer_id`'s likely duplicates, the strongest first (then in id order). Any
+    /// role; writes nothing.
+    pub async fn candidates(
+        &self,
+        caller: &Caller,
+        customer_id: Uuid,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<DuplicateCandidate>> {
+        caller.require(Action::Read)?;
+        let limit = paging::page_size("page_size", page_size)?.min(MAX_PAGE);
+        let fingerprint = QueryFingerprint::of(&["DuplicateCandidates", &customer_id.to_string()]);
+        let now = self.clock.now().timestamp();
+        let after = match page_token {
+            "" => None,
+            token => Some(decode(&self.page_key.open_position::<POSITION_LEN>(
+                "page_token",
+                token,
+                &caller.tenant,
+                fingerprint,
+                now,
+            )?)),
+        };
+        let tx = self.store.begin_read().await?;
+        let customer = store::customers::find(tx.conn(), &caller.tenant, customer_id)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", customer_id))?;
+        if customer.is_deleted() {
+            return Err(customer_deleted(customer_id));
+        }
+        let all = self
+            .all_candidates(tx.conn(), &caller.tenant, &customer)
+            .await?;
+        tx.commit().await?;
+        let mut items: Vec<DuplicateCandidate> = all
+            .into_iter()
+            .filter(|c| after.is_none_or(|a| position(c) > a))
+            .take(limit as usize + 1)
+            .collect();
+        let next_page_token = if items.len() as u64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|last| {
+                self.page_key.seal_position(
+                    &caller.tenant,
+                    fingerprint,
+                    &encode(position(last)),
+                    now,
+                )
+            })
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    /// Every candidate, in page order.
+    async fn all_candidates(
+        &self,
+        conn: &impl store::Connection,
+        tenant: &str,
+        customer: &Customer,
+    ) -> Result<Vec<DuplicateCandidate>> {
+        let phone = matching::phone_key(&customer.phone)
+            .map(|key| matching::same_phone_keys(&key, self.phone_country_code.as_deref()))
+            .unwrap_or_default();
+        let wanted = [
+            (
+                MatchKey::ExternalRef,
+                matching::external_ref_key(&customer.external_ref)
+                    .into_iter()
+                    .collect(),
+            ),
+            (
+                MatchKey::Email,
+                matching::email_key(&customer.email).into_iter().collect(),
+            ),
+            (MatchKey::Phone, phone),
+        ];
+        let mut found: BTreeMap<Uuid, (Customer, Vec<MatchKey>)> = BTreeMap::new();
+        for (key, values) in wanted {
+            let matching =
+                store::customers::live_with_key(conn, tenant, key, &values, customer.id, PER_KEY)
+                    .await?;
+            for other in matching {
+                found
+                    .entry(other.id)
+                    .or_insert_with(|| (other, Vec::new()))
+                    .1
+                    .push(key);
+            }
+        }
+        let mut all: Vec<DuplicateCandidate> = found
+            .into_values()
+            .map(|(customer, mut matches)| {
+                matches.sort();
+                DuplicateCandidate {
+                    score: score(&matches),
+                    customer,
+                    matches,
+                }
+            })
+            .collect();
+        all.sort_by_key(position);
+        Ok(all)
+    }
+}
+
+/// A candidate's place in page order: the highest score first, then by id.
+fn position(c: &DuplicateCandidate) -> (std::cmp::Reverse<u32>, Uuid) {
+    (std::cmp::Reverse(c.score), c.customer.id)
+}
+
+fn encode((score, id): (std::cmp::Reverse<u32>, Uuid)) -> [u8; POSITION_LEN] {
+    let mut bytes = [0; POSITION_LEN];
+    bytes[..4].copy_from_slice(&score.0.to_be_bytes());
+    bytes[4..].copy_from_slice(id.as_bytes());
+    bytes
+}
+
+fn decode(bytes: &[u8; POSITION_LEN]) -> (std::cmp::Reverse<u32>, Uuid) {
+    let score = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let id = Uuid::from_bytes(bytes[4..].try_into().unwrap_or_default());
+    (std::cmp::Reverse(score), id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_shared_keys_score_higher_and_one_key_scores_its_weight() {
+        assert_eq!(score(&[MatchKey::Phone]), 80);
+        assert_eq!(score(&[MatchKey::Email]), 90);
+        assert_eq!(score(&[MatchKey::Email, MatchKey::Phone]), 98);
+        assert_eq!(
+            score(&[MatchKey::ExternalRef, MatchKey::Email, MatchKey::Phone]),
+            100
+        );
+    }
+
+    #[test]
+    fn positions_order_the_strongest_first_and_survive_a_token() {
+        let p = (std::cmp::Reverse(98), Uuid::now_v7());
+        assert_eq!(decode(&encode(p)), p);
+        assert!((std::cmp::Reverse(98), Uuid::max()) < (std::cmp::Reverse(80), Uuid::nil()));
+    }
+}
