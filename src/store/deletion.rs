@@ -297,7 +297,8 @@ pub async fn cascade(
 /// ids reads the same in SQL, but PostgreSQL plans it from the column's statistics, and where
 /// they were taken before any deletion (autovacuum off or behind) it scans the tenant's whole
 /// partial index of deleted rows for every statement, which measured 2.7× the raw SQL's time on a
-/// 10,000-customer batch restore. An equality is an index probe whatever the statistics say.
+/// 10,000-customer batch restore. An equality is an index probe whatever the statistics say
+/// (docs/performance.md P14).
 pub async fn restore_records(
     conn: &impl ConnectionTrait,
     tenant: &str,
