@@ -220,6 +220,12 @@ impl CustomerService for Bare {
     ) -> Result<Response<pb::ListDuplicateCandidatesResponse>, Status> {
         unimplemented()
     }
+    async fn preview_merge_customers(
+        &self,
+        _: Request<pb::PreviewMergeCustomersRequest>,
+    ) -> Result<Response<pb::PreviewMergeCustomersResponse>, Status> {
+        unimplemented()
+    }
 }
 
 async fn connect(args: &Args) -> Result<Pool, sqlx::Error> {

@@ -6,11 +6,11 @@ use super::convert::{
     caller, detached, enum_field, from_timestamp, idempotency_key, optional_id, optional_timestamp,
     timestamp,
 };
-use super::deletion::preview_to_proto;
+use super::deletion::{blocker_to_proto, impact_to_proto, preview_to_proto};
 use crate::domain::customers::{
     self as domain, CustomerField, CustomerInput, CustomerQuery, Customers,
 };
-use crate::domain::deletion::Deletions;
+use crate::domain::deletion::{Deletions, MergePreview};
 use crate::domain::duplicates::Duplicates;
 use crate::domain::export::{ExportChunk, Exports};
 use crate::domain::model::matching::MatchKey;
@@ -45,6 +45,34 @@ impl CustomerApi {
             exports,
             duplicates,
         }
+    }
+}
+
+fn merge_preview_to_proto(p: MergePreview) -> pb::MergePreview {
+    pb::MergePreview {
+        duplicate_id: p.duplicate_id.to_string(),
+        survivor_id: p.survivor_id.to_string(),
+        duplicate_etag: p.duplicate_version.to_string(),
+        survivor_etag: p.survivor_version.to_string(),
+        moves: p
+            .moves
+            .into_iter()
+            .map(|m| pb::RelationImpact {
+                policy: pb::DeletionPolicy::Unspecified.into(),
+                ..impact_to_proto(m)
+            })
+            .collect(),
+        move_count: p.move_count,
+        conflicts: p
+            .conflicts
+            .into_iter()
+            .map(|c| pb::FieldConflict {
+                field: c.field,
+                duplicate_value: c.duplicate_value,
+                survivor_value: c.survivor_value,
+            })
+            .collect(),
+        blockers: p.blockers.into_iter().map(blocker_to_proto).collect(),
     }
 }
 
@@ -289,6 +317,23 @@ impl CustomerService for CustomerApi {
                 })
                 .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn preview_merge_customers(
+        &self,
+        request: Request<pb::PreviewMergeCustomersRequest>,
+    ) -> Result<Response<pb::PreviewMergeCustomersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let duplicate_id = parse_id("duplicate_id", &req.duplicate_id)?;
+        let survivor_id = parse_id("survivor_id", &req.survivor_id)?;
+        let preview = self
+            .deletions
+            .preview_merge(&caller, duplicate_id, survivor_id)
+            .await?;
+        Ok(Response::new(pb::PreviewMergeCustomersResponse {
+            preview: Some(merge_preview_to_proto(preview)),
         }))
     }
 

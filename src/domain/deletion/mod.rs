@@ -15,6 +15,7 @@
 //! the graph since turns it STALE.
 
 mod execute;
+mod merge;
 mod preview;
 mod recycle_bin;
 mod requests;
@@ -37,8 +38,8 @@ use crate::reason;
 use crate::store::Store;
 
 pub use super::model::deletion::{
-    Blocker, DeletionPreview, DeletionRequest, PipelineWarning, RelationImpact, RequestState,
-    StoredRequest,
+    Blocker, DeletionPreview, DeletionRequest, FieldConflict, MergePreview, PipelineWarning,
+    RelationImpact, RequestState, StoredRequest,
 };
 
 /// How many sample ids a preview shows per relation and state.

@@ -71,6 +71,31 @@ pub struct DeletionPreview {
     pub alternatives: Vec<Alternative>,
 }
 
+/// The dry run of merging a duplicate into the customer that stays: what moves, what differs,
+/// what stops it, and both graph versions a merge would be bound to. Ids and counts, and the two
+/// customers' own field values where they differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergePreview {
+    pub duplicate_id: Uuid,
+    pub survivor_id: Uuid,
+    pub duplicate_version: i64,
+    pub survivor_version: i64,
+    /// Every live record of the duplicate, per kind and state: all of them move.
+    pub moves: Vec<RelationImpact>,
+    pub move_count: i64,
+    /// The customer fields whose values differ, for the merge to choose from.
+    pub conflicts: Vec<FieldConflict>,
+    pub blockers: Vec<Blocker>,
+}
+
+/// A customer field whose value differs between the duplicate and the survivor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldConflict {
+    pub field: String,
+    pub duplicate_value: String,
+    pub survivor_value: String,
+}
+
 /// A way to the same end as a deletion, suggested by the preview, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alternative {

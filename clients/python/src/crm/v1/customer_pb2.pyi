@@ -333,3 +333,47 @@ class ListDuplicateCandidatesResponse(_message.Message):
     candidates: _containers.RepeatedCompositeFieldContainer[DuplicateCandidate]
     next_page_token: str
     def __init__(self, candidates: _Optional[_Iterable[_Union[DuplicateCandidate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PreviewMergeCustomersRequest(_message.Message):
+    __slots__ = ("duplicate_id", "survivor_id")
+    DUPLICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    SURVIVOR_ID_FIELD_NUMBER: _ClassVar[int]
+    duplicate_id: str
+    survivor_id: str
+    def __init__(self, duplicate_id: _Optional[str] = ..., survivor_id: _Optional[str] = ...) -> None: ...
+
+class FieldConflict(_message.Message):
+    __slots__ = ("field", "duplicate_value", "survivor_value")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SURVIVOR_VALUE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    duplicate_value: str
+    survivor_value: str
+    def __init__(self, field: _Optional[str] = ..., duplicate_value: _Optional[str] = ..., survivor_value: _Optional[str] = ...) -> None: ...
+
+class MergePreview(_message.Message):
+    __slots__ = ("duplicate_id", "survivor_id", "duplicate_etag", "survivor_etag", "moves", "move_count", "conflicts", "blockers")
+    DUPLICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    SURVIVOR_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_ETAG_FIELD_NUMBER: _ClassVar[int]
+    SURVIVOR_ETAG_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    MOVE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    BLOCKERS_FIELD_NUMBER: _ClassVar[int]
+    duplicate_id: str
+    survivor_id: str
+    duplicate_etag: str
+    survivor_etag: str
+    moves: _containers.RepeatedCompositeFieldContainer[_deletion_pb2.RelationImpact]
+    move_count: int
+    conflicts: _containers.RepeatedCompositeFieldContainer[FieldConflict]
+    blockers: _containers.RepeatedCompositeFieldContainer[_deletion_pb2.DeletionBlocker]
+    def __init__(self, duplicate_id: _Optional[str] = ..., survivor_id: _Optional[str] = ..., duplicate_etag: _Optional[str] = ..., survivor_etag: _Optional[str] = ..., moves: _Optional[_Iterable[_Union[_deletion_pb2.RelationImpact, _Mapping]]] = ..., move_count: _Optional[int] = ..., conflicts: _Optional[_Iterable[_Union[FieldConflict, _Mapping]]] = ..., blockers: _Optional[_Iterable[_Union[_deletion_pb2.DeletionBlocker, _Mapping]]] = ...) -> None: ...
+
+class PreviewMergeCustomersResponse(_message.Message):
+    __slots__ = ("preview",)
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    preview: MergePreview
+    def __init__(self, preview: _Optional[_Union[MergePreview, _Mapping]] = ...) -> None: ...

@@ -119,6 +119,11 @@ class CustomerServiceStub:
                 request_serializer=crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesResponse.FromString,
                 _registered_method=True)
+        self.PreviewMergeCustomers = channel.unary_unary(
+                '/crm.v1.CustomerService/PreviewMergeCustomers',
+                request_serializer=crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerServiceServicer:
@@ -262,6 +267,18 @@ class CustomerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewMergeCustomers(self, request, context):
+        """Dry run of merging a duplicate into the customer that stays: every live record of the
+        duplicate, per relation and state, with counts and sample ids (all of them move, whatever
+        their state); the customer fields whose values differ, with both values; what stops the
+        merge (a legal hold on either customer); and both graph etags. Any role; writes nothing.
+        Either customer deleted is FAILED_PRECONDITION (CUSTOMER_DELETED); the same customer twice is
+        INVALID_ARGUMENT (survivor_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -324,6 +341,11 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     servicer.ListDuplicateCandidates,
                     request_deserializer=crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesRequest.FromString,
                     response_serializer=crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesResponse.SerializeToString,
+            ),
+            'PreviewMergeCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewMergeCustomers,
+                    request_deserializer=crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -675,6 +697,33 @@ class CustomerService:
             '/crm.v1.CustomerService/ListDuplicateCandidates',
             crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesRequest.SerializeToString,
             crm_dot_v1_dot_customer__pb2.ListDuplicateCandidatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewMergeCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.CustomerService/PreviewMergeCustomers',
+            crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersRequest.SerializeToString,
+            crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,
