@@ -4,7 +4,9 @@
 //! index over the tenant's live customers that have one.
 //!
 //! Existing customers get their keys here, a page of 1,000 at a time in id order, from the same
-//! functions every write uses afterwards. An erased customer has no fields left and gets none.
+//! functions every write uses afterwards: one UPDATE per customer that has an e-mail, a phone or
+//! an external reference (on a million such customers, minutes of start-up, once). An erased
+//! customer has no fields left and gets none.
 
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, Query};
@@ -56,6 +58,12 @@ async fn backfill(db: &impl ConnectionTrait) -> Result<(), DbErr> {
         page.from(customer.clone())
             .columns(["tenant_id", "id", "email", "phone", "external_ref"].map(Alias::new))
             .and_where(column("erase_time").is_null())
+            .and_where(
+                column("email")
+                    .is_not_null()
+                    .or(column("phone").is_not_null())
+                    .or(column("external_ref").is_not_null()),
+            )
             .order_by(Alias::new("tenant_id"), Order::Asc)
             .order_by(Alias::new("id"), Order::Asc)
             .limit(PAGE);
