@@ -32,8 +32,8 @@ fn main() -> ExitCode {
 /// SQLite connection has its own thread besides the runtime's, so the pool's eight connections
 /// and the workers spread the heap over up to sixteen arenas on two cores. Capped at two
 /// (measured on SQLite after 110,000 creates: RSS 43.1 → 30.6 MiB; over a 10,000-customer
-/// deletion batch, peak 67.2 → 51.8 MiB, with the batch's times unchanged; docs/performance.md
-/// P13). A `MALLOC_ARENA_MAX` in the environment still decides.
+/// deletion batch, peak 67.2 → 51.8 MiB; docs/performance.md P13). A `MALLOC_ARENA_MAX` in the
+/// environment still decides.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -290,21 +290,21 @@ pub async fn cascade(
     Ok(deleted)
 }
 
-/// Brings back exactly the records that carry each of `deletion_ids`. Returns how many records
-/// each deletion had; with `dry_run`, only counts them.
+/// Brings back exactly the records that carry `deletion_id`, with one UPDATE per table, and
+/// returns how many; with `dry_run`, only counts them.
 ///
-/// One statement per deletion and table, each on `deletion_id = $1`: an `IN (…)` over a chunk's
-/// ids reads the same in SQL, but PostgreSQL plans it from the column's statistics, and where
-/// they were taken before any deletion (autovacuum off or behind) it scans the tenant's whole
-/// partial index of deleted rows for every statement, which measured 2.7× the raw SQL's time on a
+/// A batch restores a chunk of deletions by calling this once for each, not with one
+/// `deletion_id IN (…)` per table: PostgreSQL plans an IN list from the column's statistics, and
+/// where they were taken before any deletion (autovacuum off or behind) it scanned the tenant's
+/// whole partial index of deleted rows for every statement, 2.7× the raw SQL's time on a
 /// 10,000-customer batch restore. An equality is an index probe whatever the statistics say
 /// (docs/performance.md P14).
 pub async fn restore_records(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    deletion_ids: &[Uuid],
+    deletion_id: Uuid,
     dry_run: bool,
-) -> Result<HashMap<Uuid, u64>> {
+) -> Result<u64> {
     struct Restore<'a, C> {
         conn: &'a C,
         tenant: &'a str,
@@ -336,21 +336,17 @@ pub async fn restore_records(
                 .rows_affected)
         }
     }
-    let mut restored = HashMap::with_capacity(deletion_ids.len());
-    for &deletion_id in deletion_ids {
-        let mut records = 0;
-        for kind in RecordKind::ALL {
-            let restore = Restore {
-                conn,
-                tenant,
-                deletion_id,
-                dry_run,
-            };
-            records += on_table(kind, restore).await?;
-        }
-        restored.insert(deletion_id, records);
+    let mut records = 0;
+    for kind in RecordKind::ALL {
+        let restore = Restore {
+            conn,
+            tenant,
+            deletion_id,
+            dry_run,
+        };
+        records += on_table(kind, restore).await?;
     }
-    Ok(restored)
+    Ok(records)
 }
 
 /// Marks the customer deleted by `deletion_id` (and moves its graph version on).

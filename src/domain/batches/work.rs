@@ -217,8 +217,7 @@ impl Batches {
     }
 
     /// A chunk of DELETED items: each customer restored as RestoreCustomer would, or
-    /// RESTORE_FAILED with why. The chunk's customers are locked in one go, and those that can
-    /// come back are restored together.
+    /// RESTORE_FAILED with why. The chunk's customers are locked in one statement.
     async fn restore_items(
         &self,
         change: &Change<'_>,

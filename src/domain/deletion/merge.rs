@@ -31,24 +31,22 @@ impl Deletions {
         // One snapshot: the moves, the fields and both versions are of the same moment.
         let tx = self.store.begin_read().await?;
         let (conn, tenant) = (tx.conn(), &caller.tenant);
-        let mut live = Vec::with_capacity(2);
-        for id in [duplicate_id, survivor_id] {
-            let customer = store::customers::find(conn, tenant, id)
-                .await?
-                .ok_or_else(|| Error::not_found("customer", id))?;
-            if customer.is_deleted() {
-                return Err(customer_deleted(id));
-            }
-            live.push(customer);
-        }
-        let (survivor, duplicate) = (live.pop(), live.pop());
-        let (Some(duplicate), Some(survivor)) = (duplicate, survivor) else {
-            return Err(Error::internal("two customers read, fewer kept"));
-        };
+        let duplicate = live_customer(conn, tenant, duplicate_id).await?;
+        let survivor = live_customer(conn, tenant, survivor_id).await?;
         let graph = self.preview_in(conn, tenant, &duplicate, true).await?;
         tx.commit().await?;
         Ok(merge_preview(&duplicate, &survivor, graph))
     }
+}
+
+async fn live_customer(conn: &impl store::Connection, tenant: &str, id: Uuid) -> Result<Customer> {
+    let customer = store::customers::find(conn, tenant, id)
+        .await?
+        .ok_or_else(|| Error::not_found("customer", id))?;
+    if customer.is_deleted() {
+        return Err(customer_deleted(id));
+    }
+    Ok(customer)
 }
 
 /// The merge preview of two live customers, from the duplicate's graph as a deletion preview

@@ -33,12 +33,11 @@ impl Deletions {
                 .await?;
             if validate_only {
                 let deletion_id = self.deletion_id(&change, customer_id).await?;
-                let counted =
-                    store::deletion::restore_records(tx.conn(), tenant, &[deletion_id], true)
-                        .await?;
+                let restored_records =
+                    store::deletion::restore_records(tx.conn(), tenant, deletion_id, true).await?;
                 return Ok(Restored {
                     customer,
-                    restored_records: counted.get(&deletion_id).copied().unwrap_or(0),
+                    restored_records,
                 });
             }
             self.restore_graphs(&change, vec![customer], "")
@@ -58,9 +57,8 @@ impl Deletions {
     }
 
     /// Brings back locked, restorable customers (`restorable` said so) and exactly the rows of
-    /// their deletions, with one UPDATE per table for the lot, and audits each naming `cause`
-    /// (empty, or the batch): what RestoreCustomer does to one customer, and a batch's restore to
-    /// a chunk of them.
+    /// each one's deletion, and audits each naming `cause` (empty, or the batch): what
+    /// RestoreCustomer does to one customer, and a batch's restore to a chunk of them.
     pub(crate) async fn restore_graphs(
         &self,
         change: &Change<'_>,
@@ -68,8 +66,13 @@ impl Deletions {
         cause: &str,
     ) -> Result<Vec<Restored>> {
         let (tx, tenant) = (change.tx(), &change.caller.tenant);
-        let mut deletion_ids = Vec::with_capacity(customers.len());
-        for customer in &customers {
+        let cause = if cause.is_empty() {
+            String::new()
+        } else {
+            format!(" {cause}")
+        };
+        let mut restored = Vec::with_capacity(customers.len());
+        for customer in customers {
             let deletion_id = match customer.deletion_id {
                 Some(id) => id,
                 None => self.deletion_id(change, customer.id).await?,
@@ -81,18 +84,8 @@ impl Deletions {
                 // refused the row, and does not say who holds it.
                 return Err(restore_conflict(customer.id, None));
             }
-            deletion_ids.push(deletion_id);
-        }
-        let counts =
-            store::deletion::restore_records(tx.conn(), tenant, &deletion_ids, false).await?;
-        let cause = if cause.is_empty() {
-            String::new()
-        } else {
-            format!(" {cause}")
-        };
-        let mut restored = Vec::with_capacity(customers.len());
-        for (customer, deletion_id) in customers.into_iter().zip(deletion_ids) {
-            let restored_records = counts.get(&deletion_id).copied().unwrap_or(0);
+            let restored_records =
+                store::deletion::restore_records(tx.conn(), tenant, deletion_id, false).await?;
             change
                 .audit(Entry {
                     action: "customer.restore",
