@@ -226,6 +226,18 @@ impl CustomerService for Bare {
     ) -> Result<Response<pb::PreviewMergeCustomersResponse>, Status> {
         unimplemented()
     }
+    async fn merge_customers(
+        &self,
+        _: Request<pb::MergeCustomersRequest>,
+    ) -> Result<Response<pb::MergeCustomersResponse>, Status> {
+        unimplemented()
+    }
+    async fn unmerge_customers(
+        &self,
+        _: Request<pb::UnmergeCustomersRequest>,
+    ) -> Result<Response<pb::UnmergeCustomersResponse>, Status> {
+        unimplemented()
+    }
 }
 
 async fn connect(args: &Args) -> Result<Pool, sqlx::Error> {

@@ -59,6 +59,9 @@ reasons! {
     TOO_MANY_OPEN_BATCHES => "FAILED_PRECONDITION", "the tenant has as many open batches as allowed (metadata limit): finish, cancel or let one lapse";
     NOTHING_TO_DELETE => "FAILED_PRECONDITION", "every customer of the batch was excluded (the items say why): nothing to approve";
     RESTORE_CONFLICT => "FAILED_PRECONDITION", "a live customer now holds the external_ref (metadata names it)";
+    REQUEST_KIND_MISMATCH => "FAILED_PRECONDITION", "a MERGE request is executed by MergeCustomers, a deletion request by DeleteCustomer";
+    DELETED_BY_MERGE => "FAILED_PRECONDITION", "the customer was merged into another: UnmergeCustomers brings it back, not RestoreCustomer";
+    NOT_MERGED => "FAILED_PRECONDITION", "UnmergeCustomers of a customer no merge deleted";
     RETENTION_EXPIRED => "FAILED_PRECONDITION", "the retention passed: the customer or record is being erased";
     INVALID_STATUS_TRANSITION => "FAILED_PRECONDITION", "the record's status cannot change that way";
     RECORD_NOT_DELETABLE => "FAILED_PRECONDITION", "a business record (order, contract) is cancelled or terminated, not deleted";

@@ -337,6 +337,71 @@ impl CustomerService for CustomerApi {
         }))
     }
 
+    async fn merge_customers(
+        &self,
+        request: Request<pb::MergeCustomersRequest>,
+    ) -> Result<Response<pb::MergeCustomersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let request_id = parse_id("deletion_request_id", &req.deletion_request_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            Operation::MergeCustomers,
+            &pb::MergeCustomersRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let merged =
+            detached(async move { deletions.merge(&caller, request_id, key).await }).await?;
+        Ok(Response::new(pb::MergeCustomersResponse {
+            survivor: Some(to_proto(merged.survivor)),
+            duplicate: Some(to_proto(merged.duplicate)),
+            moved_records: merged.moved_records as i64,
+            taken_fields: merged.taken_fields,
+        }))
+    }
+
+    async fn unmerge_customers(
+        &self,
+        request: Request<pb::UnmergeCustomersRequest>,
+    ) -> Result<Response<pb::UnmergeCustomersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let duplicate_id = parse_id("duplicate_id", &req.duplicate_id)?;
+        let key = idempotency_key(
+            &req.request_id,
+            Operation::UnmergeCustomers,
+            &pb::UnmergeCustomersRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let validate_only = req.validate_only;
+        let unmerged = detached(async move {
+            deletions
+                .unmerge(&caller, duplicate_id, validate_only, key)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::UnmergeCustomersResponse {
+            duplicate: Some(to_proto(unmerged.duplicate)),
+            survivor: Some(to_proto(unmerged.survivor)),
+            moved_back_records: unmerged.moved_back_records as i64,
+            reverted_fields: unmerged.reverted_fields,
+            kept_fields: unmerged
+                .kept_fields
+                .into_iter()
+                .map(|k| pb::KeptField {
+                    field: k.field,
+                    value: k.value,
+                })
+                .collect(),
+        }))
+    }
+
     async fn update_customer(
         &self,
         request: Request<pb::UpdateCustomerRequest>,

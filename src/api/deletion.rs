@@ -6,8 +6,8 @@ use super::convert::{
     caller, detached, enum_field, idempotency_key, optional_id, optional_timestamp, timestamp,
 };
 use crate::domain::deletion::{
-    Blocker, DeletionPreview, DeletionRequest, Deletions, PipelineWarning, RelationImpact,
-    RequestState,
+    Blocker, DeletionPreview, DeletionRequest, Deletions, MergeAsk, PipelineWarning,
+    RelationImpact, RequestState,
 };
 use crate::domain::mutation::Operation;
 use crate::domain::policy::Policy;
@@ -125,6 +125,16 @@ pub fn request_to_proto(r: DeletionRequest) -> pb::DeletionRequest {
         expire_time: Some(timestamp(r.expire_time)),
         create_time: Some(timestamp(r.create_time)),
         execute_time: optional_timestamp(r.execute_time),
+        kind: if r.merge.is_some() {
+            pb::DeletionRequestKind::Merge
+        } else {
+            pb::DeletionRequestKind::Delete
+        } as i32,
+        merge: r.merge.map(|m| pb::MergeTerms {
+            survivor_id: m.survivor_id.to_string(),
+            survivor_etag: m.survivor_version.to_string(),
+            take_fields: m.take_fields,
+        }),
     }
 }
 
@@ -154,6 +164,36 @@ impl DeletionApprovalService for DeletionApi {
         })
         .await?;
         Ok(Response::new(pb::SubmitDeletionRequestResponse {
+            deletion_request: Some(request_to_proto(submitted)),
+        }))
+    }
+
+    async fn submit_merge_request(
+        &self,
+        request: Request<pb::SubmitMergeRequestRequest>,
+    ) -> Result<Response<pb::SubmitMergeRequestResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let ask = MergeAsk {
+            duplicate_id: parse_id("duplicate_id", &req.duplicate_id)?,
+            survivor_id: parse_id("survivor_id", &req.survivor_id)?,
+            duplicate_etag: req.duplicate_etag.clone(),
+            survivor_etag: req.survivor_etag.clone(),
+            take_fields: req.take_fields.clone(),
+            reason: req.reason.clone(),
+        };
+        let key = idempotency_key(
+            &req.request_id,
+            Operation::SubmitMergeRequest,
+            &pb::SubmitMergeRequestRequest {
+                request_id: String::new(),
+                ..req
+            },
+        )?;
+        let deletions = self.deletions.clone();
+        let submitted =
+            detached(async move { deletions.submit_merge(&caller, ask, key).await }).await?;
+        Ok(Response::new(pb::SubmitMergeRequestResponse {
             deletion_request: Some(request_to_proto(submitted)),
         }))
     }

@@ -33,6 +33,8 @@ fn to_proto(e: CustomerEvent) -> pb::CustomerEvent {
         "DELETION_BATCH_DECIDED" => pb::CustomerEventType::DeletionBatchDecided,
         "DELETION_BATCH_STARTED" => pb::CustomerEventType::DeletionBatchStarted,
         "DELETION_BATCH_COMPLETED" => pb::CustomerEventType::DeletionBatchCompleted,
+        "MERGED" => pb::CustomerEventType::Merged,
+        "UNMERGED" => pb::CustomerEventType::Unmerged,
         _ => pb::CustomerEventType::Unspecified,
     };
     pb::CustomerEvent {

@@ -113,7 +113,7 @@ pub async fn record(
         hash: GENESIS,
     };
     event.hash = chain_hash(&previous.hash, &event);
-    let outbox = super::events::outbox(
+    let outbox = super::events::outbox_all(
         &event.action,
         &event.target_type,
         event.target_id,
@@ -123,12 +123,12 @@ pub async fn record(
     let head = store::audit::Head {
         sequence: event.sequence,
         hash: event.hash,
-        event_sequence: previous.event_sequence + i64::from(outbox.is_some()),
+        event_sequence: previous.event_sequence + outbox.len() as i64,
     };
     // Watchers re-read the outbox by sequence, so one notification per transaction wakes them
     // for all of its events.
-    let notify = outbox.is_some() && !notified;
-    store::audit::append(tx.conn(), &event, &head, outbox.as_ref(), notify).await?;
+    let notify = !outbox.is_empty() && !notified;
+    store::audit::append(tx.conn(), &event, &head, &outbox, notify).await?;
     tx.hold_audit_head(&caller.tenant, head, notified || notify);
     Ok(())
 }

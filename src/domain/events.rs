@@ -75,6 +75,49 @@ pub fn outbox(
     })
 }
 
+/// Every event an audited action publishes: a merge or an unmerge publishes one for each of its
+/// two customers (the summary names both), anything else what `outbox` says.
+pub fn outbox_all(
+    action: &str,
+    target_type: &str,
+    target_id: Uuid,
+    customer_id: Option<Uuid>,
+    summary: &str,
+) -> Vec<OutboxEvent> {
+    let event_type = match action {
+        "customer.merge" => "MERGED",
+        "customer.unmerge" => "UNMERGED",
+        _ => {
+            return outbox(action, target_type, target_id, customer_id, summary)
+                .into_iter()
+                .collect();
+        }
+    };
+    let id = |key: &str| {
+        summary
+            .split_whitespace()
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|id| id.parse::<Uuid>().ok())
+    };
+    let (Some(duplicate), Some(survivor)) = (id("duplicate_id"), id("survivor_id")) else {
+        return Vec::new();
+    };
+    let counts = summary_counts(summary);
+    [
+        (duplicate, "survivor", survivor),
+        (survivor, "duplicate", duplicate),
+    ]
+    .into_iter()
+    .map(|(customer, other_role, other)| OutboxEvent {
+        event_type,
+        customer_id: Some(customer),
+        record_type: other_role.to_owned(),
+        record_id: Some(other),
+        counts: counts.clone(),
+    })
+    .collect()
+}
+
 fn batch_event_type(action: &str) -> Option<&'static str> {
     Some(match action {
         "deletion_batch.submit" => "DELETION_BATCH_SUBMITTED",
@@ -326,6 +369,41 @@ mod tests {
                 .unwrap()
                 .record_id,
             None
+        );
+    }
+
+    #[test]
+    fn a_merge_publishes_one_event_for_each_customer_naming_the_other() {
+        let (d, s, m) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let summary =
+            format!("duplicate_id={d} survivor_id={s} merge_id={m} moved=7 taken_fields=2");
+        let events = outbox_all("customer.merge", "customer", d, Some(d), &summary);
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.event_type,
+                    e.customer_id,
+                    e.record_type.as_str(),
+                    e.record_id,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("MERGED", Some(d), "survivor", Some(s)),
+                ("MERGED", Some(s), "duplicate", Some(d)),
+            ]
+        );
+        let counts = [("moved".to_owned(), 7), ("taken_fields".to_owned(), 2)];
+        assert!(events.iter().all(|e| e.counts == counts));
+        let unmerged = outbox_all("customer.unmerge", "customer", d, Some(d), &summary);
+        assert!(unmerged.iter().all(|e| e.event_type == "UNMERGED") && unmerged.len() == 2);
+        // Anything else publishes what `outbox` says.
+        assert_eq!(
+            outbox_all("customer.update", "customer", d, Some(d), "").len(),
+            1
         );
     }
 

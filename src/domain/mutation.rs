@@ -41,6 +41,9 @@ pub enum Operation {
     /// One chunk of a batch's items, worked by the background worker (never idempotent on a
     /// `request_id`: the items' states say what is done).
     WorkDeletionBatch,
+    SubmitMergeRequest,
+    MergeCustomers,
+    UnmergeCustomers,
     Record(RecordKind, RecordWrite),
 }
 
@@ -64,6 +67,9 @@ impl Operation {
             Operation::RunDeletionBatch => "RunDeletionBatch",
             Operation::RestoreDeletionBatch => "RestoreDeletionBatch",
             Operation::WorkDeletionBatch => "WorkDeletionBatch",
+            Operation::SubmitMergeRequest => "SubmitMergeRequest",
+            Operation::MergeCustomers => "MergeCustomers",
+            Operation::UnmergeCustomers => "UnmergeCustomers",
             Operation::Record(kind, write) => kind.operation_name(write),
         }
     }
@@ -335,6 +341,9 @@ mod tests {
             Operation::RestoreCustomer,
             Operation::PurgeCustomer,
             Operation::SetLegalHold,
+            Operation::SubmitMergeRequest,
+            Operation::MergeCustomers,
+            Operation::UnmergeCustomers,
         ];
         for kind in RecordKind::ALL {
             for write in [

@@ -84,14 +84,16 @@ pub async fn append(
     conn: &impl ConnectionTrait,
     event: &AuditEvent,
     head: &Head,
-    outbox: Option<&OutboxEvent>,
+    outbox: &[OutboxEvent],
     notify: bool,
 ) -> Result<()> {
     let tenant = &event.tenant;
-    if let Some(out) = outbox {
+    // The head's event sequence is the last of these events'.
+    let first_sequence = head.event_sequence - outbox.len() as i64 + 1;
+    for (sequence, out) in (first_sequence..).zip(outbox) {
         customer_event::Entity::insert(customer_event::ActiveModel {
             tenant_id: Set(tenant.clone()),
-            sequence: Set(head.event_sequence),
+            sequence: Set(sequence),
             event_type: Set(out.event_type.to_owned()),
             // The column predates events without a customer: those store the nil UUID.
             customer_id: Set(out.customer_id.unwrap_or(Uuid::nil())),
@@ -103,15 +105,15 @@ pub async fn append(
         })
         .exec_without_returning(conn)
         .await?;
-        if notify && conn.get_database_backend() == sea_orm::DbBackend::Postgres {
-            // Delivered when (and only if) the transaction commits.
-            conn.execute_raw(sea_orm::Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [EVENTS_CHANNEL.into(), tenant.clone().into()],
-            ))
-            .await?;
-        }
+    }
+    if notify && !outbox.is_empty() && conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Delivered when (and only if) the transaction commits.
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [EVENTS_CHANNEL.into(), tenant.clone().into()],
+        ))
+        .await?;
     }
     audit_event::Entity::insert(to_row(event))
         .exec_without_returning(conn)

@@ -16,7 +16,7 @@ use super::entity::{self, deletion_request};
 use super::records::{OnTable, RecordScope as _, RecordTable, on_table};
 use super::scope::{Liveness as _, TenantScoped as _};
 use crate::domain::model::deletion::{
-    DeletionPreview, DeletionRequest, RequestState, StoredRequest,
+    DeletionPreview, DeletionRequest, MergeTerms, RequestState, StoredRequest,
 };
 use crate::domain::model::record::RecordKind;
 use crate::domain::model::request_filter::{StateCase, StateFilter};
@@ -502,7 +502,22 @@ fn into_domain(row: deletion_request::Model) -> Result<DeletionRequest> {
         execute_time: row.execute_time,
         deletion_id: row.deletion_id,
         version: row.version,
+        merge: match (row.kind.as_str(), row.merge_terms) {
+            (MERGE, Some(terms)) => Some(MergeTerms {
+                values: row.merge_values.as_deref().map(from_json).transpose()?,
+                ..from_json(&terms)?
+            }),
+            (MERGE, None) => return Err(Error::internal("a merge request without its terms")),
+            _ => None,
+        },
     })
+}
+
+/// The `kind` of a merge request's row; every other request is a `DELETE`.
+const MERGE: &str = "MERGE";
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::internal(format!("stored merge unreadable: {e}")))
 }
 
 fn to_row(tenant: &str, r: &DeletionRequest) -> Result<deletion_request::ActiveModel> {
@@ -512,7 +527,8 @@ fn to_row(tenant: &str, r: &DeletionRequest) -> Result<deletion_request::ActiveM
         customer_id: Set(r.customer_id),
         requester_id: Set(r.requester_id.clone()),
         reason: Set(r.reason.clone()),
-        preview_version: Set(r.preview.version),
+        // What readers compare with the current versions (`CUSTOMER_VERSION`).
+        preview_version: Set(r.bound_version()),
         preview: Set(serde_json::to_string(&r.preview).map_err(Error::internal)?),
         state: Set(state_str(r.state).to_owned()),
         decided_by: Set((!r.decided_by.is_empty()).then(|| r.decided_by.clone())),
@@ -524,6 +540,21 @@ fn to_row(tenant: &str, r: &DeletionRequest) -> Result<deletion_request::ActiveM
         execute_time: Set(r.execute_time),
         deletion_id: Set(r.deletion_id),
         version: Set(r.version),
+        kind: Set(if r.merge.is_some() { MERGE } else { "DELETE" }.to_owned()),
+        survivor_id: Set(r.merge.as_ref().map(|m| m.survivor_id)),
+        merge_terms: Set(r
+            .merge
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(Error::internal)?),
+        merge_values: Set(r
+            .merge
+            .as_ref()
+            .and_then(|m| m.values.as_ref())
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(Error::internal)?),
     })
 }
 
@@ -550,17 +581,24 @@ pub async fn insert_request(
     Ok(())
 }
 
-/// The current graph version of the request row's customer: a correlated primary-key probe,
-/// scoped to the request's tenant.
-const CUSTOMER_VERSION: &str = "(SELECT c.version FROM customer c \
-     WHERE c.tenant_id = deletion_request.tenant_id AND c.id = deletion_request.customer_id)";
-
-/// Whether the request row's customer is still at the graph version its preview saw; false, not
-/// NULL, without a customer (as `effective_state` has it). A scalar subquery, which both
-/// databases run as a primary-key probe per candidate row: PostgreSQL turned the `NOT EXISTS`
-/// form of the STALE filter into a hashed subplan that read every customer of every tenant.
-const GRAPH_UNCHANGED: &str = "COALESCE((SELECT c.version FROM customer c \
+/// The current graph version the request row is bound to: its customer's, plus, for a merge,
+/// its survivor's (`DeletionRequest::bound_version`). Correlated primary-key probes, scoped to
+/// the request's tenant; a request that is not a merge probes no survivor.
+const CUSTOMER_VERSION: &str = "((SELECT c.version FROM customer c \
      WHERE c.tenant_id = deletion_request.tenant_id AND c.id = deletion_request.customer_id) \
+     + CASE WHEN deletion_request.survivor_id IS NULL THEN 0 ELSE (SELECT s.version \
+     FROM customer s WHERE s.tenant_id = deletion_request.tenant_id \
+     AND s.id = deletion_request.survivor_id) END)";
+
+/// Whether the request row's graph is still at the version its preview saw; false, not NULL,
+/// without a customer (as `effective_state` has it). Scalar subqueries, which both databases run
+/// as primary-key probes per candidate row: PostgreSQL turned the `NOT EXISTS` form of the STALE
+/// filter into a hashed subplan that read every customer of every tenant.
+const GRAPH_UNCHANGED: &str = "COALESCE(((SELECT c.version FROM customer c \
+     WHERE c.tenant_id = deletion_request.tenant_id AND c.id = deletion_request.customer_id) \
+     + CASE WHEN deletion_request.survivor_id IS NULL THEN 0 ELSE (SELECT s.version \
+     FROM customer s WHERE s.tenant_id = deletion_request.tenant_id \
+     AND s.id = deletion_request.survivor_id) END) \
      = deletion_request.preview_version, FALSE)";
 
 #[derive(Debug, sea_orm::FromQueryResult)]
@@ -614,6 +652,21 @@ pub async fn find_request(
         .transpose()
 }
 
+/// The request whose execution deleted a customer under `deletion_id` (a DeleteCustomer or a
+/// merge; a batch's deletions have none).
+pub async fn request_of_deletion(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    deletion_id: Uuid,
+) -> Result<Option<DeletionRequest>> {
+    deletion_request::Entity::in_tenant(tenant)
+        .filter(deletion_request::Column::DeletionId.eq(deletion_id))
+        .one(conn)
+        .await?
+        .map(into_domain)
+        .transpose()
+}
+
 /// A request, locked until the end of the transaction on PostgreSQL.
 pub async fn find_request_for_update(
     conn: &impl ConnectionTrait,
@@ -648,6 +701,29 @@ pub async fn update_request(
         .exec(conn)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// The current version of the graph `request` is bound to (`DeletionRequest::bound_version`), its
+/// customer being at `customer_version`: for a merge, plus its survivor's (`None` if the survivor
+/// is gone).
+pub async fn bound_graph_version(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    request: &DeletionRequest,
+    customer_version: i64,
+) -> Result<Option<i64>> {
+    let Some(merge) = &request.merge else {
+        return Ok(Some(customer_version));
+    };
+    use entity::customer::{Column as C, Entity};
+    let survivor: Option<i64> = Entity::in_tenant(tenant)
+        .select_only()
+        .column(C::Version)
+        .filter(C::Id.eq(merge.survivor_id))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(survivor.map(|v| v + customer_version))
 }
 
 /// The customer's open (PENDING or APPROVED) requests.

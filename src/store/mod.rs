@@ -12,6 +12,7 @@ mod db_error;
 pub mod deletion;
 pub mod entity;
 pub mod idempotency;
+pub mod merges;
 pub mod migration;
 mod open;
 pub mod purge;

@@ -228,6 +228,10 @@ pub async fn erase(
         }
     }
     let (_, kept) = erasable_counts(conn, tenant, customer_id).await?;
+    // A merged duplicate can no longer be unmerged: what its merge moved is forgotten.
+    if let Some(deletion_id) = super::deletion::deletion_id_of(conn, tenant, customer_id).await? {
+        super::merges::forget(conn, tenant, deletion_id).await?;
+    }
     let mut erased = 0;
     for kind in RecordKind::ALL {
         let erase = EraseDeleted {
@@ -260,6 +264,7 @@ pub async fn erase(
         deletion_request::Entity::update_in_tenant(tenant)
             .col_expr(C::Reason, Expr::value(""))
             .col_expr(C::DecisionComment, Expr::value(Option::<String>::None))
+            .col_expr(C::MergeValues, Expr::value(Option::<String>::None))
             .filter(C::CustomerId.eq(customer_id))
             .exec(conn)
             .await?;

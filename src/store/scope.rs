@@ -24,7 +24,8 @@ use sea_orm::{ColumnTrait, DeleteMany, EntityTrait, QueryFilter, Select, UpdateM
 
 use super::entity::{
     activity, audit_event, audit_head, contact, contract, customer, customer_event, deal,
-    deletion_batch, deletion_batch_item, deletion_request, idempotency_key, project, sales_order,
+    deletion_batch, deletion_batch_item, deletion_request, idempotency_key, merge_move, project,
+    sales_order,
 };
 
 /// A table whose every row belongs to one tenant: its key starts with `tenant_id`.
@@ -164,6 +165,10 @@ impl TenantScoped for customer_event::Entity {
 
 impl TenantScoped for idempotency_key::Entity {
     const TENANT_ID: idempotency_key::Column = idempotency_key::Column::TenantId;
+}
+
+impl TenantScoped for merge_move::Entity {
+    const TENANT_ID: merge_move::Column = merge_move::Column::TenantId;
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod malformed;
+mod merge;
 mod merge_preview;
 mod metadata_limits;
 mod pagination;

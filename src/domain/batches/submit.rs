@@ -10,7 +10,7 @@ use super::super::access::{Action, Caller};
 use super::super::audit::Entry;
 use super::super::chrono_duration;
 use super::super::idempotency::Idempotency;
-use super::super::model::customer::CustomerQuery;
+use super::super::model::customer::{Customer, CustomerQuery};
 use super::super::model::deletion::{Blocker, DeletionPreview, PipelineWarning, RelationImpact};
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::validate::Violations;
@@ -176,10 +176,7 @@ impl Batches {
                 Some(c) if c.is_deleted() => excluded(reason::CUSTOMER_DELETED, Some(c.version)),
                 Some(c)
                     if in_batches.contains(&id)
-                        || store::deletion::open_requests(conn, tenant, id)
-                            .await?
-                            .iter()
-                            .any(|r| r.effective_state(now, Some(c.version)).is_open()) =>
+                        || has_open_request(conn, tenant, &c, now).await? =>
                 {
                     excluded(reason::DELETION_ALREADY_REQUESTED, Some(c.version))
                 }
@@ -367,4 +364,21 @@ fn too_many_open(max: usize) -> Error {
         )
         .with("limit", max),
     )
+}
+
+/// Whether the customer has a request that is open as readers see it.
+async fn has_open_request(
+    conn: &impl store::Connection,
+    tenant: &str,
+    customer: &Customer,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    for request in store::deletion::open_requests(conn, tenant, customer.id).await? {
+        let version =
+            store::deletion::bound_graph_version(conn, tenant, &request, customer.version).await?;
+        if request.effective_state(now, version).is_open() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

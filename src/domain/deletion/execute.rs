@@ -37,8 +37,8 @@ impl Deletions {
         let etag = &etag;
         let mutation = Mutation::new(caller, Operation::DeleteCustomer, key.as_ref());
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
-            let (customer, request) = self.lock_request(&change, request_id).await?;
-            let now = change.now;
+            let locked = self.lock_request(&change, request_id).await?;
+            let (customer, request, now) = (locked.customer, locked.request, change.now);
             let customer = match rules::may_execute(
                 &request,
                 caller,

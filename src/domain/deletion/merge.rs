@@ -39,7 +39,11 @@ impl Deletions {
     }
 }
 
-async fn live_customer(conn: &impl store::Connection, tenant: &str, id: Uuid) -> Result<Customer> {
+pub(super) async fn live_customer(
+    conn: &impl store::Connection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Customer> {
     let customer = store::customers::find(conn, tenant, id)
         .await?
         .ok_or_else(|| Error::not_found("customer", id))?;
@@ -56,7 +60,21 @@ pub fn merge_preview(
     survivor: &Customer,
     graph: DeletionPreview,
 ) -> MergePreview {
-    let blockers = [duplicate, survivor]
+    MergePreview {
+        duplicate_id: duplicate.id,
+        survivor_id: survivor.id,
+        duplicate_version: duplicate.version,
+        survivor_version: survivor.version,
+        move_count: graph.impacts.iter().map(|i| i.count).sum(),
+        moves: graph.impacts,
+        conflicts: conflicts(duplicate, survivor),
+        blockers: merge_blockers(duplicate, survivor),
+    }
+}
+
+/// What stops a merge: a legal hold on either customer.
+pub(super) fn merge_blockers(duplicate: &Customer, survivor: &Customer) -> Vec<Blocker> {
+    [duplicate, survivor]
         .into_iter()
         .filter(|c| c.legal_hold)
         .map(|c| Blocker {
@@ -66,45 +84,97 @@ pub fn merge_preview(
             sample_ids: vec![c.id],
             resolution: policy::LEGAL_HOLD.1.to_owned(),
         })
-        .collect();
-    MergePreview {
-        duplicate_id: duplicate.id,
-        survivor_id: survivor.id,
-        duplicate_version: duplicate.version,
-        survivor_version: survivor.version,
-        move_count: graph.impacts.iter().map(|i| i.count).sum(),
-        moves: graph.impacts,
-        conflicts: conflicts(duplicate, survivor),
-        blockers,
-    }
+        .collect()
 }
+
+/// The customer fields a merge may take from the duplicate, named as in an update_mask.
+pub const MERGE_FIELDS: [&str; 8] = [
+    "name",
+    "phone",
+    "email",
+    "industry",
+    "owner_id",
+    "lifecycle_stage",
+    "status",
+    "external_ref",
+];
 
 /// The fields a merge may take from the duplicate, where the two customers differ.
 fn conflicts(duplicate: &Customer, survivor: &Customer) -> Vec<FieldConflict> {
-    let fields = |c: &Customer| {
-        [
-            ("name", c.name.clone()),
-            ("phone", c.phone.clone()),
-            ("email", c.email.clone()),
-            ("industry", c.industry.clone()),
-            ("owner_id", c.owner_id.clone()),
-            ("lifecycle_stage", stage_name(c.lifecycle_stage).to_owned()),
-            ("status", status_name(c.status).to_owned()),
-            ("external_ref", c.external_ref.clone()),
-        ]
-    };
-    fields(duplicate)
+    MERGE_FIELDS
         .into_iter()
-        .zip(fields(survivor))
-        .filter(|((_, d), (_, s))| d != s)
-        .map(
-            |((field, duplicate_value), (_, survivor_value))| FieldConflict {
-                field: field.to_owned(),
-                duplicate_value,
-                survivor_value,
-            },
-        )
+        .map(|field| FieldConflict {
+            field: field.to_owned(),
+            duplicate_value: field_value(duplicate, field),
+            survivor_value: field_value(survivor, field),
+        })
+        .filter(|c| c.duplicate_value != c.survivor_value)
         .collect()
+}
+
+/// A merge field's value as text (an enum as its proto value name without the prefix).
+pub(super) fn field_value(c: &Customer, field: &str) -> String {
+    match field {
+        "name" => c.name.clone(),
+        "phone" => c.phone.clone(),
+        "email" => c.email.clone(),
+        "industry" => c.industry.clone(),
+        "owner_id" => c.owner_id.clone(),
+        "lifecycle_stage" => stage_name(c.lifecycle_stage).to_owned(),
+        "status" => status_name(c.status).to_owned(),
+        "external_ref" => c.external_ref.clone(),
+        _ => String::new(),
+    }
+}
+
+/// `c` with `field` set to `value`, as `field_value` wrote it.
+pub(super) fn with_field(c: Customer, field: &str, value: &str) -> Result<Customer> {
+    let unreadable = || Error::internal(format!("merge field {field} has no value {value:?}"));
+    Ok(match field {
+        "name" => Customer {
+            name: value.to_owned(),
+            ..c
+        },
+        "phone" => Customer {
+            phone: value.to_owned(),
+            ..c
+        },
+        "email" => Customer {
+            email: value.to_owned(),
+            ..c
+        },
+        "industry" => Customer {
+            industry: value.to_owned(),
+            ..c
+        },
+        "owner_id" => Customer {
+            owner_id: value.to_owned(),
+            ..c
+        },
+        "lifecycle_stage" => Customer {
+            lifecycle_stage: [
+                LifecycleStage::Lead,
+                LifecycleStage::Prospect,
+                LifecycleStage::Customer,
+            ]
+            .into_iter()
+            .find(|s| stage_name(*s) == value)
+            .ok_or_else(unreadable)?,
+            ..c
+        },
+        "status" => Customer {
+            status: [CustomerStatus::Active, CustomerStatus::Inactive]
+                .into_iter()
+                .find(|s| status_name(*s) == value)
+                .ok_or_else(unreadable)?,
+            ..c
+        },
+        "external_ref" => Customer {
+            external_ref: value.to_owned(),
+            ..c
+        },
+        _ => return Err(unreadable()),
+    })
 }
 
 /// The proto's value names, without the enum's prefix.

@@ -16,14 +16,18 @@
 
 mod execute;
 mod merge;
+mod merging;
 mod preview;
 mod recycle_bin;
 mod requests;
 mod restore;
 pub mod rules;
+mod unmerge;
 
 pub(crate) use execute::GraphToDelete;
+pub use merging::{MergeAsk, Merged};
 pub use preview::build_preview;
+pub use unmerge::{KeptField, Unmerged};
 
 use std::time::Duration;
 

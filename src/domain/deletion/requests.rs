@@ -114,6 +114,19 @@ impl Deletions {
     /// The customer's preview, if nothing stops a request for it: no open batch holds it, and
     /// nothing blocks its deletion.
     async fn deletable(&self, change: &Change<'_>, customer: &Customer) -> Result<DeletionPreview> {
+        let preview = self.queued_check_and_preview(change, customer).await?;
+        if !preview.blockers.is_empty() {
+            return Err(blocked(&preview));
+        }
+        Ok(preview)
+    }
+
+    /// The customer's preview, if no open batch holds it (that batch's decision covers it).
+    pub(super) async fn queued_check_and_preview(
+        &self,
+        change: &Change<'_>,
+        customer: &Customer,
+    ) -> Result<DeletionPreview> {
         let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
         let open = BatchStateFilter::open(change.now);
         if !store::batches::queued_in(conn, tenant, &[customer.id], &open)
@@ -122,15 +135,11 @@ impl Deletions {
         {
             return Err(queued_in_batch(customer.id));
         }
-        let preview = self.preview_in(conn, tenant, customer, true).await?;
-        if !preview.blockers.is_empty() {
-            return Err(blocked(&preview));
-        }
-        Ok(preview)
+        self.preview_in(conn, tenant, customer, true).await
     }
 
     /// A new request for `preview`, waiting for a decision until its lifetime passes.
-    fn pending_request(
+    pub(super) fn pending_request(
         &self,
         change: &Change<'_>,
         customer_id: Uuid,
@@ -154,19 +163,22 @@ impl Deletions {
             deletion_id: None,
             version: 1,
             preview,
+            merge: None,
         }
     }
 
     /// Records the lapse of the customer's open requests that lapsed unrecorded (EXPIRED or
     /// STALE to a reader): they would hold the one-open-request slot.
-    async fn record_unrecorded_lapses(
+    pub(super) async fn record_unrecorded_lapses(
         &self,
         change: &Change<'_>,
         customer: &Customer,
     ) -> Result<()> {
-        let tenant = &change.caller.tenant;
-        for open in store::deletion::open_requests(change.tx().conn(), tenant, customer.id).await? {
-            let seen = open.effective_state(change.now, Some(customer.version));
+        let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+        for open in store::deletion::open_requests(conn, tenant, customer.id).await? {
+            let version =
+                store::deletion::bound_graph_version(conn, tenant, &open, customer.version).await?;
+            let seen = open.effective_state(change.now, version);
             if seen != open.state {
                 self.record_lapse(change, open, seen).await?;
             }
@@ -279,8 +291,9 @@ impl Deletions {
         let comment = &comment;
         let mutation = Mutation::new(caller, operation, key.as_ref());
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
-            let (customer, request) = self.lock_request(&change, id).await?;
-            let version = customer.as_ref().map(|c| c.version);
+            let locked = self.lock_request(&change, id).await?;
+            let version = locked.graph_version();
+            let request = locked.request;
             if let Err(refusal) = rules::may_decide(&request, caller, change.now, version) {
                 return Err(self.refuse(&change, &request, refusal).await);
             }
@@ -320,8 +333,9 @@ impl Deletions {
         let comment = &comment;
         let mutation = Mutation::new(caller, Operation::CancelDeletionRequest, key.as_ref());
         mutation::run(&self.store, &self.clock, mutation, |change| async move {
-            let (customer, request) = self.lock_request(&change, id).await?;
-            let version = customer.as_ref().map(|c| c.version);
+            let locked = self.lock_request(&change, id).await?;
+            let version = locked.graph_version();
+            let request = locked.request;
             if let Err(refusal) = rules::may_cancel(&request, caller, change.now, version) {
                 return Err(self.refuse(&change, &request, refusal).await);
             }
@@ -362,21 +376,43 @@ impl Deletions {
         Ok(customer)
     }
 
-    /// Locks the request's customer, then the request (the order every transition uses).
+    /// Locks the request's customer (and a merge's survivor with it, in id order), then the
+    /// request: the order every transition uses.
     pub(super) async fn lock_request(
         &self,
         change: &Change<'_>,
         id: Uuid,
-    ) -> Result<(Option<Customer>, DeletionRequest)> {
+    ) -> Result<LockedRequest> {
         let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
         let peek = store::deletion::find_request(conn, tenant, id)
             .await?
             .ok_or_else(|| Error::not_found("deletion_request", id))?;
-        let customer = store::customers::find_for_update(conn, tenant, peek.customer_id).await?;
+        let (customer, survivor) = match &peek.merge {
+            None => (
+                store::customers::find_for_update(conn, tenant, peek.customer_id).await?,
+                None,
+            ),
+            Some(merge) => {
+                let both = [peek.customer_id, merge.survivor_id];
+                let mut locked =
+                    store::customers::find_many_for_update(conn, tenant, &both).await?;
+                let mut take = |id: Uuid| {
+                    locked
+                        .iter()
+                        .position(|c| c.id == id)
+                        .map(|at| locked.swap_remove(at))
+                };
+                (take(peek.customer_id), take(merge.survivor_id))
+            }
+        };
         let request = store::deletion::find_request_for_update(conn, tenant, id)
             .await?
             .ok_or_else(|| Error::not_found("deletion_request", id))?;
-        Ok((customer, request))
+        Ok(LockedRequest {
+            customer,
+            survivor,
+            request,
+        })
     }
 
     /// Writes the request's next state over the version it was locked at.
@@ -465,4 +501,24 @@ fn queued_in_batch(customer_id: Uuid) -> Error {
         )
         .with("customerId", customer_id),
     )
+}
+
+/// A request and the customers it is bound to, locked.
+pub(super) struct LockedRequest {
+    pub customer: Option<Customer>,
+    /// A merge's survivor (`None` for a deletion, or a survivor no longer there).
+    pub survivor: Option<Customer>,
+    pub request: DeletionRequest,
+}
+
+impl LockedRequest {
+    /// The current version of the graph the request is bound to, to compare with
+    /// `DeletionRequest::bound_version`; `None` when a customer of it is gone.
+    pub fn graph_version(&self) -> Option<i64> {
+        let customer = self.customer.as_ref()?.version;
+        match &self.request.merge {
+            None => Some(customer),
+            Some(_) => Some(customer + self.survivor.as_ref()?.version),
+        }
+    }
 }

@@ -31,6 +31,7 @@ impl Deletions {
                 .ok_or_else(|| Error::not_found("customer", customer_id))?;
             self.restorable(tx.conn(), tenant, change.now, &customer)
                 .await?;
+            self.not_merged_away(&change, &customer).await?;
             if validate_only {
                 let deletion_id = self.deletion_id(&change, customer_id).await?;
                 let restored_records =
@@ -46,6 +47,26 @@ impl Deletions {
                 .ok_or_else(|| Error::internal("one customer restored, none reported"))
         })
         .await
+    }
+
+    /// A customer a merge deleted comes back only with its records, by UnmergeCustomers.
+    async fn not_merged_away(&self, change: &Change<'_>, customer: &Customer) -> Result<()> {
+        let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+        let Some(deletion_id) = customer.deletion_id else {
+            return Ok(());
+        };
+        match store::deletion::request_of_deletion(conn, tenant, deletion_id).await? {
+            Some(request) if request.merge.is_some() => Err(Error::failed_precondition(
+                Problem::new(
+                    reason::DELETED_BY_MERGE,
+                    "the customer was merged into another: UnmergeCustomers brings it back with \
+                     the records the merge moved",
+                )
+                .with("customerId", customer.id)
+                .with("deletionRequestId", request.id),
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn deletion_id(&self, change: &Change<'_>, customer_id: Uuid) -> Result<Uuid> {

@@ -94,6 +94,11 @@ pub fn may_execute<'c>(
         return Err(Error::not_found("deletion_request", request.id).into());
     }
     may_act(request, caller)?;
+    if request.merge.is_some() {
+        return Err(
+            kind_mismatch(request, "a MERGE request: execute it with MergeCustomers").into(),
+        );
+    }
     let customer = customer.ok_or_else(|| Error::not_found("customer", customer_id))?;
     // Past here the request is live and its graph is the approved one: a deleted customer's
     // version has moved on from any preview of it.
@@ -105,6 +110,40 @@ pub fn may_execute<'c>(
         return Err(etag_mismatch("customer", customer_id, etag, &customer.etag()).into());
     }
     Ok(customer)
+}
+
+/// MergeCustomers: the requester, or a supervisor or admin, executing an APPROVED request of
+/// kind MERGE whose two customers are still at the versions it is bound to (`graph_version`, as
+/// `LockedRequest` reads it). A hold set since is checked by the caller.
+pub fn may_merge(
+    request: &DeletionRequest,
+    caller: &Caller,
+    now: DateTime<Utc>,
+    graph_version: Option<i64>,
+) -> Result<(), Refusal> {
+    may_act(request, caller)?;
+    if request.merge.is_none() {
+        return Err(kind_mismatch(
+            request,
+            "a deletion request: execute it with DeleteCustomer",
+        )
+        .into());
+    }
+    not_lapsed(request, now, graph_version, "APPROVED")?;
+    if request.state != RequestState::Approved {
+        return Err(not_in_state(request, reason::DELETION_NOT_APPROVED, "APPROVED").into());
+    }
+    Ok(())
+}
+
+fn kind_mismatch(request: &DeletionRequest, what: &str) -> Error {
+    Error::failed_precondition(
+        Problem::new(
+            reason::REQUEST_KIND_MISMATCH,
+            format!("deletion request {} is {what}", request.id),
+        )
+        .with("deletionRequestId", request.id),
+    )
 }
 
 /// The requester may act on their own request; supervisors and admins on anyone's.
@@ -247,6 +286,7 @@ mod tests {
             execute_time: None,
             deletion_id: None,
             version: 1,
+            merge: None,
         }
     }
 

@@ -151,9 +151,41 @@ pub struct DeletionRequest {
     pub execute_time: Option<DateTime<Utc>>,
     pub deletion_id: Option<Uuid>,
     pub version: i64,
+    /// Set on a MERGE request: the customer is the duplicate, merged into `merge.survivor_id`.
+    pub merge: Option<MergeTerms>,
+}
+
+/// What a MERGE request binds besides the duplicate's graph (its preview): the survivor's graph
+/// version, the fields the survivor takes from the duplicate, and, once executed, the values
+/// the survivor had in those fields (for an unmerge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeTerms {
+    pub survivor_id: Uuid,
+    pub survivor_version: i64,
+    pub take_fields: Vec<String>,
+    /// Set once the merge is executed, and blanked when the duplicate is erased (personal data).
+    #[serde(skip)]
+    pub values: Option<MergeValues>,
+}
+
+/// An executed merge's field values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeValues {
+    /// The survivor's values before the merge, field by field.
+    pub survivor_before: Vec<(String, String)>,
+    /// The values the survivor took, field by field: an unmerge reverts a field only while the
+    /// survivor still holds what it took.
+    pub taken: Vec<(String, String)>,
 }
 
 impl DeletionRequest {
+    /// The graph version the request is bound to: its preview's, plus, for a merge, the
+    /// survivor's. Versions only grow, so the sum moves on as soon as either customer changes;
+    /// readers compare it with the same sum of the customers' current versions.
+    pub fn bound_version(&self) -> i64 {
+        self.preview.version + self.merge.as_ref().map_or(0, |m| m.survivor_version)
+    }
+
     pub fn etag(&self) -> String {
         self.version.to_string()
     }
@@ -199,7 +231,7 @@ impl DeletionRequest {
             self.state
         } else if self.expire_time <= now {
             RequestState::Expired
-        } else if customer_version != Some(self.preview.version) {
+        } else if customer_version != Some(self.bound_version()) {
             RequestState::Stale
         } else {
             self.state
@@ -282,6 +314,7 @@ mod tests {
             execute_time: None,
             deletion_id: None,
             version: 1,
+            merge: None,
         }
     }
 

@@ -47,7 +47,7 @@ pub fn state_filter(wanted: RequestState, now: DateTime<Utc>) -> StateFilter {
     for stored in STORED {
         let reads_as = |expired: bool, graph_unchanged: bool| {
             let request = probe(stored, now, expired);
-            let customer_version = graph_unchanged.then_some(request.preview.version);
+            let customer_version = graph_unchanged.then_some(request.bound_version());
             request.effective_state(now, customer_version) == wanted
         };
         let mut conditions = Vec::new();
@@ -116,6 +116,7 @@ fn probe(state: RequestState, now: DateTime<Utc>, expired: bool) -> DeletionRequ
         execute_time: None,
         deletion_id: None,
         version: 1,
+        merge: None,
     }
 }
 

@@ -25,6 +25,14 @@ pub struct Model {
     pub execute_time: Option<DateTimeUtc>,
     pub deletion_id: Option<Uuid>,
     pub version: i64,
+    /// DELETE or MERGE.
+    pub kind: String,
+    /// A merge's survivor.
+    pub survivor_id: Option<Uuid>,
+    /// A merge's terms, as JSON.
+    pub merge_terms: Option<String>,
+    /// An executed merge's field values (the survivor's before, and those it took), as JSON.
+    pub merge_values: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -13,6 +13,7 @@ pub mod deletion_batch;
 pub mod deletion_batch_item;
 pub mod deletion_request;
 pub mod idempotency_key;
+pub mod merge_move;
 pub mod project;
 pub mod sales_order;
 pub mod service_secret;

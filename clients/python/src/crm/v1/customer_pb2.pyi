@@ -377,3 +377,55 @@ class PreviewMergeCustomersResponse(_message.Message):
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
     preview: MergePreview
     def __init__(self, preview: _Optional[_Union[MergePreview, _Mapping]] = ...) -> None: ...
+
+class MergeCustomersRequest(_message.Message):
+    __slots__ = ("deletion_request_id", "request_id")
+    DELETION_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deletion_request_id: str
+    request_id: str
+    def __init__(self, deletion_request_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class MergeCustomersResponse(_message.Message):
+    __slots__ = ("survivor", "duplicate", "moved_records", "taken_fields")
+    SURVIVOR_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    MOVED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    survivor: Customer
+    duplicate: Customer
+    moved_records: int
+    taken_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, survivor: _Optional[_Union[Customer, _Mapping]] = ..., duplicate: _Optional[_Union[Customer, _Mapping]] = ..., moved_records: _Optional[int] = ..., taken_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UnmergeCustomersRequest(_message.Message):
+    __slots__ = ("duplicate_id", "validate_only", "request_id")
+    DUPLICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    duplicate_id: str
+    validate_only: bool
+    request_id: str
+    def __init__(self, duplicate_id: _Optional[str] = ..., validate_only: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class KeptField(_message.Message):
+    __slots__ = ("field", "value")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    value: str
+    def __init__(self, field: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class UnmergeCustomersResponse(_message.Message):
+    __slots__ = ("duplicate", "survivor", "moved_back_records", "reverted_fields", "kept_fields")
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    SURVIVOR_FIELD_NUMBER: _ClassVar[int]
+    MOVED_BACK_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    REVERTED_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    duplicate: Customer
+    survivor: Customer
+    moved_back_records: int
+    reverted_fields: _containers.RepeatedScalarFieldContainer[str]
+    kept_fields: _containers.RepeatedCompositeFieldContainer[KeptField]
+    def __init__(self, duplicate: _Optional[_Union[Customer, _Mapping]] = ..., survivor: _Optional[_Union[Customer, _Mapping]] = ..., moved_back_records: _Optional[int] = ..., reverted_fields: _Optional[_Iterable[str]] = ..., kept_fields: _Optional[_Iterable[_Union[KeptField, _Mapping]]] = ...) -> None: ...

@@ -124,6 +124,16 @@ class CustomerServiceStub:
                 request_serializer=crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersResponse.FromString,
                 _registered_method=True)
+        self.MergeCustomers = channel.unary_unary(
+                '/crm.v1.CustomerService/MergeCustomers',
+                request_serializer=crm_dot_v1_dot_customer__pb2.MergeCustomersRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_customer__pb2.MergeCustomersResponse.FromString,
+                _registered_method=True)
+        self.UnmergeCustomers = channel.unary_unary(
+                '/crm.v1.CustomerService/UnmergeCustomers',
+                request_serializer=crm_dot_v1_dot_customer__pb2.UnmergeCustomersRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_customer__pb2.UnmergeCustomersResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerServiceServicer:
@@ -279,6 +289,32 @@ class CustomerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MergeCustomers(self, request, context):
+        """Executes an APPROVED MERGE request (DeletionApprovalService.SubmitMergeRequest), in one
+        transaction: every live record of the duplicate moves to the survivor (keeping its id, etag
+        and history, and remembering the merge), the survivor takes the chosen field values (its
+        previous ones are kept for an unmerge), and the duplicate is soft-deleted under the merge's
+        deletion id, restorable only by UnmergeCustomers until its purge_time. The requester, a
+        supervisor or an admin. FAILED_PRECONDITION (DELETION_NOT_APPROVED, PREVIEW_STALE when either
+        customer changed since the request, LEGAL_HOLD) and nothing moves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnmergeCustomers(self, request, context):
+        """Undoes a merge, until the duplicate's purge_time: moves back exactly the records that merge
+        moved and that are still with the survivor (with any edits made since; records created under
+        the survivor after the merge stay), brings the duplicate back, and reverts each field the
+        survivor took from it unless the survivor's value has changed since (then it is kept and
+        reported). All or nothing: an external_ref now used by another live customer is
+        FAILED_PRECONDITION (RESTORE_CONFLICT) naming the field. A survivor merged away in turn must be
+        unmerged first (FAILED_PRECONDITION, CUSTOMER_DELETED). Supervisor or admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -346,6 +382,16 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     servicer.PreviewMergeCustomers,
                     request_deserializer=crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersRequest.FromString,
                     response_serializer=crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersResponse.SerializeToString,
+            ),
+            'MergeCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeCustomers,
+                    request_deserializer=crm_dot_v1_dot_customer__pb2.MergeCustomersRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_customer__pb2.MergeCustomersResponse.SerializeToString,
+            ),
+            'UnmergeCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnmergeCustomers,
+                    request_deserializer=crm_dot_v1_dot_customer__pb2.UnmergeCustomersRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_customer__pb2.UnmergeCustomersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -724,6 +770,60 @@ class CustomerService:
             '/crm.v1.CustomerService/PreviewMergeCustomers',
             crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersRequest.SerializeToString,
             crm_dot_v1_dot_customer__pb2.PreviewMergeCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.CustomerService/MergeCustomers',
+            crm_dot_v1_dot_customer__pb2.MergeCustomersRequest.SerializeToString,
+            crm_dot_v1_dot_customer__pb2.MergeCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnmergeCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.CustomerService/UnmergeCustomers',
+            crm_dot_v1_dot_customer__pb2.UnmergeCustomersRequest.SerializeToString,
+            crm_dot_v1_dot_customer__pb2.UnmergeCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,

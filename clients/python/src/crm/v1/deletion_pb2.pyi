@@ -10,6 +10,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DeletionRequestKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELETION_REQUEST_KIND_UNSPECIFIED: _ClassVar[DeletionRequestKind]
+    DELETION_REQUEST_KIND_DELETE: _ClassVar[DeletionRequestKind]
+    DELETION_REQUEST_KIND_MERGE: _ClassVar[DeletionRequestKind]
+
 class DeletionPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DELETION_POLICY_UNSPECIFIED: _ClassVar[DeletionPolicy]
@@ -27,6 +33,9 @@ class DeletionRequestState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELETION_REQUEST_STATE_EXPIRED: _ClassVar[DeletionRequestState]
     DELETION_REQUEST_STATE_STALE: _ClassVar[DeletionRequestState]
     DELETION_REQUEST_STATE_EXECUTED: _ClassVar[DeletionRequestState]
+DELETION_REQUEST_KIND_UNSPECIFIED: DeletionRequestKind
+DELETION_REQUEST_KIND_DELETE: DeletionRequestKind
+DELETION_REQUEST_KIND_MERGE: DeletionRequestKind
 DELETION_POLICY_UNSPECIFIED: DeletionPolicy
 DELETION_POLICY_CASCADE: DeletionPolicy
 DELETION_POLICY_BLOCK: DeletionPolicy
@@ -39,6 +48,16 @@ DELETION_REQUEST_STATE_CANCELLED: DeletionRequestState
 DELETION_REQUEST_STATE_EXPIRED: DeletionRequestState
 DELETION_REQUEST_STATE_STALE: DeletionRequestState
 DELETION_REQUEST_STATE_EXECUTED: DeletionRequestState
+
+class MergeTerms(_message.Message):
+    __slots__ = ("survivor_id", "survivor_etag", "take_fields")
+    SURVIVOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SURVIVOR_ETAG_FIELD_NUMBER: _ClassVar[int]
+    TAKE_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    survivor_id: str
+    survivor_etag: str
+    take_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, survivor_id: _Optional[str] = ..., survivor_etag: _Optional[str] = ..., take_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RelationImpact(_message.Message):
     __slots__ = ("relation", "state", "policy", "count", "sample_ids")
@@ -111,7 +130,7 @@ class DeletionAlternative(_message.Message):
     def __init__(self, code: _Optional[str] = ..., explanation: _Optional[str] = ...) -> None: ...
 
 class DeletionRequest(_message.Message):
-    __slots__ = ("id", "customer_id", "requester_id", "reason", "preview", "state", "decided_by", "decision_comment", "decide_time", "expire_time", "create_time", "execute_time", "etag")
+    __slots__ = ("id", "customer_id", "requester_id", "reason", "preview", "state", "decided_by", "decision_comment", "decide_time", "expire_time", "create_time", "execute_time", "etag", "kind", "merge")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +144,8 @@ class DeletionRequest(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     EXECUTE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MERGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     requester_id: str
@@ -138,7 +159,9 @@ class DeletionRequest(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     execute_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., requester_id: _Optional[str] = ..., reason: _Optional[str] = ..., preview: _Optional[_Union[DeletionPreview, _Mapping]] = ..., state: _Optional[_Union[DeletionRequestState, str]] = ..., decided_by: _Optional[str] = ..., decision_comment: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    kind: DeletionRequestKind
+    merge: MergeTerms
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., requester_id: _Optional[str] = ..., reason: _Optional[str] = ..., preview: _Optional[_Union[DeletionPreview, _Mapping]] = ..., state: _Optional[_Union[DeletionRequestState, str]] = ..., decided_by: _Optional[str] = ..., decision_comment: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., kind: _Optional[_Union[DeletionRequestKind, str]] = ..., merge: _Optional[_Union[MergeTerms, _Mapping]] = ...) -> None: ...
 
 class SubmitDeletionRequestRequest(_message.Message):
     __slots__ = ("customer_id", "preview_etag", "reason", "request_id")
@@ -233,6 +256,30 @@ class CancelDeletionRequestRequest(_message.Message):
     def __init__(self, deletion_request_id: _Optional[str] = ..., comment: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CancelDeletionRequestResponse(_message.Message):
+    __slots__ = ("deletion_request",)
+    DELETION_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    deletion_request: DeletionRequest
+    def __init__(self, deletion_request: _Optional[_Union[DeletionRequest, _Mapping]] = ...) -> None: ...
+
+class SubmitMergeRequestRequest(_message.Message):
+    __slots__ = ("duplicate_id", "survivor_id", "duplicate_etag", "survivor_etag", "take_fields", "reason", "request_id")
+    DUPLICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    SURVIVOR_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_ETAG_FIELD_NUMBER: _ClassVar[int]
+    SURVIVOR_ETAG_FIELD_NUMBER: _ClassVar[int]
+    TAKE_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    duplicate_id: str
+    survivor_id: str
+    duplicate_etag: str
+    survivor_etag: str
+    take_fields: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    request_id: str
+    def __init__(self, duplicate_id: _Optional[str] = ..., survivor_id: _Optional[str] = ..., duplicate_etag: _Optional[str] = ..., survivor_etag: _Optional[str] = ..., take_fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SubmitMergeRequestResponse(_message.Message):
     __slots__ = ("deletion_request",)
     DELETION_REQUEST_FIELD_NUMBER: _ClassVar[int]
     deletion_request: DeletionRequest

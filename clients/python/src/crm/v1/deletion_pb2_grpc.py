@@ -82,6 +82,11 @@ class DeletionApprovalServiceStub:
                 request_serializer=crm_dot_v1_dot_deletion__pb2.CancelDeletionRequestRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_deletion__pb2.CancelDeletionRequestResponse.FromString,
                 _registered_method=True)
+        self.SubmitMergeRequest = channel.unary_unary(
+                '/crm.v1.DeletionApprovalService/SubmitMergeRequest',
+                request_serializer=crm_dot_v1_dot_deletion__pb2.SubmitMergeRequestRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_deletion__pb2.SubmitMergeRequestResponse.FromString,
+                _registered_method=True)
 
 
 class DeletionApprovalServiceServicer:
@@ -151,6 +156,19 @@ class DeletionApprovalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitMergeRequest(self, request, context):
+        """Asks to merge a duplicate into the customer that stays: a request of kind MERGE, for the
+        duplicate, bound to both customers' graph etags as PreviewMergeCustomers gave them (a change
+        to either turns it STALE) and naming the fields the survivor takes from the duplicate. It is
+        approved, rejected and cancelled as any request (never by its requester); CustomerService's
+        MergeCustomers executes it. FAILED_PRECONDITION: PREVIEW_STALE (an etag is not current),
+        LEGAL_HOLD (on either), CUSTOMER_DELETED, DELETION_ALREADY_REQUESTED (the duplicate has an
+        open request); INVALID_ARGUMENT names the field at fault.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeletionApprovalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +201,11 @@ def add_DeletionApprovalServiceServicer_to_server(servicer, server):
                     servicer.CancelDeletionRequest,
                     request_deserializer=crm_dot_v1_dot_deletion__pb2.CancelDeletionRequestRequest.FromString,
                     response_serializer=crm_dot_v1_dot_deletion__pb2.CancelDeletionRequestResponse.SerializeToString,
+            ),
+            'SubmitMergeRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitMergeRequest,
+                    request_deserializer=crm_dot_v1_dot_deletion__pb2.SubmitMergeRequestRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_deletion__pb2.SubmitMergeRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -365,6 +388,33 @@ class DeletionApprovalService:
             '/crm.v1.DeletionApprovalService/CancelDeletionRequest',
             crm_dot_v1_dot_deletion__pb2.CancelDeletionRequestRequest.SerializeToString,
             crm_dot_v1_dot_deletion__pb2.CancelDeletionRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitMergeRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.DeletionApprovalService/SubmitMergeRequest',
+            crm_dot_v1_dot_deletion__pb2.SubmitMergeRequestRequest.SerializeToString,
+            crm_dot_v1_dot_deletion__pb2.SubmitMergeRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,
