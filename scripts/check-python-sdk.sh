@@ -2,7 +2,8 @@
 # Gate: the Python SDK in clients/python.
 #   1. The committed generated code is fresh: regenerate into a temporary directory and diff.
 #   2. examples/golden_path.py (the deletion golden path, rich errors, health) and
-#      examples/batch_cleanup.py (a deletion batch, the recycle bin, a batch restore) pass against a
+#      examples/batch_cleanup.py (a deletion batch, the recycle bin, a batch restore) and
+#      examples/merge_duplicates.py (candidates, a merge through approval, an unmerge) pass against a
 #      real server on SQLite,
 #   3. and on PostgreSQL (CRM_TEST_DATABASE_URL, by default lib.sh's, the same as cargo test's) in a
 #      throwaway schema that is dropped at the end. If it does not answer: SKIPPED locally, a
@@ -30,7 +31,7 @@ golden_path() { # LABEL ADDR: every example, as a user runs it
   local rep sup
   rep=$(mint_token --tenant py-gate --user alice --role sales_rep)
   sup=$(mint_token --tenant py-gate --user bob --role supervisor)
-  for example in golden_path batch_cleanup; do
+  for example in golden_path batch_cleanup merge_duplicates; do
     out="$WORK_DIR/$example-${label%% *}.out"
     if ! PYTHONPATH="$sdk/src" python "$sdk/examples/$example.py" \
       --addr "$addr" --rep-token "$rep" --supervisor-token "$sup" >"$out" 2>&1; then
