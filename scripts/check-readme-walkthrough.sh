@@ -59,7 +59,7 @@ awk -v dir="$blocks" '
   END { if (!bad && (name != "" || want_fence)) { print "README.md: unterminated walkthrough block" > "/dev/stderr"; exit 1 } }
 ' "$readme" || { gate_log "FAIL: could not extract the walkthrough blocks of README.md"; exit 1; }
 
-expected="operator batch events golden-path update-mask"
+expected="operator merge batch events golden-path update-mask"
 found=$(cd "$blocks" && ls | sed 's/^[0-9]*-//; s/\.sh$//' | xargs)
 if [ "$found" != "$expected" ]; then
   gate_log "FAIL: README.md walkthrough blocks are '$found', expected '$expected' (<!-- walkthrough: NAME --> markers)"
@@ -176,6 +176,12 @@ expect operator '"name": "Acme GmbH"' 'CreateCustomer prints the customer'
 expect operator 'Code: InvalidArgument' 'the empty name is INVALID_ARGUMENT'
 expect operator '"reason":"INVALID_FIELD"' '... with ErrorInfo INVALID_FIELD'
 expect operator '"field":"customer.name"' '... and a BadRequest naming customer.name'
+expect merge '"DUPLICATE_MATCH_EMAIL"' 'ListDuplicateCandidates finds the survivor by e-mail'
+expect merge '"moveCount": "1"' 'PreviewMergeCustomers moves the contact'
+expect merge '"movedRecords": "1"' 'MergeCustomers moves it'
+expect merge '"takenFields": \[' '... and the survivor takes the chosen field'
+expect merge '"movedBackRecords": "1"' 'UnmergeCustomers moves it back'
+expect merge 'and undid it$' 'the merge walk-through ends'
 expect batch '"excludedReason": "CUSTOMER_HAS_BLOCKERS"' 'SubmitDeletionBatch excludes the customer with an open order, saying why'
 expect batch '"includedCount": 2' '... and queues the other two'
 expect batch '"deleted": 2' 'the run deletes both (GetDeletionBatch progress)'
@@ -197,4 +203,4 @@ if [ "$failures" -gt 0 ]; then
   gate_log "FAIL: $failures expected outputs missing (the output of the runs concerned is above)"
   exit 1
 fi
-gate_log "PASS (5 README walkthroughs, pasted twice into fresh shells, against $CRM_BIN)"
+gate_log "PASS (6 README walkthroughs, pasted twice into fresh shells, against $CRM_BIN)"
