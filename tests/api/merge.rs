@@ -11,9 +11,11 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::common::{
-    Approvals, Customers, Kind, Records, Snapshot, TestApp, approve, assert_status, bad_fields,
-    create_record, delete_record, execute, figure, get_customer, mask, restore, touch_record,
+    Approvals, CONTACT_COLUMNS, Customers, Kind, Records, Snapshot, TestApp, approve,
+    assert_status, bad_fields, create_record, delete_record, execute, figure, get_customer, mask,
+    restore, touch_record,
 };
+use crate::process::{ServerProcess, fresh_database};
 
 crate::on_both_databases!(
     a_merge_moves_every_live_record_and_an_unmerge_gives_both_graphs_back,
@@ -25,6 +27,7 @@ crate::on_both_databases!(
     merges_and_deletions_are_executed_and_restored_only_their_own_way,
     bad_merge_requests_are_refused_by_field_role_tenant_and_hold,
     an_unmerge_undoes_exactly_the_merge_over_random_graphs_and_edits,
+    a_merge_killed_mid_flight_has_moved_all_or_nothing,
 );
 
 fn sup(app: &TestApp, user: &str) -> Approvals {
@@ -960,4 +963,81 @@ fn rand_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(7)
+}
+
+/// SIGKILL while MergeCustomers runs, at a different moment each time: after the restart each
+/// merge has either happened whole (the duplicate deleted, every record with the survivor, the
+/// request EXECUTED, one audit entry) or not at all (everything where it was, the request still
+/// APPROVED, and it merges whole when asked again).
+async fn a_merge_killed_mid_flight_has_moved_all_or_nothing(app: TestApp) {
+    let db = app.db;
+    drop(app);
+    let Some((url, schema)) = fresh_database(db).await else {
+        return;
+    };
+    let mut server = ServerProcess::start(db, &url, schema.as_deref(), &[]).await;
+    let mut client = server.app().await;
+    const ATTEMPTS: usize = 4;
+    let mut pairs = Vec::new();
+    for n in 0..ATTEMPTS {
+        let duplicate = client
+            .create_customer(&format!("Crash duplicate {n}"))
+            .await;
+        create_record(&mut client.records(), Kind::Contact, &duplicate.id)
+            .await
+            .unwrap();
+        pairs.push(duplicate);
+    }
+    // 1,000 more contacts for each duplicate, in one statement.
+    client.clone_rows("contact", CONTACT_COLUMNS, 1000).await;
+    let mut whole = 0;
+    for (n, duplicate) in pairs.iter().enumerate() {
+        let survivor = client.create_customer(&format!("Crash survivor {n}")).await;
+        let approved = approved_merge(&client, &duplicate.id, &survivor.id, &["name"]).await;
+        let mut customers = client.customers();
+        let request_id = approved.id.clone();
+        let call = tokio::spawn(async move { merge(&mut customers, &request_id).await });
+        tokio::time::sleep(std::time::Duration::from_millis([0, 8, 20, 50][n])).await;
+        server.kill().await;
+        let _ = call.await;
+        server = ServerProcess::start(db, &url, schema.as_deref(), &[]).await;
+        let restarted = server.app().await;
+        let mut old = std::mem::replace(&mut client, restarted);
+        old.schema = None;
+        drop(old);
+
+        let d = get_customer(&mut client.customers(), &duplicate.id).await;
+        let (d_live, s_live) = (
+            client.snapshot(&duplicate.id).await.live(),
+            client.snapshot(&survivor.id).await.live(),
+        );
+        let request = client.deletion_request(&approved.id).await;
+        if d.delete_time.is_some() {
+            whole += 1;
+            assert_eq!((d_live, s_live), (0, 1001), "attempt {n}: all moved");
+            assert_eq!(request.state, pb::DeletionRequestState::Executed as i32);
+            assert_eq!(client.audit_count(&duplicate.id, "customer.merge").await, 1);
+        } else {
+            assert_eq!((d_live, s_live), (1001, 0), "attempt {n}: nothing moved");
+            assert_eq!(request.state, pb::DeletionRequestState::Approved as i32);
+            let done = merge(&mut client.customers(), &approved.id)
+                .await
+                .expect("merge again");
+            assert_eq!(done.moved_records, 1001);
+        }
+        // Either way, the unmerge gives it all back.
+        assert_eq!(
+            unmerge(&client, &duplicate.id, false)
+                .await
+                .expect("unmerge")
+                .moved_back_records,
+            1001
+        );
+    }
+    figure(format_args!(
+        "{db:?}: {whole} of {ATTEMPTS} merges killed mid-flight had committed whole, the rest not at all"
+    ));
+    assert!(client.verify_audit().await.valid);
+    drop(server);
+    drop(client);
 }

@@ -256,11 +256,10 @@ impl Deletions {
         .await?;
         let (merged_survivor, values) =
             take_fields(&survivor, &duplicate, &terms.take_fields, now)?;
-        match store::customers::update(conn, tenant, &merged_survivor, survivor.version).await? {
-            store::Written::Applied => {}
-            store::Written::VersionMoved => {
-                return Err(Error::internal("the survivor changed under its row lock"));
-            }
+        if store::customers::update(conn, tenant, &merged_survivor, survivor.version).await?
+            != store::Written::Applied
+        {
+            return Err(Error::internal("the survivor changed under its row lock"));
         }
         let executed = DeletionRequest {
             merge: Some(MergeTerms {
@@ -271,19 +270,7 @@ impl Deletions {
         };
         self.save(change, &executed).await?;
         change
-            .audit(Entry {
-                action: "customer.merge",
-                target_type: "customer",
-                target_id: duplicate.id,
-                customer_id: Some(duplicate.id),
-                summary: format!(
-                    "duplicate_id={} survivor_id={} merge_id={merge_id} deletion_request={} moved={moved} taken_fields={}",
-                    duplicate.id,
-                    survivor.id,
-                    executed.id,
-                    terms.take_fields.len()
-                ),
-            })
+            .audit(merge_entry(&duplicate, &survivor, &executed, moved))
             .await?;
         Ok(Merged {
             survivor: merged_survivor,
@@ -297,6 +284,30 @@ impl Deletions {
             moved_records: moved,
             taken_fields: terms.take_fields,
         })
+    }
+}
+
+/// The one audit entry of a merge: ids and counts.
+fn merge_entry(
+    duplicate: &Customer,
+    survivor: &Customer,
+    executed: &DeletionRequest,
+    moved: u64,
+) -> Entry {
+    let (merge_id, taken) = (
+        executed.deletion_id.unwrap_or_default(),
+        executed.merge.as_ref().map_or(0, |m| m.take_fields.len()),
+    );
+    Entry {
+        action: "customer.merge",
+        target_type: "customer",
+        target_id: duplicate.id,
+        customer_id: Some(duplicate.id),
+        summary: format!(
+            "duplicate_id={} survivor_id={} merge_id={merge_id} deletion_request={} moved={moved} \
+             taken_fields={taken}",
+            duplicate.id, survivor.id, executed.id
+        ),
     }
 }
 

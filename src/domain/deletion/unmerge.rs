@@ -169,29 +169,8 @@ impl Deletions {
         values: &MergeValues,
     ) -> Result<Unmerged> {
         let (conn, tenant, now) = (change.tx().conn(), &change.caller.tenant, change.now);
-        let (reverted_survivor, reverted_fields, kept_fields) = revert_fields(&survivor, values)?;
-        let reverted_survivor = Customer {
-            version: survivor.version + 1,
-            update_time: now,
-            ..reverted_survivor
-        };
-        if reverted_fields.iter().any(|f| f == "external_ref")
-            && !reverted_survivor.external_ref.is_empty()
-            && let Some((holder, _)) = store::deletion::external_ref_holder(
-                conn,
-                tenant,
-                &reverted_survivor.external_ref,
-                survivor.id,
-            )
-            .await?
-        {
-            return Err(survivor_ref_taken(survivor.id, holder));
-        }
-        if store::customers::update(conn, tenant, &reverted_survivor, survivor.version).await?
-            != store::Written::Applied
-        {
-            return Err(Error::internal("the survivor changed under its row lock"));
-        }
+        let (reverted_survivor, reverted_fields, kept_fields) =
+            revert_survivor(change, &survivor, values).await?;
         // Checked after the survivor gave back what it took: the duplicate's external_ref may
         // be among it.
         self.restorable(conn, tenant, now, &duplicate).await?;
@@ -233,6 +212,36 @@ impl Deletions {
             kept_fields,
         })
     }
+}
+
+/// Writes the survivor back with each field it took reverted (where it still holds what it took)
+/// and its graph version moved on: the survivor written, the fields reverted and those kept.
+async fn revert_survivor(
+    change: &Change<'_>,
+    survivor: &Customer,
+    values: &MergeValues,
+) -> Result<(Customer, Vec<String>, Vec<KeptField>)> {
+    let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+    let (reverted, reverted_fields, kept_fields) = revert_fields(survivor, values)?;
+    let reverted = Customer {
+        version: survivor.version + 1,
+        update_time: change.now,
+        ..reverted
+    };
+    if reverted_fields.iter().any(|f| f == "external_ref")
+        && !reverted.external_ref.is_empty()
+        && let Some((holder, _)) =
+            store::deletion::external_ref_holder(conn, tenant, &reverted.external_ref, survivor.id)
+                .await?
+    {
+        return Err(survivor_ref_taken(survivor.id, holder));
+    }
+    if store::customers::update(conn, tenant, &reverted, survivor.version).await?
+        != store::Written::Applied
+    {
+        return Err(Error::internal("the survivor changed under its row lock"));
+    }
+    Ok((reverted, reverted_fields, kept_fields))
 }
 
 /// The survivor with each field it took reverted to its value before the merge, where it still
