@@ -268,6 +268,12 @@ pub async fn erase(
             .filter(C::CustomerId.eq(customer_id))
             .exec(conn)
             .await?;
+        // A merge into this customer kept its values from before the merge: its data too.
+        deletion_request::Entity::update_in_tenant(tenant)
+            .col_expr(C::MergeValues, Expr::value(Option::<String>::None))
+            .filter(C::SurvivorId.eq(customer_id))
+            .exec(conn)
+            .await?;
     }
     {
         // Stored answers are JSON of domain values that name the customer by id. Keys live for

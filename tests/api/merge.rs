@@ -28,6 +28,7 @@ crate::on_both_databases!(
     bad_merge_requests_are_refused_by_field_role_tenant_and_hold,
     an_unmerge_undoes_exactly_the_merge_over_random_graphs_and_edits,
     a_merge_killed_mid_flight_has_moved_all_or_nothing,
+    past_its_retention_a_merge_stays_and_erasure_forgets_its_values,
 );
 
 fn sup(app: &TestApp, user: &str) -> Approvals {
@@ -1040,4 +1041,116 @@ async fn a_merge_killed_mid_flight_has_moved_all_or_nothing(app: TestApp) {
     assert!(client.verify_audit().await.valid);
     drop(server);
     drop(client);
+}
+
+/// Rows of `sql` (a COUNT) on the test's database.
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let store = app.store().await;
+    store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(store.backend(), sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("one row")
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
+/// `id` as a literal of the uuid column type (a 16-byte blob on SQLite).
+fn uuid_literal(app: &TestApp, id: &str) -> String {
+    let id = uuid::Uuid::parse_str(id).expect("a uuid");
+    match app.db {
+        crate::common::Db::Sqlite => format!("x'{}'", id.simple()),
+        crate::common::Db::Postgres => format!("'{id}'"),
+    }
+}
+
+async fn past_its_retention_a_merge_stays_and_erasure_forgets_its_values(app: TestApp) {
+    let admin = || app.customers_as("acme", "admin-1", &["admin"]);
+    // Merged, then its retention passes: no unmerge; the erasure forgets the merge.
+    let duplicate = app.create_customer("Oscorp").await;
+    let duplicate = update_customer(
+        &app,
+        pb::Customer {
+            id: duplicate.id.clone(),
+            phone: "+44 20 7946 0999".into(),
+            ..Default::default()
+        },
+        &["phone"],
+    )
+    .await;
+    let survivor = app.create_customer("Oscorp Industries").await;
+    create_record(&mut app.records(), Kind::Contact, &duplicate.id)
+        .await
+        .unwrap();
+    merged(&app, &duplicate.id, &survivor.id, &["phone", "name"]).await;
+    let terms = format!(
+        "SELECT COUNT(*) FROM deletion_request WHERE customer_id = {} AND merge_values IS NOT NULL",
+        uuid_literal(&app, &duplicate.id)
+    );
+    assert_eq!(
+        count(&app, &terms).await,
+        1,
+        "the merge keeps the survivor's values before it"
+    );
+    app.advance_clock(std::time::Duration::from_secs(31 * 24 * 3600));
+    assert_status(
+        unmerge(&app, &duplicate.id, false).await,
+        Code::FailedPrecondition,
+        "RETENTION_EXPIRED",
+    );
+    admin()
+        .purge_customer(pb::PurgeCustomerRequest {
+            customer_id: duplicate.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("purge the duplicate");
+    assert_eq!(count(&app, &terms).await, 0, "the erasure blanks them");
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM merge_move").await,
+        0,
+        "and forgets what moved"
+    );
+    assert_eq!(
+        app.snapshot(&survivor.id).await.live(),
+        1,
+        "the moved contact stays with the survivor"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM deletion_request WHERE merge_values LIKE '%Oscorp Industries%'"
+        )
+        .await,
+        0
+    );
+
+    // The survivor erased: the values it had before a merge into it are erased too.
+    let duplicate = app.create_customer("Massive Dynamic").await;
+    let survivor = app.create_customer("Massive Dynamic Inc").await;
+    merged(&app, &duplicate.id, &survivor.id, &["name"]).await;
+    let kept = format!(
+        "SELECT COUNT(*) FROM deletion_request WHERE customer_id = {} AND merge_values IS NOT NULL",
+        uuid_literal(&app, &duplicate.id)
+    );
+    assert_eq!(count(&app, &kept).await, 1);
+    app.delete_customer(&survivor.id).await;
+    admin()
+        .purge_customer(pb::PurgeCustomerRequest {
+            customer_id: survivor.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("purge the survivor");
+    assert_eq!(count(&app, &kept).await, 0);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM deletion_request WHERE merge_values LIKE '%Massive Dynamic Inc%'"
+        )
+        .await,
+        0
+    );
 }
