@@ -824,6 +824,26 @@ async fn bad_merge_requests_are_refused_by_field_role_tenant_and_hold(app: TestA
         Code::FailedPrecondition,
         "LEGAL_HOLD",
     );
+    // Executing: another tenant does not see the request; a sales rep other than the requester
+    // may not execute it.
+    let lifted = app.create_customer("Tyrell Ltd").await;
+    let approved = approved_merge(&app, &lifted.id, &duplicate.id, &[]).await;
+    let foreign = app
+        .customers_as("globex", "sup-9", &["supervisor"])
+        .merge_customers(pb::MergeCustomersRequest {
+            deletion_request_id: approved.id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(foreign, Code::NotFound, "NOT_FOUND");
+    let other_rep = app
+        .customers_as("acme", "rep-2", &["sales_rep"])
+        .merge_customers(pb::MergeCustomersRequest {
+            deletion_request_id: approved.id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(other_rep, Code::PermissionDenied, "ROLE_NOT_ALLOWED");
     // Unmerge is for supervisors and admins.
     let refused = app
         .customers()
