@@ -16,6 +16,7 @@ use crate::common::{
     restore, touch_record,
 };
 use crate::process::{ServerProcess, fresh_database};
+use crate::restore_property::Rng;
 
 crate::on_both_databases!(
     a_merge_moves_every_live_record_and_an_unmerge_gives_both_graphs_back,
@@ -869,32 +870,6 @@ async fn bad_merge_requests_are_refused_by_field_role_tenant_and_hold(app: TestA
     assert_eq!(bad_fields(&status), ["duplicate_id"]);
 }
 
-/// SplitMix64, as in restore_property.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-const KINDS: [Kind; 6] = [
-    Kind::Contact,
-    Kind::Deal,
-    Kind::Order,
-    Kind::Contract,
-    Kind::Project,
-    Kind::Activity,
-];
-
 async fn random_records(
     records: &mut Records,
     rng: &mut Rng,
@@ -902,7 +877,7 @@ async fn random_records(
 ) -> Vec<(Kind, String)> {
     let mut made = Vec::new();
     for _ in 0..rng.below(8) {
-        let kind = KINDS[rng.below(6) as usize];
+        let kind = Kind::ALL[rng.below(6) as usize];
         let record = create_record(records, kind, customer_id).await.unwrap();
         made.push((kind, record.id));
     }
@@ -910,10 +885,7 @@ async fn random_records(
 }
 
 async fn an_unmerge_undoes_exactly_the_merge_over_random_graphs_and_edits(app: TestApp) {
-    let seed = std::env::var("CRM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand_seed);
+    let seed = crate::restore_property::seed();
     figure(format!(
         "merge property seed {seed} (CRM_TEST_SEED={seed} replays it)"
     ));
@@ -977,13 +949,6 @@ async fn an_unmerge_undoes_exactly_the_merge_over_random_graphs_and_edits(app: T
             "case {case}"
         );
     }
-}
-
-fn rand_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7)
 }
 
 /// SIGKILL while MergeCustomers runs, at a different moment each time: after the restart each

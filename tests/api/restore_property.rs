@@ -18,11 +18,12 @@ crate::on_both_databases!(a_restore_brings_back_exactly_the_graph_its_deletion_t
 /// Cases per database: each a fresh customer with up to ~30 records.
 const CASES: usize = 12;
 
-/// SplitMix64: small, fast, good enough to draw test cases, and no new dependency.
-struct Rng(u64);
+/// SplitMix64: small, fast, good enough to draw test cases, and no new dependency (the merge
+/// property draws from it too).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -31,7 +32,7 @@ impl Rng {
     }
 
     /// Uniform in 0..n.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
@@ -59,7 +60,8 @@ impl Rng {
     }
 }
 
-fn seed() -> u64 {
+/// `CRM_TEST_SEED` (decimal or 0x-hex) if set, else a fresh one.
+pub(crate) fn seed() -> u64 {
     match std::env::var("CRM_TEST_SEED") {
         Ok(text) => {
             let text = text.trim();
