@@ -33,7 +33,7 @@ impl Deletions {
         let (conn, tenant) = (tx.conn(), &caller.tenant);
         let duplicate = live_customer(conn, tenant, duplicate_id).await?;
         let survivor = live_customer(conn, tenant, survivor_id).await?;
-        let graph = self.preview_in(conn, tenant, &duplicate, true).await?;
+        let graph = self.moves_in(conn, tenant, &duplicate).await?;
         tx.commit().await?;
         Ok(merge_preview(&duplicate, &survivor, graph))
     }

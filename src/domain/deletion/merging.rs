@@ -160,7 +160,10 @@ impl Deletions {
                 return Err(merge_etag_stale("survivor_etag", &survivor));
             }
             merge_held(&duplicate, &survivor)?;
-            let mut preview = self.queued_check_and_preview(&change, &duplicate).await?;
+            super::requests::not_queued(&change, &duplicate).await?;
+            let mut preview = self
+                .moves_in(change.tx().conn(), &caller.tenant, &duplicate)
+                .await?;
             // A merge moves every live record: what would block or keep a deletion does not apply.
             preview.blockers.clear();
             preview.alternatives.clear();

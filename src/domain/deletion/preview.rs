@@ -164,6 +164,24 @@ impl Deletions {
         ))
     }
 
+    /// What a merge of `customer` would move: the counts and sample ids of every live record,
+    /// without the open pipeline (a merge keeps the deals open, with the survivor).
+    pub(crate) async fn moves_in(
+        &self,
+        conn: &impl store::Connection,
+        tenant: &str,
+        customer: &Customer,
+    ) -> Result<DeletionPreview> {
+        let counts = store::deletion::state_counts(conn, tenant, customer.id).await?;
+        let samples = samples_of(conn, tenant, customer, &counts, |_| true).await?;
+        Ok(build_preview(
+            customer,
+            &counts,
+            |kind, state| sample_lookup(&samples, kind, state),
+            Vec::new(),
+        ))
+    }
+
     /// A preview without sample ids or pipeline from counts already read (a batch chunk reads
     /// its customers' counts in one go: `store::deletion::state_counts_of`).
     pub(crate) fn preview_of_counts(

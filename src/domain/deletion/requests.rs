@@ -114,28 +114,13 @@ impl Deletions {
     /// The customer's preview, if nothing stops a request for it: no open batch holds it, and
     /// nothing blocks its deletion.
     async fn deletable(&self, change: &Change<'_>, customer: &Customer) -> Result<DeletionPreview> {
-        let preview = self.queued_check_and_preview(change, customer).await?;
+        not_queued(change, customer).await?;
+        let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+        let preview = self.preview_in(conn, tenant, customer, true).await?;
         if !preview.blockers.is_empty() {
             return Err(blocked(&preview));
         }
         Ok(preview)
-    }
-
-    /// The customer's preview, if no open batch holds it (that batch's decision covers it).
-    pub(super) async fn queued_check_and_preview(
-        &self,
-        change: &Change<'_>,
-        customer: &Customer,
-    ) -> Result<DeletionPreview> {
-        let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
-        let open = BatchStateFilter::open(change.now);
-        if !store::batches::queued_in(conn, tenant, &[customer.id], &open)
-            .await?
-            .is_empty()
-        {
-            return Err(queued_in_batch(customer.id));
-        }
-        self.preview_in(conn, tenant, customer, true).await
     }
 
     /// A new request for `preview`, waiting for a decision until its lifetime passes.
@@ -489,6 +474,20 @@ impl Deletions {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// No open batch holds the customer (that batch's decision covers it).
+pub(super) async fn not_queued(change: &Change<'_>, customer: &Customer) -> Result<()> {
+    let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
+    let open = BatchStateFilter::open(change.now);
+    if store::batches::queued_in(conn, tenant, &[customer.id], &open)
+        .await?
+        .is_empty()
+    {
+        Ok(())
+    } else {
+        Err(queued_in_batch(customer.id))
     }
 }
 
