@@ -16,7 +16,9 @@
 //!
 //! Run by scripts/bench-merge.sh, which seeds the duplicate and starts the server.
 //!
-//! usage: merge_bench ADDR DATABASE_URL SCHEMA|- DUPLICATE_ID SECRET [CYCLES]
+//! usage: merge_bench ADDR DATABASE_URL SCHEMA|- DUPLICATE_ID SECRET [CYCLES] [--enforce]
+//!
+//! With `--enforce` it exits 1 when a ratio misses its target.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -392,9 +394,13 @@ impl Service {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let enforce = args.iter().any(|a| a == "--enforce");
+    args.retain(|a| a != "--enforce");
     if args.len() < 6 {
-        eprintln!("usage: merge_bench ADDR DATABASE_URL SCHEMA|- DUPLICATE_ID SECRET [CYCLES]");
+        eprintln!(
+            "usage: merge_bench ADDR DATABASE_URL SCHEMA|- DUPLICATE_ID SECRET [CYCLES] [--enforce]"
+        );
         std::process::exit(2);
     }
     let (addr, url, schema, duplicate, secret) = (&args[1], &args[2], &args[3], &args[4], &args[5]);
@@ -466,18 +472,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         raw_merge.push(rm);
         raw_unmerge.push(ru);
     }
-    let ratio = |a: &[f64], b: &[f64]| median(a) / median(b);
-    println!(
-        "MergeCustomers median {:.1} ms, raw {:.1} ms: ratio {:.2} (target <= 1.2)",
-        median(&merge),
-        median(&raw_merge),
-        ratio(&merge, &raw_merge)
-    );
-    println!(
-        "UnmergeCustomers median {:.1} ms, raw {:.1} ms: ratio {:.2} (target <= 1.2)",
-        median(&unmerge),
-        median(&raw_unmerge),
-        ratio(&unmerge, &raw_unmerge)
-    );
+    let mut missed = 0;
+    for (call, service, raw) in [
+        ("MergeCustomers", &merge, &raw_merge),
+        ("UnmergeCustomers", &unmerge, &raw_unmerge),
+    ] {
+        let ratio = median(service) / median(raw);
+        let verdict = if ratio <= 1.2 { "ok" } else { "MISSED" };
+        println!(
+            "{call} median {:.1} ms, raw {:.1} ms: ratio {ratio:.2} (target <= 1.2) {verdict}",
+            median(service),
+            median(raw)
+        );
+        missed += usize::from(ratio > 1.2);
+    }
+    if enforce && missed > 0 {
+        std::process::exit(1);
+    }
     Ok(())
 }
