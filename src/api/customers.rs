@@ -168,6 +168,7 @@ fn bin_entry_to_proto(e: BinEntry) -> pb::DeletedCustomer {
         deletion_request_id: request_id,
         deletion_batch_id: batch_id,
         deleted_records: e.deleted_records,
+        merged_into_customer_id: e.merged_into.map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 

@@ -93,9 +93,14 @@ pub async fn list(
                 .deletion_id
                 .and_then(|id| counts.get(&id).copied())
                 .unwrap_or(0);
-            let (deleted_by, requested_by, approved_by) = match origin {
-                Some(o) => (Some(o.deleted_by), o.requested_by, o.approved_by),
-                None => (None, String::new(), String::new()),
+            let (deleted_by, requested_by, approved_by, merged_into) = match origin {
+                Some(o) => (
+                    Some(o.deleted_by),
+                    o.requested_by,
+                    o.approved_by,
+                    o.merged_into,
+                ),
+                None => (None, String::new(), String::new(), None),
             };
             BinEntry {
                 customer,
@@ -103,6 +108,7 @@ pub async fn list(
                 requested_by,
                 approved_by,
                 deleted_records,
+                merged_into,
             }
         })
         .collect())
@@ -133,6 +139,8 @@ struct Origin {
     deleted_by: DeletedBy,
     requested_by: String,
     approved_by: String,
+    /// A merge's survivor.
+    merged_into: Option<Uuid>,
 }
 
 /// For each deletion id, the request or the batch that made it.
@@ -157,6 +165,7 @@ async fn origins(
                     deleted_by: DeletedBy::Request { id: r.id },
                     requested_by: r.requester_id,
                     approved_by: r.decided_by.unwrap_or_default(),
+                    merged_into: r.survivor_id,
                 },
             );
         }
@@ -191,6 +200,7 @@ async fn origins(
                 deleted_by: DeletedBy::Batch { id: batch_id },
                 requested_by: b.requester_id.clone(),
                 approved_by: b.decided_by.clone().unwrap_or_default(),
+                merged_into: None,
             },
         );
     }

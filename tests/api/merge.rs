@@ -360,6 +360,23 @@ async fn a_merge_moves_every_live_record_and_an_unmerge_gives_both_graphs_back(a
         ("duplicate", duplicate.id.as_str())
     );
 
+    // The recycle bin shows whom it was merged into.
+    let bin = supervisor_customers(&app)
+        .list_deleted_customers(pb::ListDeletedCustomersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .deleted_customers;
+    let entry = bin
+        .iter()
+        .find(|e| e.customer.as_ref().is_some_and(|c| c.id == duplicate.id))
+        .expect("the merged duplicate is in the bin");
+    assert_eq!(entry.merged_into_customer_id, survivor.id);
+    assert_eq!(
+        (entry.deletion_request_id.as_str(), entry.deleted_records),
+        (approved.id.as_str(), 0)
+    );
+
     // validate_only reports and changes nothing.
     let dry = unmerge(&app, &duplicate.id, true)
         .await

@@ -42,6 +42,8 @@ pub struct BinEntry {
     pub approved_by: String,
     /// Records the deletion took with the customer (those kept for the books are not counted).
     pub deleted_records: i64,
+    /// The survivor, when a merge deleted the customer.
+    pub merged_into: Option<Uuid>,
 }
 
 impl BinEntry {

@@ -159,20 +159,22 @@ class ListDeletedCustomersResponse(_message.Message):
     def __init__(self, deleted_customers: _Optional[_Iterable[_Union[DeletedCustomer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class DeletedCustomer(_message.Message):
-    __slots__ = ("customer", "requested_by", "approved_by", "deletion_request_id", "deletion_batch_id", "deleted_records")
+    __slots__ = ("customer", "requested_by", "approved_by", "deletion_request_id", "deletion_batch_id", "deleted_records", "merged_into_customer_id")
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
     DELETION_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DELETION_BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     DELETED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    MERGED_INTO_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     customer: Customer
     requested_by: str
     approved_by: str
     deletion_request_id: str
     deletion_batch_id: str
     deleted_records: int
-    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., requested_by: _Optional[str] = ..., approved_by: _Optional[str] = ..., deletion_request_id: _Optional[str] = ..., deletion_batch_id: _Optional[str] = ..., deleted_records: _Optional[int] = ...) -> None: ...
+    merged_into_customer_id: str
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., requested_by: _Optional[str] = ..., approved_by: _Optional[str] = ..., deletion_request_id: _Optional[str] = ..., deletion_batch_id: _Optional[str] = ..., deleted_records: _Optional[int] = ..., merged_into_customer_id: _Optional[str] = ...) -> None: ...
 
 class UpdateCustomerRequest(_message.Message):
     __slots__ = ("customer", "update_mask", "etag", "request_id")
