@@ -30,6 +30,7 @@ crate::on_both_databases!(
     an_unmerge_undoes_exactly_the_merge_over_random_graphs_and_edits,
     a_merge_killed_mid_flight_has_moved_all_or_nothing,
     past_its_retention_a_merge_stays_and_erasure_forgets_its_values,
+    the_survivor_may_take_the_duplicates_external_ref_and_an_unmerge_gives_it_back,
 );
 
 fn sup(app: &TestApp, user: &str) -> Approvals {
@@ -1154,5 +1155,39 @@ async fn past_its_retention_a_merge_stays_and_erasure_forgets_its_values(app: Te
         )
         .await,
         0
+    );
+}
+
+async fn the_survivor_may_take_the_duplicates_external_ref_and_an_unmerge_gives_it_back(
+    app: TestApp,
+) {
+    let duplicate = app.create_customer("Aperture").await;
+    let duplicate = update_customer(
+        &app,
+        pb::Customer {
+            id: duplicate.id.clone(),
+            external_ref: "ERP-42".into(),
+            ..Default::default()
+        },
+        &["external_ref"],
+    )
+    .await;
+    let survivor = app.create_customer("Aperture Science").await;
+    let done = merged(&app, &duplicate.id, &survivor.id, &["external_ref"]).await;
+    // Only one live customer may hold an external_ref: the duplicate went first.
+    assert_eq!(done.survivor.unwrap().external_ref, "ERP-42");
+    let undone = unmerge(&app, &duplicate.id, false).await.expect("unmerge");
+    assert_eq!(undone.reverted_fields, ["external_ref"]);
+    assert_eq!(
+        get_customer(&mut app.customers(), &survivor.id)
+            .await
+            .external_ref,
+        ""
+    );
+    assert_eq!(
+        get_customer(&mut app.customers(), &duplicate.id)
+            .await
+            .external_ref,
+        "ERP-42"
     );
 }
