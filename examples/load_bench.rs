@@ -1728,9 +1728,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .await;
         }
-        bench
-            .run(DUPLICATES, &duplicates, 1, list_duration)
-            .await;
+        bench.run(DUPLICATES, &duplicates, 1, list_duration).await;
         bench.preview_vs_raw().await?;
     }
 

@@ -230,9 +230,9 @@ impl Duplicates {
             NAME_SCAN,
         )
         .await?;
-        let mut similar: Vec<(Customer, matching::Similarity)> = offered
+        let mut similar: Vec<(Uuid, matching::Similarity)> = offered
             .into_iter()
-            .map(|(other, other_key)| (other, matching::name_similarity(&key, &other_key)))
+            .map(|(id, other_key)| (id, matching::name_similarity(&key, &other_key)))
             .filter(|(_, s)| s.at_least(matching::NAME_THRESHOLD))
             .collect();
         similar.sort_by(|(a, sa), (b, sb)| {
@@ -240,10 +240,21 @@ impl Duplicates {
                 u64::from(sa.shared) * u64::from(sb.of),
                 u64::from(sb.shared) * u64::from(sa.of),
             );
-            y.cmp(&x).then(a.id.cmp(&b.id))
+            y.cmp(&x).then(a.cmp(b))
         });
         similar.truncate(PER_KEY as usize);
-        Ok(similar.into_iter().map(|(c, s)| (c, s.value())).collect())
+        let ids: Vec<Uuid> = similar.iter().map(|(id, _)| *id).collect();
+        let mut customers = store::customers::live_among(conn, tenant, &ids).await?;
+        customers.sort_by_key(|c| ids.iter().position(|id| *id == c.id));
+        let similarity: BTreeMap<Uuid, f64> =
+            similar.into_iter().map(|(id, s)| (id, s.value())).collect();
+        Ok(customers
+            .into_iter()
+            .map(|c| {
+                let s = similarity.get(&c.id).copied().unwrap_or(0.0);
+                (c, s)
+            })
+            .collect())
     }
 }
 
