@@ -133,6 +133,10 @@ struct Args {
     /// Records of each batch customer (contacts and activities, alternately).
     #[arg(long, default_value_t = 10)]
     batch_records: usize,
+    /// Measure ListDuplicateCandidates only (the survey, then `--reps` runs of `--list-duration`
+    /// seconds), skipping every other run: the look-up's figure on a big seeded database.
+    #[arg(long)]
+    only_duplicates: bool,
     /// The server's CRM_BATCH_CHUNK_SIZE: the raw SQL commits as often as the batch does.
     #[arg(long, default_value_t = 50)]
     batch_chunk: usize,
@@ -1642,6 +1646,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         raw,
         results: Results::default(),
     };
+    if bench.args.only_duplicates {
+        let duplicates = Op::Duplicates(ids.clone());
+        bench.duplicate_survey(&ids, 200).await?;
+        for _ in 0..bench.args.reps {
+            bench.run(DUPLICATES, &duplicates, 1, list_duration).await;
+        }
+        let runs = bench.results.get(DUPLICATES);
+        let p50 = median(&runs.iter().map(|s| s.p50).collect::<Vec<_>>());
+        println!(
+            "== {}: ListDuplicateCandidates p50 {p50:.2} ms (target p50 ≤ 20 ms)",
+            bench.args.label
+        );
+        return match bench.results.errors() {
+            0 => Ok(()),
+            n => Err(format!("{n} failed calls").into()),
+        };
+    }
     let deep_token = bench.deep_token().await?;
     let depth = bench.args.depth;
     let deep_name = format!("List page at depth {depth}");

@@ -732,11 +732,21 @@ pub async fn live_with_key(
         // Equal name keys; similar ones are `live_with_similar_name`'s.
         MatchKey::Name => Column::MatchName,
     };
-    Entity::in_tenant(tenant)
+    let select = Entity::in_tenant(tenant)
         .live()
+        .filter(column.is_not_null())
         .filter(column.is_in(values.iter().cloned()))
-        .filter(Column::Id.ne(except))
-        .order_by_asc(Column::Id)
+        .filter(Column::Id.ne(except));
+    // SQLite, without statistics, walks the tenant's primary key to return ids in order rather
+    // than sort the few rows the key's partial index finds: 230-300 ms per key on 1,000,000
+    // customers against 0.1 ms. The unary `+` keeps the order but hides the column from the
+    // planner's ordering (PostgreSQL has no `+` on a uuid, and plans it right).
+    let select = if conn.get_database_backend() == DatabaseBackend::Sqlite {
+        select.order_by(Expr::cust("+\"customer\".\"id\""), sea_orm::Order::Asc)
+    } else {
+        select.order_by_asc(Column::Id)
+    };
+    select
         .limit(limit)
         .all(conn)
         .await?
