@@ -15,7 +15,12 @@
 //!   the token is not bound to page_size, so 1000-row pages walk there and 50-row pages are timed
 //!   from it), the first page of every filter;
 //! - `PreviewDeleteCustomer` on the big customer, alternating with the same per-table counts as raw
-//!   SQL on the same database.
+//!   SQL on the same database;
+//! - `ListDuplicateCandidates` (c=1) of random seeded customers, held to p50 ≤ 20 ms. Each seeded
+//!   name is one of 320 base names and a number (src/seed.rs), so every probe's name shares its
+//!   first word, 10 of its about 16 trigrams, with 1 in 320 customers: the trigram index must
+//!   look at those and reject all but the few whose number is nearly the same. E-mail, phone
+//!   and external reference are unique per seeded customer (index probes that find nothing).
 //!
 //! Then `--cycles` delete + restore cycles on the big customer, alternating the RPCs (submit and
 //! approve are not timed) with the raw set-based SQL doing the same work (one UPDATE per table in
@@ -53,6 +58,8 @@ use uuid::Uuid;
 const TENANT: &str = "demo";
 /// The bare tonic + sqlx server's GetCustomer run (examples/bare_server.rs).
 const BARE_GET: &str = "bare tonic + sqlx GetCustomer c=64";
+/// The ListDuplicateCandidates run.
+const DUPLICATES: &str = "ListDuplicateCandidates c=1";
 /// No timed run longer than this: every load is bounded (docs/performance.md section 2).
 const MAX_RUN: Duration = Duration::from_secs(120);
 
@@ -126,6 +133,10 @@ struct Args {
     /// Records of each batch customer (contacts and activities, alternately).
     #[arg(long, default_value_t = 10)]
     batch_records: usize,
+    /// Measure ListDuplicateCandidates only (the survey, then `--reps` runs of `--list-duration`
+    /// seconds), skipping every other run: the look-up's figure on a big seeded database.
+    #[arg(long)]
+    only_duplicates: bool,
     /// The server's CRM_BATCH_CHUNK_SIZE: the raw SQL commits as often as the batch does.
     #[arg(long, default_value_t = 50)]
     batch_chunk: usize,
@@ -333,6 +344,15 @@ enum Op {
     Get(Arc<Vec<Uuid>>),
     /// A page request, and whether its page must hold customers.
     List(pb::ListCustomersRequest, bool),
+    /// The first page of duplicate candidates of a random one of these customers.
+    Duplicates(Arc<Vec<Uuid>>),
+}
+
+fn duplicates_request(id: Uuid) -> pb::ListDuplicateCandidatesRequest {
+    pb::ListDuplicateCandidatesRequest {
+        customer_id: id.to_string(),
+        ..Default::default()
+    }
 }
 
 /// Closed loop: `concurrency` calls in flight over 1, 2 or 4 channels, for `warmup` (not
@@ -390,6 +410,13 @@ async fn closed_loop(
                                 Some(c) if c.id == id.to_string() => Ok(()),
                                 _ => Err(Status::internal("wrong or no customer")),
                             })
+                    }
+                    Op::Duplicates(ids) => {
+                        let id = ids[(rng.next() % ids.len() as u64) as usize];
+                        customers
+                            .list_duplicate_candidates(authed(duplicates_request(id), &auth))
+                            .await
+                            .map(|_| ())
                     }
                     Op::List(request, rows) => customers
                         .list_customers(authed(request.clone(), &auth))
@@ -959,6 +986,35 @@ impl Bench {
             duration,
         )
         .await
+    }
+
+    /// What the duplicate look-up finds for `n` random customers (untimed): how many have a
+    /// candidate by name, and how many candidates that is on average, so the report shows the
+    /// name path did real work.
+    async fn duplicate_survey(&self, ids: &[Uuid], n: usize) -> Result<(), Status> {
+        let mut client = self.customers();
+        let mut rng = Rng(0xD0B1_E500);
+        let (mut with_name, mut names) = (0usize, 0usize);
+        for _ in 0..n {
+            let id = ids[(rng.next() % ids.len() as u64) as usize];
+            let page = client
+                .list_duplicate_candidates(authed(duplicates_request(id), &self.rep))
+                .await?
+                .into_inner();
+            let by_name = page
+                .candidates
+                .iter()
+                .filter(|c| c.matches().any(|m| m == pb::DuplicateMatch::Name))
+                .count();
+            with_name += usize::from(by_name > 0);
+            names += by_name;
+        }
+        println!(
+            "   ListDuplicateCandidates of {n} random customers: {with_name} have a candidate by \
+             name, {:.1} such candidates on average (first page)",
+            names as f64 / n as f64
+        );
+        Ok(())
     }
 
     /// Walks to `depth` with 1000-row pages and returns the page token there. The token seals the
@@ -1590,6 +1646,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         raw,
         results: Results::default(),
     };
+    if bench.args.only_duplicates {
+        let duplicates = Op::Duplicates(ids.clone());
+        bench.duplicate_survey(&ids, 200).await?;
+        for _ in 0..bench.args.reps {
+            bench.run(DUPLICATES, &duplicates, 1, list_duration).await;
+        }
+        let runs = bench.results.get(DUPLICATES);
+        let p50 = median(&runs.iter().map(|s| s.p50).collect::<Vec<_>>());
+        println!(
+            "== {}: ListDuplicateCandidates p50 {p50:.2} ms (target p50 ≤ 20 ms)",
+            bench.args.label
+        );
+        return match bench.results.errors() {
+            0 => Ok(()),
+            n => Err(format!("{n} failed calls").into()),
+        };
+    }
     let deep_token = bench.deep_token().await?;
     let depth = bench.args.depth;
     let deep_name = format!("List page at depth {depth}");
@@ -1602,6 +1675,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let first = Op::List(list_request(50), true);
     let get = Op::Get(ids.clone());
+    let duplicates = Op::Duplicates(ids.clone());
+    bench.duplicate_survey(&ids, 200).await?;
 
     // Warm-up of the whole path (connections, pools, caches), not recorded.
     let warmup = secs(bench.args.warmup * 2.0);
@@ -1674,6 +1749,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .await;
         }
+        bench.run(DUPLICATES, &duplicates, 1, list_duration).await;
         bench.preview_vs_raw().await?;
     }
 
@@ -1844,6 +1920,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let title = format!("List {name} ÷ first page, p50");
         checks.push(Check::new(title, values, Cmp::AtMost, 3.0));
     }
+    checks.push(
+        Check::new(
+            "ListDuplicateCandidates p50 (ms)",
+            results.get(DUPLICATES).iter().map(|s| s.p50).collect(),
+            Cmp::AtMost,
+            20.0,
+        )
+        .target("p50 ≤ 20 ms"),
+    );
     let preview_name = results
         .order
         .iter()

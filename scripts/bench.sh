@@ -13,7 +13,8 @@
 #
 # For each database: seed with `crm-service seed`, start the server (release; debug with --ci) on
 # 127.0.0.1 (port 0), run examples/load_bench.rs against it (Health/Check and GetCustomer at
-# c=1/16/64, ListCustomers first page / deep page / each filter, PreviewDelete vs raw counts,
+# c=1/16/64, ListCustomers first page / deep page / each filter, ListDuplicateCandidates of random
+# seeded customers (p50 ≤ 20 ms), PreviewDelete vs raw counts,
 # Delete/Restore vs raw set-based SQL, a deletion batch of 1,000 customers × 10 records (10,000 in
 # the full run; 20 with --ci) run and restored vs the raw SQL writing the same rows in chunks of the
 # same size, with GetCustomer's rate during the run, and on PostgreSQL `pgbench -S -M prepared -c 8

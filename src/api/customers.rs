@@ -81,6 +81,7 @@ fn match_to_proto(key: MatchKey) -> i32 {
         MatchKey::ExternalRef => pb::DuplicateMatch::ExternalRef,
         MatchKey::Email => pb::DuplicateMatch::Email,
         MatchKey::Phone => pb::DuplicateMatch::Phone,
+        MatchKey::Name => pb::DuplicateMatch::Name,
     }
     .into()
 }

@@ -1,6 +1,7 @@
 //! Likely duplicates of a customer: the tenant's other live customers that share its e-mail, its
-//! phone number or its external reference (`model::matching` says when two of those are the
-//! same), scored by how strongly what they share identifies a company, strongest first.
+//! phone number or its external reference, or have a very similar name (`model::matching` says
+//! when two of those are the same), scored by how strongly what they share identifies a company,
+//! strongest first.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,14 @@ use crate::store::{self, Store};
 /// How many customers one key may bring: a key shared by more (a switchboard number, a shared
 /// mailbox) says little about any one of them, and the list stays bounded.
 const PER_KEY: u64 = 100;
+/// How many names the index may offer as possibly similar, before they are scored: enough for
+/// every similar name of the benchmark's million seeded customers (at most 1,504 there), and a
+/// bound on the work of a name shared by very many.
+const NAME_SCAN: u64 = 2_000;
+/// A very similar name alone is weaker evidence than any shared key: names repeat across
+/// companies (franchises, branches, common words). Weighted by its similarity, a name alone
+/// scores 42 to 60.
+const NAME_WEIGHT: f64 = 0.6;
 /// The largest page of candidates (0 means the usual 50).
 const MAX_PAGE: u64 = 100;
 /// A page token's position: the score, then the id.
@@ -35,19 +44,23 @@ pub struct DuplicateCandidate {
 
 /// How likely one shared key alone makes two customers one company, in percent. An external
 /// reference is another system's id for the company; an e-mail is usually one person's there; a
-/// phone number may be a switchboard shared by a group.
-fn weight(key: MatchKey) -> f64 {
+/// phone number may be a switchboard shared by a group; a name, see `NAME_WEIGHT`.
+fn weight(key: MatchKey, name_similarity: f64) -> f64 {
     match key {
         MatchKey::ExternalRef => 0.95,
         MatchKey::Email => 0.90,
         MatchKey::Phone => 0.80,
+        MatchKey::Name => NAME_WEIGHT * name_similarity,
     }
 }
 
 /// Several shared keys are independent evidence: the chance that all of them are coincidences
 /// is the product of each one's.
-pub fn score(matches: &[MatchKey]) -> u32 {
-    let coincidence: f64 = matches.iter().map(|k| 1.0 - weight(*k)).product();
+pub fn score(matches: &[MatchKey], name_similarity: f64) -> u32 {
+    let coincidence: f64 = matches
+        .iter()
+        .map(|k| 1.0 - weight(*k, name_similarity))
+        .product();
     ((1.0 - coincidence) * 100.0).round() as u32
 }
 
@@ -169,12 +182,22 @@ impl Duplicates {
                     .push(key);
             }
         }
+        let mut similarity = BTreeMap::new();
+        for (other, s) in self.similar_names(conn, tenant, customer).await? {
+            similarity.insert(other.id, s);
+            found
+                .entry(other.id)
+                .or_insert_with(|| (other, Vec::new()))
+                .1
+                .push(MatchKey::Name);
+        }
         let mut all: Vec<DuplicateCandidate> = found
             .into_values()
             .map(|(customer, mut matches)| {
                 matches.sort();
+                let name_similarity = similarity.get(&customer.id).copied().unwrap_or(0.0);
                 DuplicateCandidate {
-                    score: score(&matches),
+                    score: score(&matches, name_similarity),
                     customer,
                     matches,
                 }
@@ -182,6 +205,56 @@ impl Duplicates {
             .collect();
         all.sort_by_key(position);
         Ok(all)
+    }
+}
+
+impl Duplicates {
+    /// Up to `PER_KEY` live customers whose name is at least `matching::NAME_THRESHOLD` similar
+    /// to `customer`'s, the most similar first (then by id), with their similarity. The index
+    /// offers a superset; the similarity is computed here, the same on both databases.
+    async fn similar_names(
+        &self,
+        conn: &impl store::Connection,
+        tenant: &str,
+        customer: &Customer,
+    ) -> Result<Vec<(Customer, f64)>> {
+        let Some(key) = matching::name_key(&customer.name) else {
+            return Ok(Vec::new());
+        };
+        let offered = store::customers::live_with_similar_name(
+            &self.store,
+            conn,
+            tenant,
+            &key,
+            customer.id,
+            NAME_SCAN,
+        )
+        .await?;
+        let mut similar: Vec<(Uuid, matching::Similarity)> = offered
+            .into_iter()
+            .map(|(id, other_key)| (id, matching::name_similarity(&key, &other_key)))
+            .filter(|(_, s)| s.at_least(matching::NAME_THRESHOLD))
+            .collect();
+        similar.sort_by(|(a, sa), (b, sb)| {
+            let (x, y) = (
+                u64::from(sa.shared) * u64::from(sb.of),
+                u64::from(sb.shared) * u64::from(sa.of),
+            );
+            y.cmp(&x).then(a.cmp(b))
+        });
+        similar.truncate(PER_KEY as usize);
+        let ids: Vec<Uuid> = similar.iter().map(|(id, _)| *id).collect();
+        let mut customers = store::customers::live_among(conn, tenant, &ids).await?;
+        customers.sort_by_key(|c| ids.iter().position(|id| *id == c.id));
+        let similarity: BTreeMap<Uuid, f64> =
+            similar.into_iter().map(|(id, s)| (id, s.value())).collect();
+        Ok(customers
+            .into_iter()
+            .map(|c| {
+                let s = similarity.get(&c.id).copied().unwrap_or(0.0);
+                (c, s)
+            })
+            .collect())
     }
 }
 
@@ -209,13 +282,25 @@ mod tests {
 
     #[test]
     fn more_shared_keys_score_higher_and_one_key_scores_its_weight() {
-        assert_eq!(score(&[MatchKey::Phone]), 80);
-        assert_eq!(score(&[MatchKey::Email]), 90);
-        assert_eq!(score(&[MatchKey::Email, MatchKey::Phone]), 98);
+        assert_eq!(score(&[MatchKey::Phone], 0.0), 80);
+        assert_eq!(score(&[MatchKey::Email], 0.0), 90);
+        assert_eq!(score(&[MatchKey::Email, MatchKey::Phone], 0.0), 98);
         assert_eq!(
-            score(&[MatchKey::ExternalRef, MatchKey::Email, MatchKey::Phone]),
+            score(
+                &[MatchKey::ExternalRef, MatchKey::Email, MatchKey::Phone],
+                0.0
+            ),
             100
         );
+    }
+
+    #[test]
+    fn a_similar_name_alone_scores_below_any_shared_key_and_adds_to_one() {
+        assert_eq!(score(&[MatchKey::Name], 0.75), 45);
+        assert_eq!(score(&[MatchKey::Name], 1.0), 60);
+        assert!(score(&[MatchKey::Name], 1.0) < score(&[MatchKey::Phone], 0.0));
+        // 1 - 0.2 × 0.55 = 0.89
+        assert_eq!(score(&[MatchKey::Phone, MatchKey::Name], 0.75), 89);
     }
 
     #[test]

@@ -97,7 +97,7 @@ const IDS_PER_STATEMENT: usize = 1_000;
 /// behind) say the survivor has no records and the merge none, and PostgreSQL then joined the two
 /// as a nested loop that rescanned the merge's rows for every record — 236 ms for 1,667 contacts,
 /// quadratic, 1.2 s for a 10,000-record unmerge. A list of primary keys is probed as such whatever
-/// the statistics say (docs/performance.md P15).
+/// the statistics say (docs/performance.md P16).
 pub async fn move_back(
     conn: &impl ConnectionTrait,
     tenant: &str,

@@ -145,6 +145,9 @@ pub struct Store {
     /// PostgreSQL: the free-text page's statement, once the first search has found its index
     /// (migration m0008); `None` inside when the index is missing.
     search_sql: Arc<tokio::sync::OnceCell<Option<Arc<str>>>>,
+    /// PostgreSQL: pg_trgm's schema, once the first name look-up has found the trigram index of
+    /// names (migration m0013); `None` inside when the index is missing.
+    name_trgm: Arc<tokio::sync::OnceCell<Option<String>>>,
     /// PostgreSQL: the session of maintenance work (`maintenance_connection`).
     maintenance: Option<sea_orm::sqlx::postgres::PgConnectOptions>,
     /// PostgreSQL: the connection `answers` checks, kept open between checks.
@@ -345,6 +348,7 @@ impl Store {
             url: config.url.clone(),
             readers,
             search_sql: Arc::default(),
+            name_trgm: Arc::default(),
             maintenance,
             probe: Arc::default(),
         })
@@ -405,6 +409,36 @@ impl Store {
             })
             .await?;
         Ok(sql.clone())
+    }
+
+    /// PostgreSQL: the schema of pg_trgm, whose `%` the name look-up names, when the trigram
+    /// index of names exists (m0013); `None` on SQLite or without the index.
+    pub(crate) async fn name_trgm_schema(&self) -> Result<Option<String>> {
+        if !self.is_postgres() {
+            return Ok(None);
+        }
+        let schema = self
+            .name_trgm
+            .get_or_try_init(|| async {
+                use migration::m0008_ordered_trigram_search::extension_schema;
+                use migration::m0013_name_match_key::NAME_TRGM_INDEX;
+                let Some(schema) = extension_schema(&self.db, "pg_trgm").await? else {
+                    return Ok::<_, Error>(None);
+                };
+                let indexed = self
+                    .db
+                    .query_one_raw(Statement::from_string(
+                        DatabaseBackend::Postgres,
+                        format!("SELECT to_regclass('{NAME_TRGM_INDEX}') IS NOT NULL AS indexed"),
+                    ))
+                    .await?
+                    .map(|row| row.try_get::<bool>("", "indexed"))
+                    .transpose()?
+                    == Some(true);
+                Ok(indexed.then_some(schema))
+            })
+            .await?;
+        Ok(schema.clone())
     }
 
     /// Where the hot read path runs (see `customers::find_fast`).

@@ -253,6 +253,7 @@ pub async fn erase(
             .col_expr(C::MatchEmail, Expr::value(Option::<String>::None))
             .col_expr(C::MatchPhone, Expr::value(Option::<String>::None))
             .col_expr(C::MatchRef, Expr::value(Option::<String>::None))
+            .col_expr(C::MatchName, Expr::value(Option::<String>::None))
             .col_expr(C::EraseTime, Expr::value(now))
             .col_expr(C::Version, Expr::col(C::Version).add(1))
             .filter(C::Id.eq(customer_id))

@@ -1,6 +1,7 @@
 //! Duplicate candidates (ListDuplicateCandidates), black box: the tenant's other live customers
-//! with the same external_ref, e-mail or phone number however written, scored and paged strongest
-//! first; keys that follow updates; deleted and other tenants' customers never listed; refusals.
+//! with the same external_ref, e-mail or phone number however written, or a very similar name,
+//! scored and paged strongest first; keys that follow updates; deleted and other tenants'
+//! customers never listed; refusals.
 
 use crm_service::proto::crm::v1 as pb;
 use tonic::{Code, Status};
@@ -11,6 +12,7 @@ crate::on_both_databases!(
     the_same_email_phone_or_external_ref_however_written_is_a_candidate_strongest_first,
     keys_follow_updates_and_deleted_or_foreign_customers_are_never_candidates,
     candidates_refuse_bad_ids_pages_and_deleted_customers_by_field,
+    a_misspelled_name_is_a_weaker_candidate_than_a_shared_key_and_only_a_live_one_of_the_tenant,
 );
 
 async fn create(
@@ -79,7 +81,7 @@ async fn all_candidates(
 async fn the_same_email_phone_or_external_ref_however_written_is_a_candidate_strongest_first(
     app: TestApp,
 ) {
-    use pb::DuplicateMatch::{Email, ExternalRef, Phone};
+    use pb::DuplicateMatch::{Email, ExternalRef, Name, Phone};
     let mut customers = app.customers();
     let target = create(
         &mut customers,
@@ -116,11 +118,16 @@ async fn the_same_email_phone_or_external_ref_however_written_is_a_candidate_str
         "ERP-9",
     )
     .await;
+    // A misspelled name (trigram similarity 0.75) is a candidate on its own, weaker than any key;
+    // a name that only ends alike is not.
+    create(&mut customers, "Nortwind Traders", "", "", "").await;
+    create(&mut customers, "Southwind Logistics", "", "", "").await;
     let expected = vec![
         ("By Both".to_owned(), 98, vec![Email, Phone]),
         ("By Reference".to_owned(), 95, vec![ExternalRef]),
         ("By E-mail".to_owned(), 90, vec![Email]),
         ("By National Phone".to_owned(), 80, vec![Phone]),
+        ("Nortwind Traders".to_owned(), 45, vec![Name]),
     ];
     assert_eq!(
         all_candidates(&mut customers, &target.id, 0).await,
@@ -212,4 +219,72 @@ async fn candidates_refuse_bad_ids_pages_and_deleted_customers_by_field(app: Tes
     app.delete_customer(&target.id).await;
     let deleted = candidates(&mut customers, &target.id, 0, "").await;
     assert_status(deleted, Code::FailedPrecondition, "CUSTOMER_DELETED");
+}
+
+async fn a_misspelled_name_is_a_weaker_candidate_than_a_shared_key_and_only_a_live_one_of_the_tenant(
+    app: TestApp,
+) {
+    use pb::DuplicateMatch::{Email, Name};
+    let mut customers = app.customers();
+    let target = create(
+        &mut customers,
+        "Northwind Traders Ltd.",
+        "buyer@northwind.example",
+        "",
+        "",
+    )
+    .await;
+    // Case, punctuation and the legal form do not count; one letter missing does, a little.
+    create(&mut customers, "NORTWIND TRADERS", "", "", "").await;
+    create(
+        &mut customers,
+        "Northwind Traders GmbH",
+        "Buyer@Northwind.example",
+        "",
+        "",
+    )
+    .await;
+    create(&mut customers, "Northwind Logistics", "", "", "").await;
+    create(&mut customers, "Southwind Traders Inc", "", "", "").await;
+    let gone = create(&mut customers, "Northwind Trader", "", "", "").await;
+    app.delete_customer(&gone.id).await;
+    let mut globex = app.customers_as("globex", "rep-1", &["sales_rep"]);
+    create(&mut globex, "Northwind Traders", "", "", "").await;
+    let renamed = create(&mut customers, "Unrelated", "", "", "").await;
+
+    let expected = vec![
+        // 1 - (1 - 0.90) × (1 - 0.6 × 1.0)
+        ("Northwind Traders GmbH".to_owned(), 96, vec![Email, Name]),
+        ("NORTWIND TRADERS".to_owned(), 45, vec![Name]),
+    ];
+    assert_eq!(
+        all_candidates(&mut customers, &target.id, 0).await,
+        expected
+    );
+    assert_eq!(
+        all_candidates(&mut customers, &target.id, 1).await,
+        expected
+    );
+
+    // The name's key follows an update.
+    customers
+        .update_customer(pb::UpdateCustomerRequest {
+            customer: Some(pb::Customer {
+                id: renamed.id.clone(),
+                name: "Northwind Tradrs".into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["name"]),
+            etag: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("rename");
+    let found = all_candidates(&mut customers, &target.id, 1).await;
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(
+        found[2],
+        ("Northwind Tradrs".to_owned(), 45, vec![Name]),
+        "ties in id order"
+    );
 }

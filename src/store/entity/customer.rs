@@ -33,6 +33,7 @@ pub struct Model {
     pub match_email: Option<String>,
     pub match_phone: Option<String>,
     pub match_ref: Option<String>,
+    pub match_name: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -15,6 +15,7 @@ mod m0009_record_retention;
 mod m0010_deletion_batches;
 mod m0011_bin_and_batch_events;
 mod m0012_duplicate_match_keys;
+pub(crate) mod m0013_name_match_key;
 mod m0014_merges;
 
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_deletion_batches::Migration),
             Box::new(m0011_bin_and_batch_events::Migration),
             Box::new(m0012_duplicate_match_keys::Migration),
+            Box::new(m0013_name_match_key::Migration),
             Box::new(m0014_merges::Migration),
         ]
     }

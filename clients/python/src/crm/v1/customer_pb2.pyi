@@ -32,6 +32,7 @@ class DuplicateMatch(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DUPLICATE_MATCH_EXTERNAL_REF: _ClassVar[DuplicateMatch]
     DUPLICATE_MATCH_EMAIL: _ClassVar[DuplicateMatch]
     DUPLICATE_MATCH_PHONE: _ClassVar[DuplicateMatch]
+    DUPLICATE_MATCH_NAME: _ClassVar[DuplicateMatch]
 LIFECYCLE_STAGE_UNSPECIFIED: LifecycleStage
 LIFECYCLE_STAGE_LEAD: LifecycleStage
 LIFECYCLE_STAGE_PROSPECT: LifecycleStage
@@ -43,6 +44,7 @@ DUPLICATE_MATCH_UNSPECIFIED: DuplicateMatch
 DUPLICATE_MATCH_EXTERNAL_REF: DuplicateMatch
 DUPLICATE_MATCH_EMAIL: DuplicateMatch
 DUPLICATE_MATCH_PHONE: DuplicateMatch
+DUPLICATE_MATCH_NAME: DuplicateMatch
 
 class Customer(_message.Message):
     __slots__ = ("id", "name", "phone", "email", "industry", "owner_id", "lifecycle_stage", "status", "external_ref", "legal_hold", "create_time", "update_time", "delete_time", "purge_time", "etag", "deletion_id")

@@ -269,8 +269,8 @@ class CustomerServiceServicer:
         """Likely duplicates of a live customer: the tenant's other live customers with the same
         external_ref (ignoring case and punctuation), the same e-mail (ignoring case) or the same
         phone number however it is written (a number without a country code belongs to the server's
-        CRM_PHONE_DEFAULT_COUNTRY_CODE, if set), each with what matched and a score, the strongest
-        first. Any role; writes nothing. A deleted customer is FAILED_PRECONDITION
+        CRM_PHONE_DEFAULT_COUNTRY_CODE, if set), or a very similar name (DUPLICATE_MATCH_NAME), each
+        with what matched and a score, the strongest first. Any role; writes nothing. A deleted customer is FAILED_PRECONDITION
         (CUSTOMER_DELETED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
