@@ -18,7 +18,8 @@
 //!
 //! usage: merge_bench ADDR DATABASE_URL SCHEMA|- DUPLICATE_ID SECRET [CYCLES] [--enforce]
 //!
-//! With `--enforce` it exits 1 when a ratio misses its target.
+//! With `--enforce` each ratio is judged, and it exits 1 when one misses its target; without, the
+//! figures are printed only (a debug build and a small duplicate say nothing about the target).
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -478,7 +479,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("UnmergeCustomers", &unmerge, &raw_unmerge),
     ] {
         let ratio = median(service) / median(raw);
-        let verdict = if ratio <= 1.2 { "ok" } else { "MISSED" };
+        let verdict = match (enforce, ratio <= 1.2) {
+            (false, _) => "not judged",
+            (true, true) => "ok",
+            (true, false) => "MISSED",
+        };
         println!(
             "{call} median {:.1} ms, raw {:.1} ms: ratio {ratio:.2} (target <= 1.2) {verdict}",
             median(service),

@@ -18,7 +18,9 @@
 # Delete/Restore vs raw set-based SQL, a deletion batch of 1,000 customers × 10 records (10,000 in
 # the full run; 20 with --ci) run and restored vs the raw SQL writing the same rows in chunks of the
 # same size, with GetCustomer's rate during the run, and on PostgreSQL `pgbench -S -M prepared -c 8
-# -j 2` as the database ceiling), stop the server by its PID. Next to it runs examples/bare_server.rs, a bare
+# -j 2` as the database ceiling), then examples/merge_bench.rs against the same server
+# (MergeCustomers and UnmergeCustomers of a duplicate with 10,000 records, seeded for it, vs the
+# raw SQL of the same writes; 200 records with --ci), stop the server by its PID. Next to it runs examples/bare_server.rs, a bare
 # tonic + sqlx GetCustomer server on the same database: the ceiling GetCustomer's p99 is held to,
 # measured in the same repetitions. Exits 1 if a target is missed
 # (full mode).
@@ -43,17 +45,17 @@ if $ci; then
   customers=2000 big=500 depth=1800 scale=0
   bench_args=(--reps 1 --duration 0.5 --warmup 0.2 --list-duration 0.3 --previews 3 --cycles 2
     --idle-wait 0 --batch-customers 20)
-  batch=20
+  batch=20 merge_records=200 merge_cycles=1 merge_enforce=()
 elif $smoke; then
   customers=20000 big=5000 depth=18000 scale=1
   bench_args=(--reps 1 --duration 2 --warmup 0.5 --list-duration 1 --previews 10 --cycles 2
     --batch-customers 1000)
-  batch=1000
+  batch=1000 merge_records=10000 merge_cycles=3 merge_enforce=()
 else
   customers=1000000 big=100000 depth=900000 scale=10
   bench_args=(--reps 3 --duration 10 --warmup 1 --list-duration 2 --previews 30 --cycles 10 --enforce
     --batch-customers 10000)
-  batch=10000
+  batch=10000 merge_records=10000 merge_cycles=5 merge_enforce=(--enforce)
 fi
 
 pg_url=${CRM_BENCH_DATABASE_URL:-$CRM_TEST_DATABASE_URL}
@@ -86,15 +88,17 @@ trap 'exit 130' INT TERM
 
 if $ci; then
   profile=debug
-  cargo build --quiet --bin crm-service --example load_bench --example bare_server
+  cargo build --quiet --bin crm-service --example load_bench --example bare_server --example merge_bench
 else
   profile=release
   echo "== building (release)"
-  cargo build --release --quiet --bin crm-service --example load_bench --example bare_server
+  cargo build --release --quiet --bin crm-service --example load_bench --example bare_server \
+    --example merge_bench
 fi
 bin=target/$profile/crm-service
 bench=target/$profile/examples/load_bench
 bare=target/$profile/examples/bare_server
+merge_bench=target/$profile/examples/merge_bench
 
 # The address a server prints as `NAME listening on ADDR`, within 20 s; exits if it does not.
 listening_on() { # name stdout-file stderr-file label
@@ -125,6 +129,10 @@ run() { # label database-url [schema]
     --customers "$customers" --records-per-customer 3 --big-customer-records "$big" 2>/dev/null)
   echo "$seeded" | sed 's/^/   seed: /'
   customer=$(echo "$seeded" | sed -n 's/^benchmark customer with .* records: //p')
+  # The duplicate MergeCustomers and UnmergeCustomers move back and forth (examples/merge_bench.rs).
+  seeded=$("$bin" seed --database-url "$url" "${schema_args[@]}" --tenant demo --customers 0 \
+    --big-customer-records "$merge_records" 2>/dev/null)
+  merge_duplicate=$(echo "$seeded" | sed -n 's/^benchmark customer with .* records: //p')
   if [[ $url == postgres* ]]; then
     # The seed leaves the visibility map unset: vacuum, as autovacuum would have in production,
     # so counts are index-only.
@@ -148,6 +156,9 @@ run() { # label database-url [schema]
     --bare-addr "$bare_addr" --bare-pid "$bare_pid" \
     --database-url "$url" "${schema_args[@]}" --big-customer "$customer" --depth "$depth" \
     "${extra[@]}" "${bench_args[@]}" || rc=$?
+  echo "-- MergeCustomers / UnmergeCustomers of a duplicate with $merge_records records vs the raw SQL"
+  "$merge_bench" "$addr" "$url" "${3:--}" "$merge_duplicate" "$secret" "$merge_cycles" \
+    "${merge_enforce[@]}" | sed 's/^/   /' || rc=$?
   if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "== $label: the server died" >&2
     tail -n 20 "$work/serve.err" >&2
@@ -156,7 +167,7 @@ run() { # label database-url [schema]
   stop_servers
   [ -s "$work/serve.err" ] && { echo "   server log (warnings and errors):"; tail -n 5 "$work/serve.err" | sed 's/^/   /'; }
   if [ "$rc" -ne 0 ]; then
-    echo "== $label: FAILED (load_bench exit $rc)"
+    echo "== $label: FAILED (load_bench or merge_bench exit $rc)"
     status=1
   fi
 }
