@@ -30,6 +30,10 @@
 //! exits 1 if a target is missed. It only talks to loopback and every run is bounded in time.
 //! Driven by scripts/bench.sh, which seeds the data and starts and stops the server.
 
+#[macro_use]
+#[path = "support/raw_sql.rs"]
+mod raw_sql;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -47,6 +51,7 @@ use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
 use crm_service::proto::crm::v1::deletion_approval_service_client::DeletionApprovalServiceClient;
 use crm_service::proto::crm::v1::deletion_batch_service_client::DeletionBatchServiceClient;
 use crm_service::proto::crm::v1::record_service_client::RecordServiceClient;
+use raw_sql::{Raw, sql, table_of};
 use sea_orm::sqlx::{self, Row};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -470,76 +475,8 @@ async fn closed_loop(
 
 // ---- raw SQL on the same database ----------------------------------------------------------------
 
-/// The server's database, reached directly (one connection), for the raw-SQL floors.
-enum Raw {
-    Pg(sqlx::PgPool),
-    Lite(sqlx::SqlitePool),
-}
-
-/// Runs `$body` with `$pool` bound to the pool of either database, and `$begin` to the statement
-/// that opens a write transaction there (SQLite: IMMEDIATE, as the store does).
-macro_rules! on_pool {
-    ($raw:expr, $pool:ident, $begin:ident => $body:expr) => {
-        match $raw {
-            Raw::Pg($pool) => {
-                let $begin = "BEGIN";
-                $body
-            }
-            Raw::Lite($pool) => {
-                let $begin = "BEGIN IMMEDIATE";
-                $body
-            }
-        }
-    };
-}
-
-/// Table and state column of each record kind (src/store/entity, migration m0001).
-fn table_of(kind: RecordKind) -> (&'static str, Option<&'static str>) {
-    match kind {
-        RecordKind::Contact => ("contact", None),
-        RecordKind::Activity => ("activity", None),
-        RecordKind::Deal => ("deal", Some("stage")),
-        RecordKind::Order => ("sales_order", Some("status")),
-        RecordKind::Contract => ("contract", Some("status")),
-        RecordKind::Project => ("project", Some("status")),
-    }
-}
-
-type Sql = sqlx::AssertSqlSafe<String>;
-
-fn sql(text: String) -> Sql {
-    sqlx::AssertSqlSafe(text)
-}
-
+// The Raw enum, `on_pool!`, `table_of` and `sql` are examples/support/raw_sql.rs's.
 impl Raw {
-    async fn connect(url: &str, schema: Option<&str>) -> Result<Self, sqlx::Error> {
-        use sqlx::pool::PoolOptions;
-        if url.starts_with("sqlite:") {
-            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
-            let pool = PoolOptions::new()
-                .max_connections(1)
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await?;
-            Ok(Raw::Lite(pool))
-        } else {
-            let mut options = sqlx::postgres::PgConnectOptions::from_str(url)?;
-            if let Some(schema) = schema {
-                options = options.options([("search_path", schema)]);
-            }
-            let pool = PoolOptions::new()
-                .max_connections(1)
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await?;
-            Ok(Raw::Pg(pool))
-        }
-    }
-
     async fn customer_ids(&self) -> Result<Vec<Uuid>, sqlx::Error> {
         let q = "SELECT id FROM customer WHERE tenant_id = $1 AND delete_time IS NULL";
         on_pool!(self, pool, _begin => {

@@ -21,7 +21,10 @@
 //! With `--enforce` each ratio is judged, and it exits 1 when one misses its target; without, the
 //! figures are printed only (a debug build and a small duplicate say nothing about the target).
 
-use std::str::FromStr;
+#[macro_use]
+#[path = "support/raw_sql.rs"]
+mod raw_sql;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -30,6 +33,7 @@ use crm_service::domain::records::RecordKind;
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
 use crm_service::proto::crm::v1::deletion_approval_service_client::DeletionApprovalServiceClient;
+use raw_sql::{Raw, sql, table_of};
 use sea_orm::sqlx::{self, Row};
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -80,73 +84,14 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn table_of(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Contact => "contact",
-        RecordKind::Activity => "activity",
-        RecordKind::Deal => "deal",
-        RecordKind::Order => "sales_order",
-        RecordKind::Contract => "contract",
-        RecordKind::Project => "project",
-    }
-}
-
-fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(text)
-}
-
-/// The server's database, reached directly (one connection).
-enum Raw {
-    Pg(sqlx::PgPool),
-    Lite(sqlx::SqlitePool),
-}
-
-macro_rules! on_pool {
-    ($raw:expr, $pool:ident, $begin:ident => $body:expr) => {
-        match $raw {
-            Raw::Pg($pool) => {
-                let $begin = "BEGIN";
-                $body
-            }
-            Raw::Lite($pool) => {
-                let $begin = "BEGIN IMMEDIATE";
-                $body
-            }
-        }
-    };
-}
-
 impl Raw {
-    async fn connect(url: &str, schema: Option<&str>) -> Result<Self, sqlx::Error> {
-        use sqlx::pool::PoolOptions;
-        if url.starts_with("sqlite:") {
-            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
-            let pool = PoolOptions::new()
-                .max_connections(1)
-                .connect_with(options)
-                .await?;
-            Ok(Raw::Lite(pool))
-        } else {
-            let mut options = sqlx::postgres::PgConnectOptions::from_str(url)?;
-            if let Some(schema) = schema {
-                options = options.options([("search_path", schema)]);
-            }
-            let pool = PoolOptions::new()
-                .max_connections(1)
-                .connect_with(options)
-                .await?;
-            Ok(Raw::Pg(pool))
-        }
-    }
-
     /// Vacuums the tables a cycle rewrites (PostgreSQL only; outside any timing).
     async fn vacuum(&self) -> Result<(), sqlx::Error> {
         if let Raw::Pg(pool) = self {
-            let tables: Vec<&str> = RecordKind::ALL.into_iter().map(table_of).collect();
+            let tables: Vec<&str> = RecordKind::ALL
+                .into_iter()
+                .map(|kind| table_of(kind).0)
+                .collect();
             sqlx::query(sql(format!(
                 "VACUUM ANALYZE {}, customer, merge_move, deletion_request",
                 tables.join(", ")
@@ -170,7 +115,7 @@ impl Raw {
         on_pool!(self, pool, begin => {
             let mut tx = pool.begin_with(begin).await?;
             for kind in RecordKind::ALL {
-                let table = table_of(kind);
+                let table = table_of(kind).0;
                 sqlx::query(sql(format!(
                     "INSERT INTO merge_move (tenant_id, merge_id, kind, record_id) \
                      SELECT tenant_id, $1, $2, id FROM {table} \
@@ -243,7 +188,7 @@ impl Raw {
             // The merge's ids read, then named by primary key in chunks of 1,000, as the store
             // does: a join with merge_move planned on stale statistics is quadratic.
             for kind in RecordKind::ALL {
-                let table = table_of(kind);
+                let table = table_of(kind).0;
                 let ids: Vec<Uuid> = sqlx::query(
                     "SELECT record_id FROM merge_move WHERE tenant_id = $1 AND merge_id = $2 AND kind = $3",
                 )
@@ -286,7 +231,7 @@ impl Raw {
         for kind in RecordKind::ALL {
             let text = format!(
                 "SELECT COUNT(*) FROM {} WHERE tenant_id = $1 AND customer_id = $2 AND delete_time IS NULL",
-                table_of(kind)
+                table_of(kind).0
             );
             total += on_pool!(self, pool, _begin => {
                 sqlx::query(sql(text)).bind(TENANT).bind(customer).fetch_one(pool).await?.try_get::<i64, _>(0)?

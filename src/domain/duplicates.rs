@@ -210,7 +210,8 @@ impl Duplicates {
 
 impl Duplicates {
     /// Up to `PER_KEY` live customers whose name is at least `matching::NAME_THRESHOLD` similar
-    /// to `customer`'s, the most similar first (then by id), with their similarity. The index
+    /// to `customer`'s (the most similar ones, when more are), in id order, with their
+    /// similarity. The index
     /// offers a superset; the similarity is computed here, the same on both databases.
     async fn similar_names(
         &self,
@@ -244,11 +245,11 @@ impl Duplicates {
         });
         similar.truncate(PER_KEY as usize);
         let ids: Vec<Uuid> = similar.iter().map(|(id, _)| *id).collect();
-        let mut customers = store::customers::live_among(conn, tenant, &ids).await?;
-        customers.sort_by_key(|c| ids.iter().position(|id| *id == c.id));
         let similarity: BTreeMap<Uuid, f64> =
             similar.into_iter().map(|(id, s)| (id, s.value())).collect();
-        Ok(customers
+        // In id order: the caller orders candidates by score.
+        Ok(store::customers::live_among(conn, tenant, &ids)
+            .await?
             .into_iter()
             .map(|c| {
                 let s = similarity.get(&c.id).copied().unwrap_or(0.0);
