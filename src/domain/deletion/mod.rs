@@ -27,6 +27,7 @@ mod unmerge;
 pub(crate) use execute::GraphToDelete;
 pub use merging::{MergeAsk, Merged};
 pub use preview::build_preview;
+pub(crate) use requests::policy_summary;
 pub use unmerge::{KeptField, Unmerged};
 
 use std::time::Duration;
@@ -36,6 +37,7 @@ use uuid::Uuid;
 
 use super::Clock;
 use super::model::customer::Customer;
+use super::model::tenant_settings::TenantSettings;
 use super::paging::PageTokenKey;
 use crate::error::{Error, PreconditionViolation, Problem};
 use crate::reason;
@@ -188,11 +190,6 @@ pub struct Deletions {
 }
 
 impl Deletions {
-    /// How long a request (or a batch) may wait for approval and then for execution.
-    pub(crate) fn request_ttl(&self) -> Duration {
-        self.settings.request_ttl
-    }
-
     pub fn new(
         store: Store,
         page_key: PageTokenKey,
@@ -205,5 +202,33 @@ impl Deletions {
             clock,
             settings,
         }
+    }
+
+    /// The caller's tenant's settings, read in the change's transaction: what a request made in it
+    /// is submitted under.
+    pub(crate) async fn tenant_settings(
+        &self,
+        change: &super::mutation::Change<'_>,
+    ) -> crate::error::Result<TenantSettings> {
+        self.tenant_settings_of(&change.caller.tenant).await
+    }
+
+    /// The tenant's settings, for a read.
+    pub(crate) async fn tenant_settings_of(
+        &self,
+        _tenant: &str,
+    ) -> crate::error::Result<TenantSettings> {
+        Ok(TenantSettings {
+            retention: self.settings.retention,
+            request_ttl: self.settings.request_ttl,
+            escalate_after: None,
+            teams_claim: "teams".into(),
+            supervises_claim: "supervises".into(),
+            phone_default_country_code: None,
+            two_person: Default::default(),
+            version: 0,
+            update_time: None,
+            updated_by: String::new(),
+        })
     }
 }

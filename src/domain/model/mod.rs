@@ -4,6 +4,7 @@
 //! the domain's operations, so the store can persist them and the dependencies run one way:
 //! api → domain operations → store → model.
 
+pub mod approval;
 pub mod audit;
 pub mod batch;
 pub mod customer;
@@ -13,3 +14,4 @@ pub mod matching;
 pub mod record;
 pub mod recycle_bin;
 pub mod request_filter;
+pub mod tenant_settings;
