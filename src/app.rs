@@ -27,6 +27,7 @@ use crate::domain::batches::{BatchSettings, Batches};
 use crate::domain::customers::Customers;
 use crate::domain::deletion::{Deletions, LifecycleSettings};
 use crate::domain::duplicates::Duplicates;
+use crate::domain::escalation::Escalations;
 use crate::domain::events::{CustomerEvents, EventSignal};
 use crate::domain::export::Exports;
 use crate::domain::paging::PageTokenKey;
@@ -144,6 +145,9 @@ pub struct Settings {
     /// How often the purger looks for deleted customers whose retention has passed (`None`: never,
     /// e.g. when purging runs as a job with `crm-service purge`).
     pub purge_interval: Option<Duration>,
+    /// How often pending requests and batches past their escalation time are escalated (`None`:
+    /// never).
+    pub escalation_interval: Option<Duration>,
     /// The time of every write and rule: the system's, or in tests one they move forward.
     pub clock: Clock,
     /// The country calling code (digits) of phone numbers written without one, for duplicate
@@ -289,6 +293,8 @@ pub struct Application {
     idempotency_key_ttl: Duration,
     purges: Purges,
     purge_interval: Option<Duration>,
+    escalations: Escalations,
+    escalation_interval: Option<Duration>,
 }
 
 impl Application {
@@ -358,6 +364,7 @@ impl Application {
         );
         let audit = AuditLog::new(store.clone(), page_key, settings.clock.clone());
         let store_for_purges = store.clone();
+        let store_for_escalations = store.clone();
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -393,6 +400,8 @@ impl Application {
             idempotency_key_ttl: settings.idempotency_key_ttl,
             purges: Purges::new(store_for_purges, settings.clock.clone()),
             purge_interval: settings.purge_interval,
+            escalations: Escalations::new(store_for_escalations, settings.clock.clone()),
+            escalation_interval: settings.escalation_interval,
         })
     }
 
@@ -434,6 +443,9 @@ impl Application {
         background.spawn(self.batches.clone().work(worker));
         if let Some(every) = self.purge_interval {
             background.spawn(purge_due(self.purges.clone(), every));
+        }
+        if let Some(every) = self.escalation_interval {
+            background.spawn(escalate_due(self.escalations.clone(), every));
         }
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -760,6 +772,33 @@ async fn purge_due(purges: Purges, every: Duration) {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "purge pass failed; retrying at the next interval");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Requests and batches escalated per pass and kind; a pass repeats while it fills.
+const ESCALATION_BATCH: u64 = 100;
+
+/// The escalation sweep: every replica runs it; each request or batch is escalated once.
+async fn escalate_due(escalations: Escalations, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        loop {
+            match escalations.run_due(ESCALATION_BATCH).await {
+                Ok(escalated) => {
+                    for e in &escalated {
+                        tracing::info!(tenant = %e.tenant, id = %e.id, request = e.request,
+                            pending_seconds = e.pending_seconds, "pending deletion escalated");
+                    }
+                    if (escalated.len() as u64) < ESCALATION_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "escalation pass failed; retrying at the next interval");
                     break;
                 }
             }

@@ -173,6 +173,10 @@ pub struct LifecycleArgs {
     /// passed; 0 turns it off (run `crm-service purge` as a job instead).
     #[arg(long, env = "CRM_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub purge_interval: Duration,
+    /// How often the server looks for deletion requests and batches pending past their tenant's
+    /// escalation time (each is escalated once, with a DELETION_ESCALATED event); 0 turns it off.
+    #[arg(long, env = "CRM_ESCALATION_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub escalation_interval: Duration,
 }
 
 /// Deletion batches: how big, how many at once, how their background work is paced.
@@ -518,6 +522,7 @@ impl ServeArgs {
             jwt: self.jwt.settings(),
             idempotency_key_ttl: lifecycle.idempotency_key_ttl,
             purge_interval: nonzero(lifecycle.purge_interval),
+            escalation_interval: nonzero(lifecycle.escalation_interval),
             lifecycle: LifecycleSettings {
                 request_ttl: lifecycle.deletion_request_ttl,
                 retention: lifecycle.retention,

@@ -35,6 +35,7 @@ fn to_proto(e: CustomerEvent) -> pb::CustomerEvent {
         "DELETION_BATCH_COMPLETED" => pb::CustomerEventType::DeletionBatchCompleted,
         "MERGED" => pb::CustomerEventType::Merged,
         "UNMERGED" => pb::CustomerEventType::Unmerged,
+        "DELETION_ESCALATED" => pb::CustomerEventType::DeletionEscalated,
         _ => pb::CustomerEventType::Unspecified,
     };
     pb::CustomerEvent {

@@ -35,6 +35,15 @@ pub fn outbox(
         });
     }
     let customer_id = customer_id?;
+    if action == "deletion_request.escalate" {
+        return Some(OutboxEvent {
+            event_type: "DELETION_ESCALATED",
+            customer_id: Some(customer_id),
+            record_type: target_type.to_owned(),
+            record_id: Some(target_id),
+            counts: summary_counts(summary),
+        });
+    }
     let event_type = match action {
         "customer.create" => "CREATED",
         "customer.update" => "UPDATED",
@@ -127,6 +136,7 @@ fn batch_event_type(action: &str) -> Option<&'static str> {
         | "deletion_batch.expire" => "DELETION_BATCH_DECIDED",
         "deletion_batch.start" | "deletion_batch.restore" => "DELETION_BATCH_STARTED",
         "deletion_batch.complete" | "deletion_batch.restored" => "DELETION_BATCH_COMPLETED",
+        "deletion_batch.escalate" => "DELETION_ESCALATED",
         _ => return None,
     })
 }

@@ -8,6 +8,7 @@ pub mod batches;
 pub mod customers;
 pub mod deletion;
 pub mod duplicates;
+pub mod escalation;
 pub mod events;
 pub mod export;
 pub mod idempotency;

@@ -11,6 +11,7 @@ pub mod customers;
 mod db_error;
 pub mod deletion;
 pub mod entity;
+pub mod escalation;
 pub mod idempotency;
 pub mod merges;
 pub mod migration;

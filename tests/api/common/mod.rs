@@ -196,6 +196,7 @@ impl TestApp {
             },
             idempotency_key_ttl: Duration::from_secs(24 * 3600),
             purge_interval: None,
+            escalation_interval: Some(Duration::from_millis(200)),
             clock: Clock::adjustable(),
             phone_default_country_code: Some("44".into()),
         }
