@@ -215,6 +215,7 @@ mod tests {
             status: CustomerStatus::Active,
             external_ref: String::new(),
             legal_hold: false,
+            key_account: false,
             create_time: now,
             update_time: now,
             delete_time: None,
