@@ -62,7 +62,7 @@ macro_rules! select {
         concat!(
             "SELECT id, name, phone, email, industry, owner_id, lifecycle_stage, status, ",
             "external_ref, legal_hold, create_time, update_time, delete_time, purge_time, ",
-            "deletion_id, version FROM customer WHERE tenant_id = ",
+            "deletion_id, version, key_account FROM customer WHERE tenant_id = ",
             $tenant,
             " AND id = ",
             $id,
@@ -111,6 +111,7 @@ where
             .map(|id| id.to_string())
             .unwrap_or_default(),
         etag: row.try_get::<i64, _>(15)?.to_string(),
+        key_account: row.try_get(16)?,
     })
 }
 

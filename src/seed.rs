@@ -100,6 +100,7 @@ fn customer(rng: &mut Rng, n: u64, now: chrono::DateTime<Utc>) -> Customer {
         external_ref: format!("ERP-{n:08}"),
         name,
         legal_hold: false,
+        key_account: false,
         create_time: now,
         update_time: now,
         delete_time: None,

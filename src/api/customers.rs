@@ -126,6 +126,7 @@ fn input(customer: &pb::Customer) -> Result<CustomerInput> {
         lifecycle_stage: lifecycle_stage("customer.lifecycle_stage", customer.lifecycle_stage)?,
         status: customer_status("customer.status", customer.status)?,
         external_ref: customer.external_ref.clone(),
+        key_account: customer.key_account,
     })
 }
 
@@ -195,6 +196,7 @@ pub fn to_proto(c: domain::Customer) -> pb::Customer {
         status: status as i32,
         external_ref: c.external_ref,
         legal_hold: c.legal_hold,
+        key_account: c.key_account,
         create_time: Some(timestamp(c.create_time)),
         update_time: Some(timestamp(c.update_time)),
         delete_time: optional_timestamp(c.delete_time),

@@ -61,6 +61,8 @@ pub enum Action {
     Write,
     /// Make someone other than yourself the owner of a customer.
     AssignOwner,
+    /// Mark a customer as a key account, or clear the mark.
+    MarkKeyAccount,
     /// Ask for a customer's deletion.
     SubmitDeletion,
     /// Approve or reject someone else's deletion request.
@@ -89,6 +91,7 @@ impl Action {
             Action::Read => "read customers",
             Action::Write => "write customers",
             Action::AssignOwner => "assign a customer to another owner",
+            Action::MarkKeyAccount => "mark a customer as a key account or clear the mark",
             Action::SubmitDeletion => "request a customer's deletion",
             Action::DecideDeletion => "approve or reject deletion requests",
             Action::ActOnOwnDeletion => "cancel or execute your deletion requests",
@@ -111,6 +114,9 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
         Action::AssignOwner,
         &[Role::Supervisor, Role::Admin, Role::Service],
     ),
+    // The mark can decide how many approvers a deletion needs (the tenant's two-person rule), so
+    // it is set by the roles that approve deletions, not by those who ask for them.
+    (Action::MarkKeyAccount, &[Role::Supervisor, Role::Admin]),
     (Action::SubmitDeletion, &Role::ALL),
     // Never their own request: that separation of duties is checked on the request itself.
     (Action::DecideDeletion, &[Role::Supervisor, Role::Admin]),
@@ -226,6 +232,27 @@ mod tests {
         for role in [Role::Supervisor, Role::Admin, Role::Service] {
             assert!(caller(&[role]).may(Action::AssignOwner));
         }
+    }
+
+    #[test]
+    fn only_supervisor_and_admin_mark_key_accounts() {
+        for role in Role::ALL {
+            assert_eq!(
+                caller(&[role]).may(Action::MarkKeyAccount),
+                matches!(role, Role::Supervisor | Role::Admin),
+                "{role:?}"
+            );
+        }
+        let Err(Error::PermissionDenied(problem)) =
+            caller(&[Role::SalesRep, Role::Service]).require(Action::MarkKeyAccount)
+        else {
+            panic!("a sales rep with the service role may not mark key accounts");
+        };
+        assert!(
+            problem
+                .metadata
+                .contains(&("requiredRoles", "supervisor,admin".to_owned()))
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct CustomerInput {
     pub lifecycle_stage: Option<LifecycleStage>,
     pub status: Option<CustomerStatus>,
     pub external_ref: String,
+    /// Setting it true (or changing it on update) needs `Action::MarkKeyAccount`.
+    pub key_account: bool,
 }
 
 /// A field UpdateCustomer may change.
@@ -45,6 +47,7 @@ pub enum CustomerField {
     LifecycleStage,
     Status,
     ExternalRef,
+    KeyAccount,
 }
 
 /// Fields a client can read but never write; naming one in an update mask is an error.
@@ -71,6 +74,7 @@ impl CustomerField {
             "lifecycle_stage" => Self::LifecycleStage,
             "status" => Self::Status,
             "external_ref" => Self::ExternalRef,
+            "key_account" => Self::KeyAccount,
             p if OUTPUT_ONLY.contains(&p) => {
                 return Err(format!("{p} is output only and cannot be updated"));
             }
@@ -93,6 +97,7 @@ fn field_names(fields: &[CustomerField]) -> String {
         CustomerField::LifecycleStage => "lifecycle_stage",
         CustomerField::Status => "status",
         CustomerField::ExternalRef => "external_ref",
+        CustomerField::KeyAccount => "key_account",
     };
     fields.iter().map(name).collect::<Vec<_>>().join(",")
 }
@@ -187,6 +192,16 @@ fn check_owner_assignment(caller: &Caller, owner_id: &str) -> Result<()> {
     })
 }
 
+/// The key-account mark decides how many approvers a deletion may need, so only the roles that
+/// approve deletions set it: on create when it is set, on update whenever the mask names it (even
+/// to the value it has: the caller asked to decide it).
+fn check_key_account(caller: &Caller, marking: bool) -> Result<()> {
+    if marking {
+        caller.require(Action::MarkKeyAccount)?;
+    }
+    Ok(())
+}
+
 /// Customer operations, shared by every request.
 #[derive(Clone)]
 pub struct Customers {
@@ -213,6 +228,7 @@ impl Customers {
         caller.require(Action::Write)?;
         validate_input(&input, None)?;
         check_owner_assignment(caller, &input.owner_id)?;
+        check_key_account(caller, input.key_account)?;
         let input = &input;
         mutation::run(
             &self.store,
@@ -240,6 +256,7 @@ impl Customers {
             status: input.status.unwrap_or(CustomerStatus::Active),
             external_ref: input.external_ref.clone(),
             legal_hold: false,
+            key_account: input.key_account,
             create_time: now,
             update_time: now,
             delete_time: None,
@@ -329,6 +346,7 @@ impl Customers {
                 )
             })?;
         }
+        check_key_account(caller, fields.contains(&CustomerField::KeyAccount))?;
         let (fields, input, etag) = (&fields, &input, &etag);
         mutation::run(
             &self.store,
@@ -370,6 +388,7 @@ impl Customers {
                 }
                 CustomerField::Status => next.status = input.status.unwrap_or(current.status),
                 CustomerField::ExternalRef => next.external_ref.clone_from(&input.external_ref),
+                CustomerField::KeyAccount => next.key_account = input.key_account,
             }
         }
         next.update_time = change.now;

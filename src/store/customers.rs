@@ -70,6 +70,7 @@ pub(crate) fn into_domain(row: customer::Model) -> Result<Customer> {
         status,
         external_ref: row.external_ref.unwrap_or_default(),
         legal_hold: row.legal_hold,
+        key_account: row.key_account,
         create_time: row.create_time,
         update_time: row.update_time,
         delete_time: row.delete_time,
@@ -93,6 +94,7 @@ fn writable_columns(c: &Customer) -> customer::ActiveModel {
         status: Set(status_str(c.status).to_owned()),
         external_ref: Set(none_if_empty(&c.external_ref)),
         legal_hold: Set(c.legal_hold),
+        key_account: Set(c.key_account),
         search_text: Set(search_text(&c.name, &c.email, &c.phone)),
         create_time: Set(c.create_time),
         update_time: Set(c.update_time),
@@ -158,7 +160,7 @@ macro_rules! columns {
     () => {
         "tenant_id, id, name, phone, email, industry, owner_id, lifecycle_stage, status, \
          external_ref, legal_hold, search_text, create_time, update_time, delete_time, purge_time, \
-         deletion_id, version, erase_time"
+         deletion_id, version, erase_time, key_account"
     };
 }
 
@@ -202,6 +204,7 @@ macro_rules! read_row {
             deletion_id: row.try_get(16)?,
             version: row.try_get(17)?,
             erase_time: row.try_get(18)?,
+            key_account: row.try_get(19)?,
             // Not selected: a read needs no duplicate keys.
             match_email: None,
             match_phone: None,
@@ -298,7 +301,8 @@ impl super::readers::PointRead for CustomerById {
         .await?;
         rows.into_iter()
             .map(|row| {
-                let position: i64 = row.try_get(19)?;
+                // After the customer's columns (`columns!()`).
+                let position: i64 = row.try_get(20)?;
                 Ok((
                     usize::try_from(position - 1).unwrap_or(usize::MAX),
                     read_row!(row),
@@ -339,6 +343,7 @@ fn find_sqlite(
                 deletion_id: sqlite_optional(row, 16, sqlite_uuid)?,
                 version: row.get(17)?,
                 erase_time: sqlite_optional(row, 18, sqlite_time)?,
+                key_account: row.get(19)?,
                 match_email: None,
                 match_phone: None,
                 match_ref: None,
@@ -933,6 +938,7 @@ mod tests {
                 status: CustomerStatus::Active,
                 external_ref: String::new(),
                 legal_hold: false,
+                key_account: false,
                 create_time: now,
                 update_time: now,
                 delete_time: None,
@@ -1219,6 +1225,7 @@ mod tests {
             status: "INACTIVE".into(),
             external_ref: Some("crm-1".into()),
             legal_hold: true,
+            key_account: true,
             search_text: "ñandú & co".into(),
             create_time: now - chrono::Duration::days(3),
             update_time: now - chrono::Duration::nanoseconds(1_234_567),
@@ -1240,6 +1247,7 @@ mod tests {
             industry: None,
             external_ref: None,
             legal_hold: false,
+            key_account: false,
             delete_time: None,
             purge_time: None,
             deletion_id: None,

@@ -21,6 +21,7 @@ mod events;
 mod export;
 mod first_run;
 mod idempotency_window;
+mod key_account;
 mod keys;
 mod lifecycle;
 mod limits;

@@ -87,8 +87,10 @@ pub(super) fn merge_blockers(duplicate: &Customer, survivor: &Customer) -> Vec<B
         .collect()
 }
 
-/// The customer fields a merge may take from the duplicate, named as in an update_mask.
-pub const MERGE_FIELDS: [&str; 8] = [
+/// The customer fields a merge may take from the duplicate, named as in an update_mask. Taking
+/// `key_account` needs no `MarkKeyAccount` of the requester: a merge runs only once a supervisor
+/// or an admin (the roles that may mark) approved its terms, and an unmerge is theirs alone.
+pub const MERGE_FIELDS: [&str; 9] = [
     "name",
     "phone",
     "email",
@@ -97,6 +99,7 @@ pub const MERGE_FIELDS: [&str; 8] = [
     "lifecycle_stage",
     "status",
     "external_ref",
+    "key_account",
 ];
 
 /// The fields a merge may take from the duplicate, where the two customers differ.
@@ -112,7 +115,8 @@ fn conflicts(duplicate: &Customer, survivor: &Customer) -> Vec<FieldConflict> {
         .collect()
 }
 
-/// A merge field's value as text (an enum as its proto value name without the prefix).
+/// A merge field's value as text (an enum as its proto value name without the prefix, a boolean
+/// as "true" or "false").
 pub(super) fn field_value(c: &Customer, field: &str) -> String {
     match field {
         "name" => c.name.clone(),
@@ -123,6 +127,7 @@ pub(super) fn field_value(c: &Customer, field: &str) -> String {
         "lifecycle_stage" => stage_name(c.lifecycle_stage).to_owned(),
         "status" => status_name(c.status).to_owned(),
         "external_ref" => c.external_ref.clone(),
+        "key_account" => c.key_account.to_string(),
         _ => String::new(),
     }
 }
@@ -173,6 +178,10 @@ pub(super) fn with_field(c: Customer, field: &str, value: &str) -> Result<Custom
             external_ref: value.to_owned(),
             ..c
         },
+        "key_account" => Customer {
+            key_account: value.parse().map_err(|_| unreadable())?,
+            ..c
+        },
         _ => return Err(unreadable()),
     })
 }
@@ -215,6 +224,7 @@ mod tests {
             status: CustomerStatus::Active,
             external_ref: String::new(),
             legal_hold: false,
+            key_account: false,
             create_time: now,
             update_time: now,
             delete_time: None,
@@ -309,5 +319,39 @@ mod tests {
         let held: Vec<Uuid> = preview.blockers.iter().map(|b| b.sample_ids[0]).collect();
         assert_eq!(held, [d.id, s.id]);
         assert!(preview.blockers.iter().all(|b| b.reason == "LEGAL_HOLD"));
+    }
+
+    #[test]
+    fn every_merge_field_reads_back_as_it_was_written() {
+        let d = Customer {
+            lifecycle_stage: LifecycleStage::Customer,
+            status: CustomerStatus::Inactive,
+            external_ref: "ERP-9".into(),
+            key_account: true,
+            phone: "+1 555 0199".into(),
+            industry: "energy".into(),
+            owner_id: "rep-2".into(),
+            ..customer("Duplicate", "d@example.com")
+        };
+        let s = customer("Survivor", "s@example.com");
+        for field in MERGE_FIELDS {
+            let taken = with_field(s.clone(), field, &field_value(&d, field)).unwrap();
+            assert_eq!(
+                field_value(&taken, field),
+                field_value(&d, field),
+                "{field}"
+            );
+            assert_ne!(field_value(&s, field), field_value(&d, field), "{field}");
+        }
+        let conflict = |c: &FieldConflict| c.field == "key_account";
+        let listed = conflicts(&d, &s).into_iter().find(conflict).unwrap();
+        assert_eq!(
+            (
+                listed.duplicate_value.as_str(),
+                listed.survivor_value.as_str()
+            ),
+            ("true", "false")
+        );
+        assert!(with_field(s, "key_account", "yes").is_err());
     }
 }

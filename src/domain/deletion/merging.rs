@@ -15,7 +15,6 @@ use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::validate::Violations;
 use super::super::{chrono_duration, customer_deleted};
 use super::merge::{MERGE_FIELDS, field_value, merge_blockers, with_field};
-use super::requests::is_key_account;
 use super::{DeletionRequest, Deletions, REASON_MAX, rules};
 use crate::error::{Error, PreconditionViolation, Problem, Result};
 use crate::reason;
@@ -170,7 +169,7 @@ impl Deletions {
             preview.blockers.clear();
             preview.alternatives.clear();
             let settings = self.tenant_settings(&change).await?;
-            let needs = approval::for_merge(&settings.two_person, is_key_account(&duplicate));
+            let needs = approval::for_merge(&settings.two_person, duplicate.key_account);
             preview.approvals_required = needs.approvals;
             preview.admin_approval_required = needs.admin_required;
             preview.approval_reasons = needs.reasons;

@@ -585,18 +585,13 @@ pub(crate) fn with_requirement(
     rule: &TwoPersonRule,
     customer: &Customer,
 ) -> DeletionPreview {
-    let needs = approval::for_deletion(rule, &preview, is_key_account(customer));
+    let needs = approval::for_deletion(rule, &preview, customer.key_account);
     DeletionPreview {
         approvals_required: needs.approvals,
         admin_approval_required: needs.admin_required,
         approval_reasons: needs.reasons,
         ..preview
     }
-}
-
-/// Placeholder until customers carry the key-account mark.
-pub(crate) fn is_key_account(_customer: &Customer) -> bool {
-    false
 }
 
 /// The policy a request was submitted under, for its audit entry: ids and figures only.

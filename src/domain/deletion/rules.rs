@@ -312,6 +312,7 @@ mod tests {
             status: CustomerStatus::Active,
             external_ref: String::new(),
             legal_hold: false,
+            key_account: false,
             create_time: Utc::now(),
             update_time: Utc::now(),
             delete_time: None,

@@ -31,6 +31,11 @@ pub struct Customer {
     /// Empty when the customer has none.
     pub external_ref: String,
     pub legal_hold: bool,
+    /// A key account: the tenant's two-person rule may ask two approvers to delete it. Only a
+    /// supervisor or an admin sets or clears it (`Action::MarkKeyAccount`). Defaults when absent
+    /// so that answers stored (idempotency keys) before the field existed still decode.
+    #[serde(default)]
+    pub key_account: bool,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub delete_time: Option<DateTime<Utc>>,

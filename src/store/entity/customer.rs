@@ -29,6 +29,8 @@ pub struct Model {
     pub version: i64,
     /// When the customer was erased (a tombstone from then on).
     pub erase_time: Option<DateTimeUtc>,
+    /// Whether the customer is a key account (m0017).
+    pub key_account: bool,
     /// The keys that find likely duplicates (`domain::model::matching`).
     pub match_email: Option<String>,
     pub match_phone: Option<String>,

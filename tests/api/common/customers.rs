@@ -104,6 +104,7 @@ pub const CUSTOMER_COLUMNS: &[&str] = &[
     "status",
     "external_ref",
     "legal_hold",
+    "key_account",
     "search_text",
     "create_time",
     "update_time",

@@ -47,7 +47,7 @@ DUPLICATE_MATCH_PHONE: DuplicateMatch
 DUPLICATE_MATCH_NAME: DuplicateMatch
 
 class Customer(_message.Message):
-    __slots__ = ("id", "name", "phone", "email", "industry", "owner_id", "lifecycle_stage", "status", "external_ref", "legal_hold", "create_time", "update_time", "delete_time", "purge_time", "etag", "deletion_id")
+    __slots__ = ("id", "name", "phone", "email", "industry", "owner_id", "lifecycle_stage", "status", "external_ref", "legal_hold", "create_time", "update_time", "delete_time", "purge_time", "etag", "deletion_id", "key_account")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PHONE_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class Customer(_message.Message):
     PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     DELETION_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     phone: str
@@ -80,7 +81,8 @@ class Customer(_message.Message):
     purge_time: _timestamp_pb2.Timestamp
     etag: str
     deletion_id: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., industry: _Optional[str] = ..., owner_id: _Optional[str] = ..., lifecycle_stage: _Optional[_Union[LifecycleStage, str]] = ..., status: _Optional[_Union[CustomerStatus, str]] = ..., external_ref: _Optional[str] = ..., legal_hold: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., deletion_id: _Optional[str] = ...) -> None: ...
+    key_account: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., industry: _Optional[str] = ..., owner_id: _Optional[str] = ..., lifecycle_stage: _Optional[_Union[LifecycleStage, str]] = ..., status: _Optional[_Union[CustomerStatus, str]] = ..., external_ref: _Optional[str] = ..., legal_hold: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., deletion_id: _Optional[str] = ..., key_account: _Optional[bool] = ...) -> None: ...
 
 class CreateCustomerRequest(_message.Message):
     __slots__ = ("customer", "request_id")

@@ -165,7 +165,8 @@ class CustomerServiceServicer:
     """
 
     def CreateCustomer(self, request, context):
-        """Creates a customer. Any role. With `request_id`, a retry returns the first answer.
+        """Creates a customer. Any role; key_account true needs the supervisor or admin role. With
+        `request_id`, a retry returns the first answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
