@@ -13,7 +13,9 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::common::batches::{self as batch, Batches, batches_with_claims};
-use crate::common::{Approvals, TestApp, approve, assert_status, bad_fields, reject, submit};
+use crate::common::{
+    Approvals, TestApp, approve, assert_status, bad_fields, new_contact, reject, submit,
+};
 
 crate::on_both_databases!(
     approve_and_reject_follow_the_routing_matrix_of_requester_teams_and_deciders,
@@ -499,6 +501,26 @@ async fn the_inbox_lists_the_pending_requests_routed_to_the_caller_oldest_first(
     )
     .await
     .expect("reject");
+    // Lapsed as read, though stored PENDING: STALE (the graph changed since the preview) and
+    // EXPIRED (past its expire_time). Nobody can decide them, so nobody's inbox lists them.
+    let stale = submitted(&app, &mut rep_b, "Stale").await;
+    app.records()
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(new_contact(&stale.customer_id)),
+            request_id: String::new(),
+        })
+        .await
+        .expect("a contact changes the graph");
+    let lapsing = app.create_customer("Lapsed").await;
+    let preview = app.preview(&lapsing.id).await;
+    submit(&mut rep_b, &lapsing.id, &preview.etag, "inbox lapsed")
+        .await
+        .expect("submit");
+    app.sql(
+        "UPDATE deletion_request SET expire_time = create_time \
+         WHERE tenant_id = 'acme' AND reason = 'inbox lapsed'",
+    )
+    .await;
     let requesters: [(&str, &str, &[&str], &[&str]); 6] = [
         ("rep-a", "sales_rep", &["emea"], &[]),
         ("rep-b", "sales_rep", &[], &[]),
@@ -545,11 +567,10 @@ async fn the_inbox_lists_the_pending_requests_routed_to_the_caller_oldest_first(
     assert_eq!(inbox_ids(&mut sup_emea, &r[4].customer_id).await, ids(&[4]));
     assert!(inbox_ids(&mut sup_emea, &r[2].customer_id).await.is_empty());
     assert!(inbox_ids(&mut sup_emea, &r[3].customer_id).await.is_empty());
-    assert!(
-        inbox_ids(&mut sup_emea, &decided.customer_id)
-            .await
-            .is_empty()
-    );
+    for customer in [&decided.customer_id, &stale.customer_id, &lapsing.id] {
+        assert!(inbox_ids(&mut sup_emea, customer).await.is_empty());
+        assert!(inbox_ids(&mut admin, customer).await.is_empty());
+    }
 
     // state PENDING is the inbox as well; any other state is refused, naming the field.
     let listed = sup_emea
