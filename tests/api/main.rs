@@ -1,6 +1,7 @@
 //! Black-box tests of the gRPC API: the real server on an ephemeral port, the generated clients,
 //! on SQLite and on PostgreSQL (each test as `<suite>::sqlite::<name>` and `<suite>::postgres::<name>`).
 
+mod approval_routing;
 mod audit;
 mod auth;
 mod batch_crash;

@@ -23,6 +23,18 @@ pub fn batches(app: &TestApp, user: &str, roles: &[&str]) -> Batches {
     batches_of(app, "acme", user, roles)
 }
 
+/// DeletionBatchService as `user` of `acme` with `roles` and extra list claims (see
+/// `TestApp::token_with_claims`).
+pub fn batches_with_claims(
+    app: &TestApp,
+    user: &str,
+    roles: &[&str],
+    claims: &[(&str, &[&str])],
+) -> Batches {
+    let token = app.token_with_claims("acme", user, roles, claims);
+    DeletionBatchServiceClient::with_interceptor(app.channel(), Bearer::new(&token))
+}
+
 /// `rep-1`, the sales rep of `acme` who submits most batches here.
 pub fn rep(app: &TestApp) -> Batches {
     batches(app, "rep-1", &["sales_rep"])

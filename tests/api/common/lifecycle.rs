@@ -15,6 +15,19 @@ impl TestApp {
         DeletionApprovalServiceClient::with_interceptor(self.channel(), Bearer::new(&token))
     }
 
+    /// DeletionApprovalService as `user` of `tenant` with `roles` and extra list claims (see
+    /// `token_with_claims`).
+    pub fn approvals_with_claims(
+        &self,
+        tenant: &str,
+        user: &str,
+        roles: &[&str],
+        claims: &[(&str, &[&str])],
+    ) -> Approvals {
+        let token = self.token_with_claims(tenant, user, roles, claims);
+        DeletionApprovalServiceClient::with_interceptor(self.channel(), Bearer::new(&token))
+    }
+
     /// AuditService as `user` of `tenant` with `roles`.
     pub fn audit_as(&self, tenant: &str, user: &str, roles: &[&str]) -> Audit {
         let token = self.token(tenant, user, roles);

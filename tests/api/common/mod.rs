@@ -304,6 +304,18 @@ impl TestApp {
     }
 
     pub fn token(&self, tenant: &str, user: &str, roles: &[&str]) -> String {
+        self.token_with_claims(tenant, user, roles, &[])
+    }
+
+    /// Like `token`, with extra list claims, e.g. `&[("teams", &["emea"])]`: the teams a user
+    /// belongs to or supervises, as an identity provider would put them in the token.
+    pub fn token_with_claims(
+        &self,
+        tenant: &str,
+        user: &str,
+        roles: &[&str],
+        claims: &[(&str, &[&str])],
+    ) -> String {
         mint(
             SECRET.as_bytes(),
             &TokenRequest {
@@ -313,7 +325,15 @@ impl TestApp {
                 ttl: Duration::from_secs(600),
                 issuer: None,
                 audience: None,
-                claims: Default::default(),
+                claims: claims
+                    .iter()
+                    .map(|(name, values)| {
+                        (
+                            name.to_string(),
+                            values.iter().map(|v| v.to_string()).collect(),
+                        )
+                    })
+                    .collect(),
             },
         )
         .unwrap()
