@@ -43,5 +43,6 @@ mod restore_property;
 mod shutdown;
 mod telemetry;
 mod tenancy;
+mod tenant_settings;
 mod tls;
 mod validation;

@@ -25,6 +25,7 @@ use super::Clock;
 use super::access::{Action, Caller};
 use super::deletion::Deletions;
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
+use super::tenant_settings::TenantPolicies;
 use crate::error::{Error, Result};
 use crate::store::{self, Store};
 
@@ -69,6 +70,8 @@ pub struct Batches {
     page_key: PageTokenKey,
     clock: Clock,
     settings: BatchSettings,
+    /// The tenant's request lifetime, which a batch's lifetime is.
+    policies: TenantPolicies,
     /// Wakes this replica's worker when a batch is started or restored here.
     wake: Arc<Notify>,
 }
@@ -80,6 +83,7 @@ impl Batches {
         page_key: PageTokenKey,
         clock: Clock,
         settings: BatchSettings,
+        policies: TenantPolicies,
     ) -> Self {
         Self {
             store,
@@ -87,6 +91,7 @@ impl Batches {
             page_key,
             clock,
             settings,
+            policies,
             wake: Arc::new(Notify::new()),
         }
     }

@@ -67,7 +67,7 @@ impl Batches {
             if open >= self.settings.max_open as u64 {
                 return Err(too_many_open(self.settings.max_open));
             }
-            let batch = self.new_batch(&change, reason, impact.clone());
+            let batch = self.new_batch(&change, reason, impact.clone()).await?;
             let items = new_items(batch.id, verdicts, change.now);
             store::batches::insert(conn, tenant, &batch, &items).await?;
             change
@@ -206,9 +206,15 @@ impl Batches {
 
     /// A new PENDING batch with this impact, made by the change's caller, waiting for a decision
     /// until a request's lifetime passes.
-    fn new_batch(&self, change: &Change<'_>, reason: &str, impact: BatchImpact) -> DeletionBatch {
+    async fn new_batch(
+        &self,
+        change: &Change<'_>,
+        reason: &str,
+        impact: BatchImpact,
+    ) -> Result<DeletionBatch> {
         let now = change.now;
-        DeletionBatch {
+        let request_ttl = self.policies.effective_in(change).await?.request_ttl;
+        Ok(DeletionBatch {
             id: Uuid::now_v7(),
             requester_id: change.caller.subject.clone(),
             reason: reason.to_owned(),
@@ -223,7 +229,7 @@ impl Batches {
             decided_by: String::new(),
             decision_comment: String::new(),
             decide_time: None,
-            expire_time: now + chrono_duration(self.deletions.request_ttl()),
+            expire_time: now + chrono_duration(request_ttl),
             create_time: now,
             update_time: now,
             started_by: String::new(),
@@ -232,7 +238,7 @@ impl Batches {
             restore_start_time: None,
             restore_finish_time: None,
             version: 1,
-        }
+        })
     }
 }
 

@@ -174,7 +174,9 @@ impl Deletions {
                     take_fields: ask.take_fields.clone(),
                     values: None,
                 }),
-                ..self.pending_request(&change, duplicate.id, &ask.reason, preview)
+                ..self
+                    .pending_request(&change, duplicate.id, &ask.reason, preview)
+                    .await?
             };
             store::deletion::insert_request(change.tx().conn(), &caller.tenant, &request).await?;
             change
@@ -247,7 +249,8 @@ impl Deletions {
             store::merges::move_records(conn, tenant, merge_id, duplicate.id, survivor.id).await?;
         // The duplicate goes first: the survivor may take its external_ref, which the unique
         // index lets only one live customer hold.
-        let purge_time = now + chrono_duration(self.settings.retention);
+        let retention = self.policies.effective_in(change).await?.retention;
+        let purge_time = now + chrono_duration(retention);
         store::deletion::mark_customer_deleted(
             conn,
             tenant,

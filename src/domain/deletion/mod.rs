@@ -37,6 +37,7 @@ use uuid::Uuid;
 use super::Clock;
 use super::model::customer::Customer;
 use super::paging::PageTokenKey;
+use super::tenant_settings::TenantPolicies;
 use crate::error::{Error, PreconditionViolation, Problem};
 use crate::reason;
 use crate::store::Store;
@@ -50,7 +51,7 @@ pub use super::model::deletion::{
 pub const SAMPLE_IDS: u64 = 10;
 const REASON_MAX: usize = 1000;
 
-/// Lifecycle settings.
+/// The process-wide lifecycle settings: the defaults of a tenant's `TenantSettings`.
 #[derive(Debug, Clone, Copy)]
 pub struct LifecycleSettings {
     /// How long a request may wait for approval and then for execution.
@@ -184,26 +185,22 @@ pub struct Deletions {
     store: Store,
     page_key: PageTokenKey,
     clock: Clock,
-    settings: LifecycleSettings,
+    /// The tenant's retention and request lifetime, read in each write that uses them.
+    policies: TenantPolicies,
 }
 
 impl Deletions {
-    /// How long a request (or a batch) may wait for approval and then for execution.
-    pub(crate) fn request_ttl(&self) -> Duration {
-        self.settings.request_ttl
-    }
-
     pub fn new(
         store: Store,
         page_key: PageTokenKey,
         clock: Clock,
-        settings: LifecycleSettings,
+        policies: TenantPolicies,
     ) -> Self {
         Self {
             store,
             page_key,
             clock,
-            settings,
+            policies,
         }
     }
 }

@@ -90,7 +90,9 @@ impl Deletions {
                 return Err(preview_etag_stale(&customer));
             }
             let preview = self.deletable(&change, &customer).await?;
-            let request = self.pending_request(&change, customer_id, reason, preview);
+            let request = self
+                .pending_request(&change, customer_id, reason, preview)
+                .await?;
             store::deletion::insert_request(tx.conn(), &caller.tenant, &request).await?;
             change
                 .audit(Entry {
@@ -124,15 +126,16 @@ impl Deletions {
     }
 
     /// A new request for `preview`, waiting for a decision until its lifetime passes.
-    pub(super) fn pending_request(
+    pub(super) async fn pending_request(
         &self,
         change: &Change<'_>,
         customer_id: Uuid,
         reason: &str,
         preview: DeletionPreview,
-    ) -> DeletionRequest {
+    ) -> Result<DeletionRequest> {
         let now = change.now;
-        DeletionRequest {
+        let request_ttl = self.policies.effective_in(change).await?.request_ttl;
+        Ok(DeletionRequest {
             id: Uuid::now_v7(),
             customer_id,
             requester_id: change.caller.subject.clone(),
@@ -141,7 +144,7 @@ impl Deletions {
             decided_by: String::new(),
             decision_comment: String::new(),
             decide_time: None,
-            expire_time: now + chrono_duration(self.settings.request_ttl),
+            expire_time: now + chrono_duration(request_ttl),
             create_time: now,
             update_time: now,
             execute_time: None,
@@ -149,7 +152,7 @@ impl Deletions {
             version: 1,
             preview,
             merge: None,
-        }
+        })
     }
 
     /// Records the lapse of the customer's open requests that lapsed unrecorded (EXPIRED or

@@ -13,3 +13,4 @@ pub mod matching;
 pub mod record;
 pub mod recycle_bin;
 pub mod request_filter;
+pub mod tenant_settings;
