@@ -157,6 +157,7 @@ fn token(secret: &str, user: &str, role: &str) -> String {
         ttl: Duration::from_secs(6 * 3600),
         issuer: None,
         audience: None,
+        claims: Default::default(),
     };
     mint(secret.as_bytes(), &request).expect("token")
 }

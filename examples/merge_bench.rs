@@ -52,6 +52,7 @@ fn bearer(secret: &str, user: &str, role: &str) -> MetadataValue<Ascii> {
             ttl: Duration::from_secs(3600),
             issuer: None,
             audience: None,
+            claims: Default::default(),
         },
     )
     .expect("token");

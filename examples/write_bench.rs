@@ -40,6 +40,7 @@ fn bearer(secret: &str, tenant: &str, user: &str, role: &str) -> MetadataValue<A
             ttl: Duration::from_secs(3600),
             issuer: None,
             audience: None,
+            claims: Default::default(),
         },
     )
     .expect("token");

@@ -386,7 +386,6 @@ impl Application {
             page_key.clone(),
             settings.clock.clone(),
             settings.batches,
-            policies.clone(),
         );
         let audit = AuditLog::new(store.clone(), page_key, settings.clock.clone());
         let store_for_purges = store.clone();

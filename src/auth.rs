@@ -5,7 +5,7 @@
 //! required and checked when configured, 30 s of leeway. Attached per service (not server-wide) so
 //! that health and reflection stay open.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +32,13 @@ const VERIFIED_TOKENS_MAX: usize = 4096;
 /// spot a typo, and small enough that the refusal's message keeps its advice.
 const MAX_UNKNOWN_ROLES_NAMED: usize = 3;
 const UNKNOWN_ROLE_MAX_BYTES: usize = 32;
+/// Bounds on the string-list claims a caller keeps (team claims among them): a token is issued
+/// by a trusted provider, but what it carries is held per cached caller and may be named in a
+/// request, so it is bounded like any other input.
+const LIST_CLAIMS_MAX: usize = 16;
+const LIST_CLAIM_NAME_MAX_BYTES: usize = 64;
+const LIST_CLAIM_VALUES_MAX: usize = 100;
+const LIST_CLAIM_VALUE_MAX_BYTES: usize = 128;
 
 /// The claims this service reads and mints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +54,10 @@ pub struct Claims {
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// Every other claim. Those that are strings or lists of strings become the caller's
+    /// `claims`: which of them name teams is the tenant's setting, not the token's.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// Where the verification key comes from.
@@ -262,6 +273,7 @@ impl Authenticator {
                 subject: claims.sub,
                 roles,
                 unknown_roles,
+                claims: list_claims(claims.other),
                 trace_id: String::new(),
             },
             exp: claims.exp,
@@ -310,6 +322,37 @@ impl tonic::service::Interceptor for Authenticator {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         self.intercept(request)
     }
+}
+
+/// The claims that are a string or a list of strings, bounded: at most `LIST_CLAIMS_MAX` of them,
+/// each value at most `LIST_CLAIM_VALUE_MAX_BYTES` (longer ones are dropped, not shortened, since
+/// a shortened team name could name another team), empty values dropped.
+fn list_claims(other: BTreeMap<String, serde_json::Value>) -> BTreeMap<String, Vec<String>> {
+    use serde_json::Value;
+    let fits = |v: &str| !v.is_empty() && v.len() <= LIST_CLAIM_VALUE_MAX_BYTES;
+    other
+        .into_iter()
+        .filter(|(name, _)| name.len() <= LIST_CLAIM_NAME_MAX_BYTES)
+        .filter_map(|(name, value)| {
+            let values: Vec<String> = match value {
+                Value::String(one) => vec![one],
+                Value::Array(many) => many
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => return None,
+            };
+            let mut values: Vec<String> = values.into_iter().filter(|v| fits(v)).collect();
+            values.sort();
+            values.dedup();
+            values.truncate(LIST_CLAIM_VALUES_MAX);
+            Some((name, values))
+        })
+        .take(LIST_CLAIMS_MAX)
+        .collect()
 }
 
 /// Whether the token's JOSE header has a `crit` member, whatever its value. RFC 7515 §4.1.11: a
@@ -370,6 +413,8 @@ pub struct TokenRequest {
     pub ttl: Duration,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// Extra claims, each a list of strings (e.g. the teams a user belongs to).
+    pub claims: BTreeMap<String, Vec<String>>,
 }
 
 impl TokenRequest {
@@ -422,6 +467,32 @@ impl TokenRequest {
                 "--ttl must be at least 1s: a token that expires at once is refused".into(),
             );
         }
+        self.validate_claims()
+    }
+
+    /// Extra claims the server would keep as they are: not a claim it reads itself, and within
+    /// the bounds it keeps.
+    fn validate_claims(&self) -> Result<(), String> {
+        const OWN: [&str; 8] = ["sub", "tenant", "roles", "exp", "nbf", "iss", "aud", "iat"];
+        if self.claims.len() > LIST_CLAIMS_MAX {
+            return Err(format!("at most {LIST_CLAIMS_MAX} --claim"));
+        }
+        for (name, values) in &self.claims {
+            if OWN.contains(&name.as_str()) {
+                return Err(format!("--claim {name}: the token sets {name} itself"));
+            }
+            if name.len() > LIST_CLAIM_NAME_MAX_BYTES || values.len() > LIST_CLAIM_VALUES_MAX {
+                return Err(format!(
+                    "--claim {name}: at most {LIST_CLAIM_NAME_MAX_BYTES} bytes of name and \
+                     {LIST_CLAIM_VALUES_MAX} values"
+                ));
+            }
+            if let Some(long) = values.iter().find(|v| v.len() > LIST_CLAIM_VALUE_MAX_BYTES) {
+                return Err(format!(
+                    "--claim {name}: {long:?} is longer than {LIST_CLAIM_VALUE_MAX_BYTES} bytes"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -440,6 +511,11 @@ pub fn mint(secret: &[u8], request: &TokenRequest) -> Result<String, String> {
         nbf: Some(now),
         iss: request.issuer.clone(),
         aud: request.audience.clone(),
+        other: request
+            .claims
+            .iter()
+            .map(|(name, values)| (name.clone(), serde_json::json!(values)))
+            .collect(),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -508,6 +584,7 @@ mod tests {
             ttl: Duration::from_secs(60),
             issuer: None,
             audience: None,
+            claims: BTreeMap::new(),
         }
     }
 

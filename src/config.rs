@@ -280,6 +280,11 @@ pub struct TokenArgs {
     /// Lifetime, e.g. 30m, 1.5h, 1h30m, 7d.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// An extra claim holding a list of strings, NAME=VALUE[,VALUE...]: the teams a user belongs
+    /// to (teams=emea) or supervises (supervises=emea,apac), as an identity provider would say
+    /// (repeat for several claims).
+    #[arg(long = "claim", value_name = "NAME=VALUES", value_parser = parse_list_claim)]
+    pub claims: Vec<(String, Vec<String>)>,
     /// The server's database URL: for sqlite://FILE the development secret is FILE.dev-secret.
     #[arg(
         long,
@@ -557,6 +562,25 @@ fn parse_country_code(value: &str) -> Result<String, String> {
             "\"{value}\" is not a country calling code: write its 1 to 3 digits, e.g. 44 or 1"
         ))
     }
+}
+
+/// `NAME=V1,V2` as a claim name and its values.
+fn parse_list_claim(text: &str) -> Result<(String, Vec<String>), String> {
+    let (name, values) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: write NAME=VALUE[,VALUE...], e.g. teams=emea"))?;
+    let values: Vec<String> = values
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if name.trim().is_empty() || values.is_empty() {
+        return Err(format!(
+            "{text:?}: give a claim name and at least one value, e.g. teams=emea"
+        ));
+    }
+    Ok((name.trim().to_owned(), values))
 }
 
 #[cfg(test)]

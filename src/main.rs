@@ -234,6 +234,7 @@ fn token(args: &TokenArgs) -> Result<(), String> {
         ttl: args.ttl,
         issuer: jwt.issuer.clone(),
         audience: jwt.audience.clone(),
+        claims: args.claims.iter().cloned().collect(),
     };
     request.validate()?;
     let secret = match resolve_key(&jwt, &args.database_url, DevSecret::MustExist)? {

@@ -33,6 +33,9 @@ reasons! {
     INVALID_TOKEN => "UNAUTHENTICATED", "the token is expired, badly signed, or its claims are malformed";
     ROLE_NOT_ALLOWED => "PERMISSION_DENIED", "the token's roles do not allow the call; metadata lists the roles that do";
     SELF_APPROVAL_FORBIDDEN => "PERMISSION_DENIED", "the requester of a deletion cannot decide it";
+    NOT_ROUTED_TO_YOU => "PERMISSION_DENIED", "the request is routed to the supervisors of the requester's teams (metadata `teams`) or an admin";
+    ADMIN_APPROVAL_REQUIRED => "PERMISSION_DENIED", "the two-person rule needs an admin among the approvers: the remaining approval must be an admin's";
+    ALREADY_APPROVED => "FAILED_PRECONDITION", "you approved this request already; the two-person rule needs another approver";
     OWNER_ASSIGNMENT_FORBIDDEN => "PERMISSION_DENIED", "only a supervisor, admin or service may set another owner";
     // Resources.
     NOT_FOUND => "NOT_FOUND", "no such resource in the caller's tenant";

@@ -120,6 +120,12 @@ fn batch_to_proto(b: DeletionBatch) -> pb::DeletionBatch {
         finish_time: optional_timestamp(b.finish_time),
         restore_start_time: optional_timestamp(b.restore_start_time),
         restore_finish_time: optional_timestamp(b.restore_finish_time),
+        approval: Some(super::deletion::approval_to_proto(
+            b.approval,
+            b.approvals,
+            b.escalate_time,
+            b.state == BatchState::Pending,
+        )),
     }
 }
 
@@ -221,7 +227,13 @@ impl DeletionBatchService for BatchApi {
             enum_field::<pb::DeletionBatchState>("state", req.state)?.and_then(state_from_proto);
         let page = self
             .batches
-            .list(&caller, state, req.page_size, &req.page_token)
+            .list(
+                &caller,
+                state,
+                req.awaiting_my_decision,
+                req.page_size,
+                &req.page_token,
+            )
             .await?;
         Ok(Response::new(pb::ListDeletionBatchesResponse {
             batches: page.items.into_iter().map(batch_to_proto).collect(),

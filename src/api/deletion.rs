@@ -9,6 +9,7 @@ use crate::domain::deletion::{
     Blocker, DeletionPreview, DeletionRequest, Deletions, MergeAsk, PipelineWarning,
     RelationImpact, RequestState,
 };
+use crate::domain::model::approval::{Approval, ApprovalPolicy, ApprovalReason};
 use crate::domain::mutation::Operation;
 use crate::domain::policy::Policy;
 use crate::domain::validate::parse_id;
@@ -82,6 +83,52 @@ pub fn preview_to_proto(p: DeletionPreview) -> pb::DeletionPreview {
                 explanation: a.explanation,
             })
             .collect(),
+        approvals_required: p.approvals_required as i32,
+        admin_approval_required: p.admin_approval_required,
+        approval_reasons: p
+            .approval_reasons
+            .into_iter()
+            .map(reason_to_proto)
+            .collect(),
+    }
+}
+
+fn reason_to_proto(r: ApprovalReason) -> pb::ApprovalReason {
+    pb::ApprovalReason {
+        code: r.code,
+        description: r.description,
+    }
+}
+
+/// The approval part of a request or batch: its policy, its approvals, and, while `pending`,
+/// whom it waits for.
+pub fn approval_to_proto(
+    policy: ApprovalPolicy,
+    approvals: Vec<Approval>,
+    escalate_time: Option<chrono::DateTime<chrono::Utc>>,
+    pending: bool,
+) -> pb::ApprovalStatus {
+    let waiting_for = if pending {
+        crate::domain::approval::waiting_for(&policy, &approvals)
+    } else {
+        String::new()
+    };
+    pb::ApprovalStatus {
+        routed_to_teams: policy.teams,
+        approvals_required: policy.approvals_required as i32,
+        admin_approval_required: policy.admin_required,
+        reasons: policy.reasons.into_iter().map(reason_to_proto).collect(),
+        approvals: approvals
+            .into_iter()
+            .map(|a| pb::Approval {
+                approver_id: a.approver_id,
+                admin: a.admin,
+                approve_time: Some(timestamp(a.approve_time)),
+                comment: a.comment,
+            })
+            .collect(),
+        waiting_for,
+        escalate_time: optional_timestamp(escalate_time),
     }
 }
 
@@ -135,6 +182,12 @@ pub fn request_to_proto(r: DeletionRequest) -> pb::DeletionRequest {
             survivor_etag: m.survivor_version.to_string(),
             take_fields: m.take_fields,
         }),
+        approval: Some(approval_to_proto(
+            r.approval,
+            r.approvals,
+            r.escalate_time,
+            r.state == RequestState::Pending,
+        )),
     }
 }
 
@@ -224,7 +277,14 @@ impl DeletionApprovalService for DeletionApi {
         let customer_id = optional_id("customer_id", &req.customer_id)?;
         let page = self
             .deletions
-            .list(&caller, state, customer_id, req.page_size, &req.page_token)
+            .list(
+                &caller,
+                state,
+                customer_id,
+                req.awaiting_my_decision,
+                req.page_size,
+                &req.page_token,
+            )
             .await?;
         Ok(Response::new(pb::ListDeletionRequestsResponse {
             deletion_requests: page.items.into_iter().map(request_to_proto).collect(),

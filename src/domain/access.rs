@@ -2,6 +2,8 @@
 //! permissions. Function-level checks only; object-level rules (the requester never approves their
 //! own request) live with the operation they guard, inside its transaction.
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Problem, Result};
 use crate::reason;
 
@@ -43,6 +45,9 @@ pub struct Caller {
     /// Role names the token carried that this server does not know (a few, shortened): they
     /// grant nothing, and a refusal names them, since a misspelt role looks like a missing one.
     pub unknown_roles: Vec<String>,
+    /// The token's claims that are strings or lists of strings, by name (bounded): which of them
+    /// name the caller's teams is the tenant's setting.
+    pub claims: BTreeMap<String, Vec<String>>,
     /// W3C trace id of the call (from `traceparent`), empty if it carried none; audit events keep it.
     pub trace_id: String,
 }
@@ -144,6 +149,11 @@ pub fn allowed_roles(action: Action) -> &'static [Role] {
 }
 
 impl Caller {
+    /// The values of the token's claim `name` (none when the token lacks it).
+    pub fn claim(&self, name: &str) -> &[String] {
+        self.claims.get(name).map_or(&[], Vec::as_slice)
+    }
+
     pub fn may(&self, action: Action) -> bool {
         let allowed = allowed_roles(action);
         self.roles.iter().any(|role| allowed.contains(role))
@@ -203,6 +213,7 @@ mod tests {
             subject: "u".into(),
             roles: roles.to_vec(),
             unknown_roles: Vec::new(),
+            claims: BTreeMap::new(),
             trace_id: String::new(),
         }
     }

@@ -2,6 +2,7 @@
 //! Knows nothing of gRPC; talks to the database only through `crate::store`.
 
 pub mod access;
+pub mod approval;
 pub mod audit;
 pub mod batches;
 pub mod customers;
@@ -10,6 +11,7 @@ pub mod duplicates;
 pub mod events;
 pub mod export;
 pub mod idempotency;
+mod inbox;
 pub mod model;
 pub mod mutation;
 pub mod paging;

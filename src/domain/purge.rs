@@ -78,6 +78,7 @@ fn purger(tenant: &str) -> Caller {
         subject: PURGER.into(),
         roles: Vec::new(),
         unknown_roles: Vec::new(),
+        claims: Default::default(),
         trace_id: String::new(),
     }
 }

@@ -47,7 +47,25 @@ fn to_row(tenant: &str, b: &DeletionBatch) -> Result<batch::ActiveModel> {
         lease_owner: NotSet,
         lease_expire_time: NotSet,
         version: Set(b.version),
+        approval_policy: Set(Some(json(&b.approval)?)),
+        approvals: Set(Some(json(&b.approvals)?)),
+        escalate_time: Set(b.escalate_time),
+        // Written by the escalation sweep alone, never over by a transition.
+        escalated_time: NotSet,
     })
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(Error::internal)
+}
+
+fn from_json<T: serde::de::DeserializeOwned + Default>(text: Option<&str>) -> Result<T> {
+    text.map(|t| {
+        serde_json::from_str(t)
+            .map_err(|e| Error::internal(format!("stored batch approval unreadable: {e}")))
+    })
+    .transpose()
+    .map(Option::unwrap_or_default)
 }
 
 fn into_batch(row: batch::Model, progress: BatchProgress) -> Result<DeletionBatch> {
@@ -74,6 +92,9 @@ fn into_batch(row: batch::Model, progress: BatchProgress) -> Result<DeletionBatc
         restore_start_time: row.restore_start_time,
         restore_finish_time: row.restore_finish_time,
         version: row.version,
+        approval: from_json(row.approval_policy.as_deref())?,
+        approvals: from_json(row.approvals.as_deref())?,
+        escalate_time: row.escalate_time,
     })
 }
 
@@ -318,6 +339,27 @@ pub async fn list(
         select = select.filter(C::Id.lt(before));
     }
     let rows = select.order_by_desc(C::Id).limit(limit).all(conn).await?;
+    with_progress(conn, tenant, rows).await
+}
+
+/// Batches `state` matches that `requester` did not submit, oldest first, after `after`: the
+/// walk of a decider's inbox, which the domain narrows to the batches routed to them.
+pub async fn list_oldest_not_by(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    state: &BatchStateFilter,
+    requester: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<DeletionBatch>> {
+    use batch::Column as C;
+    let mut select = batch::Entity::in_tenant(tenant)
+        .filter(reading_as(state))
+        .filter(C::RequesterId.ne(requester));
+    if let Some(after) = after {
+        select = select.filter(C::Id.gt(after));
+    }
+    let rows = select.order_by_asc(C::Id).limit(limit).all(conn).await?;
     with_progress(conn, tenant, rows).await
 }
 

@@ -510,6 +510,19 @@ fn into_domain(row: deletion_request::Model) -> Result<DeletionRequest> {
             (MERGE, None) => return Err(Error::internal("a merge request without its terms")),
             _ => None,
         },
+        approval: row
+            .approval_policy
+            .as_deref()
+            .map(from_json)
+            .transpose()?
+            .unwrap_or_default(),
+        approvals: row
+            .approvals
+            .as_deref()
+            .map(from_json)
+            .transpose()?
+            .unwrap_or_default(),
+        escalate_time: row.escalate_time,
     })
 }
 
@@ -517,7 +530,8 @@ fn into_domain(row: deletion_request::Model) -> Result<DeletionRequest> {
 const MERGE: &str = "MERGE";
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::internal(format!("stored merge unreadable: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| Error::internal(format!("stored request unreadable: {e}")))
 }
 
 fn to_row(tenant: &str, r: &DeletionRequest) -> Result<deletion_request::ActiveModel> {
@@ -555,6 +569,15 @@ fn to_row(tenant: &str, r: &DeletionRequest) -> Result<deletion_request::ActiveM
             .map(serde_json::to_string)
             .transpose()
             .map_err(Error::internal)?),
+        approval_policy: Set(Some(
+            serde_json::to_string(&r.approval).map_err(Error::internal)?,
+        )),
+        approvals: Set(Some(
+            serde_json::to_string(&r.approvals).map_err(Error::internal)?,
+        )),
+        escalate_time: Set(r.escalate_time),
+        // Written by the escalation sweep alone (`mark_escalated`), never over by a transition.
+        escalated_time: sea_orm::ActiveValue::NotSet,
     })
 }
 
@@ -770,6 +793,33 @@ pub async fn list_requests(
     }
     let rows = select
         .order_by_desc(C::Id)
+        .limit(limit)
+        .into_model::<RequestRow>()
+        .all(conn)
+        .await?;
+    rows.into_iter().map(into_stored).collect()
+}
+
+/// Requests `state` matches that `requester` did not make, oldest first, after `after`, each with
+/// its customer's current graph version: the walk of a decider's inbox, which the domain narrows
+/// to the requests routed to them.
+pub async fn list_oldest_not_by(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    state: &StateFilter,
+    requester: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<StoredRequest>> {
+    use deletion_request::Column as C;
+    let mut select = select_as_read(tenant)
+        .filter(seen_as(state))
+        .filter(C::RequesterId.ne(requester));
+    if let Some(after) = after {
+        select = select.filter(C::Id.gt(after));
+    }
+    let rows = select
+        .order_by_asc(C::Id)
         .limit(limit)
         .into_model::<RequestRow>()
         .all(conn)

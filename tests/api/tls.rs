@@ -226,6 +226,7 @@ async fn create_and_read(channel: Channel, name: &str) -> Result<pb::Customer, t
             ttl: Duration::from_secs(600),
             issuer: None,
             audience: None,
+            claims: Default::default(),
         },
     )
     .unwrap();
@@ -320,6 +321,7 @@ async fn customer_names(channel: Channel) -> Vec<String> {
             ttl: Duration::from_secs(600),
             issuer: None,
             audience: None,
+            claims: Default::default(),
         },
     )
     .unwrap();

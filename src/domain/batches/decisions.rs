@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
+use super::super::approval;
 use super::super::audit::Entry;
 use super::super::idempotency::Idempotency;
 use super::super::mutation::{self, Change, Mutation, Operation};
@@ -82,12 +83,35 @@ impl Batches {
             if let Err(refusal) = rules::may_decide(&batch, caller, change.now) {
                 return Err(self.refuse(&change, batch, refusal).await);
             }
-            let next = DeletionBatch {
+            let decided = DeletionBatch {
                 state: to,
                 decided_by: caller.subject.clone(),
                 decision_comment: comment.clone(),
                 decide_time: Some(change.now),
                 ..batch.clone()
+            };
+            let next = match decision {
+                Decision::Reject => decided,
+                Decision::Approve => {
+                    let approvals = approval::approve(
+                        &batch.approval,
+                        &batch.approvals,
+                        caller,
+                        change.now,
+                        comment,
+                    )?;
+                    if batch.approval.is_met(&approvals) {
+                        DeletionBatch {
+                            approvals,
+                            ..decided
+                        }
+                    } else {
+                        DeletionBatch {
+                            approvals,
+                            ..batch.clone()
+                        }
+                    }
+                }
             };
             self.save(&change, &batch, next, action).await
         })
@@ -256,10 +280,12 @@ impl Batches {
             ))
         })?;
         let summary = format!(
-            "state={} included={} excluded={}",
+            "state={} included={} excluded={} approvals={}/{}",
             next.state.name(),
             next.impact.included_count,
-            next.impact.excluded_count
+            next.impact.excluded_count,
+            next.approvals.len(),
+            next.approval.approvals_required
         );
         change
             .audit(Entry {

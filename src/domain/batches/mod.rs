@@ -23,9 +23,11 @@ use uuid::Uuid;
 
 use super::Clock;
 use super::access::{Action, Caller};
+use super::approval;
 use super::deletion::Deletions;
+use super::inbox;
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
-use super::tenant_settings::TenantPolicies;
+use super::validate::Violations;
 use crate::error::{Error, Result};
 use crate::store::{self, Store};
 
@@ -70,8 +72,6 @@ pub struct Batches {
     page_key: PageTokenKey,
     clock: Clock,
     settings: BatchSettings,
-    /// The tenant's request lifetime, which a batch's lifetime is.
-    policies: TenantPolicies,
     /// Wakes this replica's worker when a batch is started or restored here.
     wake: Arc<Notify>,
 }
@@ -83,7 +83,6 @@ impl Batches {
         page_key: PageTokenKey,
         clock: Clock,
         settings: BatchSettings,
-        policies: TenantPolicies,
     ) -> Self {
         Self {
             store,
@@ -91,7 +90,6 @@ impl Batches {
             page_key,
             clock,
             settings,
-            policies,
             wake: Arc::new(Notify::new()),
         }
     }
@@ -109,11 +107,24 @@ impl Batches {
         &self,
         caller: &Caller,
         state: Option<BatchState>,
+        awaiting_my_decision: bool,
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<DeletionBatch>> {
         caller.require(Action::Read)?;
         let limit = paging::page_size("page_size", page_size)?;
+        if awaiting_my_decision {
+            if state.is_some_and(|s| s != BatchState::Pending) {
+                let mut v = Violations::new();
+                v.add(
+                    "state",
+                    "awaiting_my_decision lists PENDING batches: leave state unspecified or set \
+                     it to PENDING",
+                );
+                v.finish()?;
+            }
+            return self.awaiting(caller, limit, page_token).await;
+        }
         let fingerprint =
             QueryFingerprint::of(&["ListDeletionBatches", state.map_or("any", BatchState::name)]);
         let now = self.clock.now();
@@ -131,6 +142,36 @@ impl Batches {
         Ok(Page {
             items: batches.into_iter().map(|b| b.as_seen(now)).collect(),
             next_page_token,
+        })
+    }
+
+    /// The PENDING batches `caller` may decide, oldest first: not their own, routed to them, and
+    /// not approved by them yet.
+    async fn awaiting(
+        &self,
+        caller: &Caller,
+        limit: u64,
+        page_token: &str,
+    ) -> Result<Page<DeletionBatch>> {
+        caller.require(Action::DecideDeletion)?;
+        let fingerprint = QueryFingerprint::of(&[
+            "ListDeletionBatches",
+            "awaiting_my_decision",
+            &caller.subject,
+        ]);
+        let now = self.clock.now();
+        let after = self.open_token(caller, page_token, fingerprint)?;
+        let pending = BatchStateFilter::reading_as(&[BatchState::Pending], now);
+        let (conn, tenant) = (self.store.conn(), &caller.tenant);
+        let (pending, subject) = (&pending, caller.subject.as_str());
+        let fetch =
+            |after, n| store::batches::list_oldest_not_by(conn, tenant, pending, subject, after, n);
+        let keep = |b: &DeletionBatch| approval::awaits(&b.approval, &b.approvals, caller);
+        let (batches, next) = inbox::walk(fetch, keep, |b| b.id, after, limit).await?;
+        Ok(Page {
+            items: batches.into_iter().map(|b| b.as_seen(now)).collect(),
+            next_page_token: next
+                .map(|id| self.page_key.seal(tenant, fingerprint, id, now.timestamp())),
         })
     }
 

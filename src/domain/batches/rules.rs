@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::super::access::Caller;
+use super::super::approval;
 use super::super::deletion::rules::may_act_as_requester_or_any;
 use super::{BatchState, DeletionBatch};
 use crate::error::{Error, Problem};
@@ -72,6 +73,7 @@ pub fn may_decide(
         )
         .into());
     }
+    approval::require_routed(&batch.approval, caller)?;
     not_lapsed(batch, now, "PENDING")?;
     if batch.state != BatchState::Pending {
         return Err(not_in_state(
@@ -168,6 +170,9 @@ mod tests {
             restore_start_time: None,
             restore_finish_time: None,
             version: 1,
+            approval: Default::default(),
+            approvals: Vec::new(),
+            escalate_time: None,
         }
     }
 
@@ -177,6 +182,7 @@ mod tests {
             subject: subject.into(),
             roles: vec![role],
             unknown_roles: Vec::new(),
+            claims: Default::default(),
             trace_id: String::new(),
         }
     }

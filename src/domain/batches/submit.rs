@@ -7,11 +7,14 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
+use super::super::approval;
 use super::super::audit::Entry;
 use super::super::chrono_duration;
+use super::super::deletion::policy_summary;
 use super::super::idempotency::Idempotency;
 use super::super::model::customer::{Customer, CustomerQuery};
 use super::super::model::deletion::{Blocker, DeletionPreview, PipelineWarning, RelationImpact};
+use super::super::model::tenant_settings::TenantSettings;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::validate::Violations;
 use super::{
@@ -67,7 +70,8 @@ impl Batches {
             if open >= self.settings.max_open as u64 {
                 return Err(too_many_open(self.settings.max_open));
             }
-            let batch = self.new_batch(&change, reason, impact.clone()).await?;
+            let settings = self.deletions.tenant_settings(&change).await?;
+            let batch = self.new_batch(&change, reason, impact.clone(), &settings);
             let items = new_items(batch.id, verdicts, change.now);
             store::batches::insert(conn, tenant, &batch, &items).await?;
             change
@@ -77,12 +81,13 @@ impl Batches {
                     target_id: batch.id,
                     customer_id: None,
                     summary: format!(
-                        "items={} included={} excluded={} cascade={} keep={}",
+                        "items={} included={} excluded={} cascade={} keep={} {}",
                         items.len(),
                         impact.included_count,
                         impact.excluded_count,
                         impact.cascade_count,
-                        impact.keep_count
+                        impact.keep_count,
+                        policy_summary(&batch.approval)
                     ),
                 })
                 .await?;
@@ -204,17 +209,19 @@ impl Batches {
         Ok((verdicts, impact.finish()))
     }
 
-    /// A new PENDING batch with this impact, made by the change's caller, waiting for a decision
-    /// until a request's lifetime passes.
-    async fn new_batch(
+    /// A new PENDING batch with this impact, made by the change's caller, routed and needing the
+    /// approvals the tenant's `settings` ask, waiting for a decision until a request's lifetime
+    /// passes.
+    fn new_batch(
         &self,
         change: &Change<'_>,
         reason: &str,
         impact: BatchImpact,
-    ) -> Result<DeletionBatch> {
+        settings: &TenantSettings,
+    ) -> DeletionBatch {
         let now = change.now;
-        let request_ttl = self.policies.effective_in(change).await?.request_ttl;
-        Ok(DeletionBatch {
+        let needs = approval::for_batch(&settings.two_person, &impact);
+        DeletionBatch {
             id: Uuid::now_v7(),
             requester_id: change.caller.subject.clone(),
             reason: reason.to_owned(),
@@ -229,7 +236,7 @@ impl Batches {
             decided_by: String::new(),
             decision_comment: String::new(),
             decide_time: None,
-            expire_time: now + chrono_duration(request_ttl),
+            expire_time: now + chrono_duration(settings.request_ttl),
             create_time: now,
             update_time: now,
             started_by: String::new(),
@@ -238,7 +245,12 @@ impl Batches {
             restore_start_time: None,
             restore_finish_time: None,
             version: 1,
-        })
+            approval: approval::route(change.caller, settings, needs),
+            approvals: Vec::new(),
+            escalate_time: settings
+                .escalate_after
+                .map(|after| now + chrono_duration(after)),
+        }
     }
 }
 

@@ -72,6 +72,7 @@ impl Batches {
             subject: claimed.started_by.clone(),
             roles: Vec::new(),
             unknown_roles: Vec::new(),
+            claims: Default::default(),
             trace_id: String::new(),
         };
         let actor = &actor;

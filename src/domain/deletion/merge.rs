@@ -244,6 +244,9 @@ mod tests {
             cascade_count: 0,
             keep_count: 0,
             alternatives: Vec::new(),
+            approvals_required: 1,
+            admin_approval_required: false,
+            approval_reasons: Vec::new(),
         }
     }
 

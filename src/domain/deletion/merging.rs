@@ -6,6 +6,7 @@
 use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
+use super::super::approval;
 use super::super::audit::Entry;
 use super::super::idempotency::Idempotency;
 use super::super::model::customer::Customer;
@@ -14,6 +15,7 @@ use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::validate::Violations;
 use super::super::{chrono_duration, customer_deleted};
 use super::merge::{MERGE_FIELDS, field_value, merge_blockers, with_field};
+use super::requests::is_key_account;
 use super::{DeletionRequest, Deletions, REASON_MAX, rules};
 use crate::error::{Error, PreconditionViolation, Problem, Result};
 use crate::reason;
@@ -167,6 +169,11 @@ impl Deletions {
             // A merge moves every live record: what would block or keep a deletion does not apply.
             preview.blockers.clear();
             preview.alternatives.clear();
+            let settings = self.tenant_settings(&change).await?;
+            let needs = approval::for_merge(&settings.two_person, is_key_account(&duplicate));
+            preview.approvals_required = needs.approvals;
+            preview.admin_approval_required = needs.admin_required;
+            preview.approval_reasons = needs.reasons;
             let request = DeletionRequest {
                 merge: Some(MergeTerms {
                     survivor_id: survivor.id,
@@ -174,9 +181,7 @@ impl Deletions {
                     take_fields: ask.take_fields.clone(),
                     values: None,
                 }),
-                ..self
-                    .pending_request(&change, duplicate.id, &ask.reason, preview)
-                    .await?
+                ..self.pending_request(&change, duplicate.id, &ask.reason, preview, &settings)
             };
             store::deletion::insert_request(change.tx().conn(), &caller.tenant, &request).await?;
             change
@@ -249,7 +254,7 @@ impl Deletions {
             store::merges::move_records(conn, tenant, merge_id, duplicate.id, survivor.id).await?;
         // The duplicate goes first: the survivor may take its external_ref, which the unique
         // index lets only one live customer hold.
-        let retention = self.policies.effective_in(change).await?.retention;
+        let retention = self.tenant_settings(change).await?.retention;
         let purge_time = now + chrono_duration(retention);
         store::deletion::mark_customer_deleted(
             conn,

@@ -27,6 +27,7 @@ mod unmerge;
 pub(crate) use execute::GraphToDelete;
 pub use merging::{MergeAsk, Merged};
 pub use preview::build_preview;
+pub(crate) use requests::policy_summary;
 pub use unmerge::{KeptField, Unmerged};
 
 use std::time::Duration;
@@ -36,6 +37,7 @@ use uuid::Uuid;
 
 use super::Clock;
 use super::model::customer::Customer;
+use super::model::tenant_settings::TenantSettings;
 use super::paging::PageTokenKey;
 use super::tenant_settings::TenantPolicies;
 use crate::error::{Error, PreconditionViolation, Problem};
@@ -202,5 +204,22 @@ impl Deletions {
             clock,
             policies,
         }
+    }
+
+    /// The caller's tenant's settings, read in the change's transaction: what a request made in it
+    /// is submitted under.
+    pub(crate) async fn tenant_settings(
+        &self,
+        change: &super::mutation::Change<'_>,
+    ) -> crate::error::Result<TenantSettings> {
+        self.policies.effective_in(change).await
+    }
+
+    /// The tenant's settings, for a read.
+    pub(crate) async fn tenant_settings_of(
+        &self,
+        tenant: &str,
+    ) -> crate::error::Result<TenantSettings> {
+        self.policies.effective(tenant).await
     }
 }

@@ -62,6 +62,11 @@ pub fn build_preview(
         cascade_count,
         keep_count,
         alternatives,
+        // What the tenant's two-person rule asks is added by the caller that knows the tenant
+        // (`Deletions::with_requirement`).
+        approvals_required: 1,
+        admin_approval_required: false,
+        approval_reasons: Vec::new(),
     }
 }
 
@@ -232,7 +237,12 @@ impl Deletions {
             .preview_in(conn, &caller.tenant, &customer, true)
             .await?;
         tx.commit().await?;
-        Ok(preview)
+        let settings = self.tenant_settings_of(&caller.tenant).await?;
+        Ok(super::requests::with_requirement(
+            preview,
+            &settings.two_person,
+            &customer,
+        ))
     }
 }
 

@@ -4,16 +4,22 @@
 use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
+use super::super::approval;
 use super::super::audit::Entry;
 use super::super::idempotency::Idempotency;
+use super::super::inbox;
+use super::super::model::approval::ApprovalPolicy;
 use super::super::model::batch::BatchStateFilter;
 use super::super::model::customer::Customer;
+use super::super::model::tenant_settings::{TenantSettings, TwoPersonRule};
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::paging::{self, Page, QueryFingerprint};
 use super::super::validate::Violations;
 use super::super::{chrono_duration, customer_deleted};
 use super::rules::{self, Refusal};
-use super::{DeletionPreview, DeletionRequest, Deletions, REASON_MAX, RequestState, blocked};
+use super::{
+    DeletionPreview, DeletionRequest, Deletions, REASON_MAX, RequestState, StoredRequest, blocked,
+};
 use crate::error::{Error, PreconditionViolation, Problem, Result};
 use crate::reason;
 use crate::store;
@@ -89,10 +95,9 @@ impl Deletions {
             if preview_version != Some(customer.version) {
                 return Err(preview_etag_stale(&customer));
             }
-            let preview = self.deletable(&change, &customer).await?;
-            let request = self
-                .pending_request(&change, customer_id, reason, preview)
-                .await?;
+            let settings = self.tenant_settings(&change).await?;
+            let preview = self.deletable(&change, &customer, &settings).await?;
+            let request = self.pending_request(&change, customer_id, reason, preview, &settings);
             store::deletion::insert_request(tx.conn(), &caller.tenant, &request).await?;
             change
                 .audit(Entry {
@@ -101,10 +106,11 @@ impl Deletions {
                     target_id: request.id,
                     customer_id: Some(customer_id),
                     summary: format!(
-                        "preview_etag={} cascade={} keep={}",
+                        "preview_etag={} cascade={} keep={} {}",
                         request.preview.version,
                         request.preview.cascade_count,
-                        request.preview.keep_count
+                        request.preview.keep_count,
+                        policy_summary(&request.approval)
                     ),
                 })
                 .await?;
@@ -115,27 +121,38 @@ impl Deletions {
 
     /// The customer's preview, if nothing stops a request for it: no open batch holds it, and
     /// nothing blocks its deletion.
-    async fn deletable(&self, change: &Change<'_>, customer: &Customer) -> Result<DeletionPreview> {
+    async fn deletable(
+        &self,
+        change: &Change<'_>,
+        customer: &Customer,
+        settings: &TenantSettings,
+    ) -> Result<DeletionPreview> {
         not_queued(change, customer).await?;
         let (conn, tenant) = (change.tx().conn(), &change.caller.tenant);
         let preview = self.preview_in(conn, tenant, customer, true).await?;
         if !preview.blockers.is_empty() {
             return Err(blocked(&preview));
         }
-        Ok(preview)
+        Ok(with_requirement(preview, &settings.two_person, customer))
     }
 
-    /// A new request for `preview`, waiting for a decision until its lifetime passes.
-    pub(super) async fn pending_request(
+    /// A new request for `preview`, routed and needing the approvals its preview says under the
+    /// tenant's `settings`, waiting for a decision until its lifetime passes.
+    pub(super) fn pending_request(
         &self,
         change: &Change<'_>,
         customer_id: Uuid,
         reason: &str,
         preview: DeletionPreview,
-    ) -> Result<DeletionRequest> {
+        settings: &TenantSettings,
+    ) -> DeletionRequest {
         let now = change.now;
-        let request_ttl = self.policies.effective_in(change).await?.request_ttl;
-        Ok(DeletionRequest {
+        let requirement = approval::Requirement {
+            approvals: preview.approvals_required,
+            admin_required: preview.admin_approval_required,
+            reasons: preview.approval_reasons.clone(),
+        };
+        DeletionRequest {
             id: Uuid::now_v7(),
             customer_id,
             requester_id: change.caller.subject.clone(),
@@ -144,7 +161,7 @@ impl Deletions {
             decided_by: String::new(),
             decision_comment: String::new(),
             decide_time: None,
-            expire_time: now + chrono_duration(request_ttl),
+            expire_time: now + chrono_duration(settings.request_ttl),
             create_time: now,
             update_time: now,
             execute_time: None,
@@ -152,7 +169,12 @@ impl Deletions {
             version: 1,
             preview,
             merge: None,
-        })
+            approval: approval::route(change.caller, settings, requirement),
+            approvals: Vec::new(),
+            escalate_time: settings
+                .escalate_after
+                .map(|after| now + chrono_duration(after)),
+        }
     }
 
     /// Records the lapse of the customer's open requests that lapsed unrecorded (EXPIRED or
@@ -187,11 +209,24 @@ impl Deletions {
         caller: &Caller,
         state: Option<RequestState>,
         customer_id: Option<Uuid>,
+        awaiting_my_decision: bool,
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<DeletionRequest>> {
         caller.require(Action::Read)?;
         let limit = paging::page_size("page_size", page_size)?;
+        if awaiting_my_decision {
+            if state.is_some_and(|s| s != RequestState::Pending) {
+                let mut v = Violations::new();
+                v.add(
+                    "state",
+                    "awaiting_my_decision lists PENDING requests: leave state unspecified or set \
+                     it to PENDING",
+                );
+                v.finish()?;
+            }
+            return self.awaiting(caller, customer_id, limit, page_token).await;
+        }
         let state_part = state.map(RequestState::name).unwrap_or("any");
         let customer_part = customer_id.map(|c| c.to_string()).unwrap_or_default();
         let fingerprint =
@@ -235,6 +270,56 @@ impl Deletions {
         Ok(Page {
             items,
             next_page_token,
+        })
+    }
+
+    /// The PENDING requests `caller` may decide, oldest first: not their own, routed to them, and
+    /// not approved by them yet.
+    async fn awaiting(
+        &self,
+        caller: &Caller,
+        customer_id: Option<Uuid>,
+        limit: u64,
+        page_token: &str,
+    ) -> Result<Page<DeletionRequest>> {
+        caller.require(Action::DecideDeletion)?;
+        let customer_part = customer_id.map(|c| c.to_string()).unwrap_or_default();
+        let fingerprint = QueryFingerprint::of(&[
+            "ListDeletionRequests",
+            "awaiting_my_decision",
+            &caller.subject,
+            &customer_part,
+        ]);
+        let now = self.clock.now();
+        let tenant = &caller.tenant;
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let token = self.page_key.open(
+                "page_token",
+                page_token,
+                tenant,
+                fingerprint,
+                now.timestamp(),
+            )?;
+            Some(token)
+        };
+        let pending = super::super::model::request_filter::state_filter(RequestState::Pending, now);
+        let conn = self.store.conn();
+        let (pending, subject) = (&pending, caller.subject.as_str());
+        let fetch = |after, n| {
+            store::deletion::list_oldest_not_by(conn, tenant, pending, subject, after, n)
+        };
+        let keep = |read: &StoredRequest| {
+            let r = &read.request;
+            customer_id.is_none_or(|c| r.customer_id == c)
+                && approval::awaits(&r.approval, &r.approvals, caller)
+        };
+        let (read, next) = inbox::walk(fetch, keep, |r| r.request.id, after, limit).await?;
+        Ok(Page {
+            items: read.into_iter().map(|r| r.as_seen(now)).collect(),
+            next_page_token: next
+                .map(|id| self.page_key.seal(tenant, fingerprint, id, now.timestamp())),
         })
     }
 
@@ -285,7 +370,19 @@ impl Deletions {
             if let Err(refusal) = rules::may_decide(&request, caller, change.now, version) {
                 return Err(self.refuse(&change, &request, refusal).await);
             }
-            let next = request.decided(to, &caller.subject, comment, change.now);
+            let next = match decision {
+                Decision::Reject => request.decided(to, &caller.subject, comment, change.now),
+                Decision::Approve => {
+                    let approvals = approval::approve(
+                        &request.approval,
+                        &request.approvals,
+                        caller,
+                        change.now,
+                        comment,
+                    )?;
+                    request.approved_by(approvals, &caller.subject, comment, change.now)
+                }
+            };
             self.save(&change, &next).await?;
             change
                 .audit(Entry {
@@ -294,9 +391,11 @@ impl Deletions {
                     target_id: id,
                     customer_id: Some(next.customer_id),
                     summary: format!(
-                        "state={} preview_etag={}",
+                        "state={} preview_etag={} approvals={}/{}",
                         next.state.name(),
-                        next.preview.version
+                        next.preview.version,
+                        next.approvals.len(),
+                        next.approval.approvals_required
                     ),
                 })
                 .await?;
@@ -478,6 +577,38 @@ impl Deletions {
         }
         Ok(())
     }
+}
+
+/// `preview` with what the tenant's two-person rule asks of deleting `customer`.
+pub(crate) fn with_requirement(
+    preview: DeletionPreview,
+    rule: &TwoPersonRule,
+    customer: &Customer,
+) -> DeletionPreview {
+    let needs = approval::for_deletion(rule, &preview, is_key_account(customer));
+    DeletionPreview {
+        approvals_required: needs.approvals,
+        admin_approval_required: needs.admin_required,
+        approval_reasons: needs.reasons,
+        ..preview
+    }
+}
+
+/// Placeholder until customers carry the key-account mark.
+pub(crate) fn is_key_account(_customer: &Customer) -> bool {
+    false
+}
+
+/// The policy a request was submitted under, for its audit entry: ids and figures only.
+pub(crate) fn policy_summary(policy: &ApprovalPolicy) -> String {
+    let reasons: Vec<&str> = policy.reasons.iter().map(|r| r.code.as_str()).collect();
+    format!(
+        "routed_to={} approvals_required={} admin_required={} because={}",
+        policy.teams.join("|"),
+        policy.approvals_required,
+        policy.admin_required,
+        reasons.join("|")
+    )
 }
 
 /// No open batch holds the customer (that batch's decision covers it).

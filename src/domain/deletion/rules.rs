@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::super::access::{Action, Caller};
+use super::super::approval;
 use super::super::etag_mismatch;
 use super::super::model::customer::Customer;
 use super::{DeletionRequest, RequestState, not_in_state, stale};
@@ -47,6 +48,8 @@ pub fn may_decide(
         )
         .into());
     }
+    // Only those it is routed to, whatever its state: anyone else learns nothing more of it.
+    approval::require_routed(&request.approval, caller)?;
     // A lapsed request is neither approved nor rejected: the graph a supervisor would decide on
     // is not the previewed one, or the time to decide has passed.
     not_lapsed(request, now, customer_version, "PENDING")?;
@@ -232,6 +235,7 @@ mod tests {
             subject: subject.into(),
             roles: vec![role],
             unknown_roles: Vec::new(),
+            claims: Default::default(),
             trace_id: String::new(),
         }
     }
@@ -275,6 +279,9 @@ mod tests {
                 cascade_count: 0,
                 keep_count: 0,
                 alternatives: Vec::new(),
+                approvals_required: 1,
+                admin_approval_required: false,
+                approval_reasons: Vec::new(),
             },
             state,
             decided_by: String::new(),
@@ -287,6 +294,9 @@ mod tests {
             deletion_id: None,
             version: 1,
             merge: None,
+            approval: Default::default(),
+            approvals: Vec::new(),
+            escalate_time: None,
         }
     }
 

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::approval::{Approval, ApprovalPolicy};
 use super::deletion::{Blocker, PipelineWarning, RelationImpact};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -188,6 +189,13 @@ pub struct DeletionBatch {
     pub restore_start_time: Option<DateTime<Utc>>,
     pub restore_finish_time: Option<DateTime<Utc>>,
     pub version: i64,
+    /// Whom it is routed to and how many approvals it needs, as the tenant's policy said when it
+    /// was submitted.
+    pub approval: ApprovalPolicy,
+    /// The approvals collected so far, in order.
+    pub approvals: Vec<Approval>,
+    /// When it is escalated if still PENDING (`None`: never).
+    pub escalate_time: Option<DateTime<Utc>>,
 }
 
 impl DeletionBatch {
@@ -289,6 +297,9 @@ fn probe(state: BatchState, now: DateTime<Utc>, expired: bool) -> DeletionBatch 
         restore_start_time: None,
         restore_finish_time: None,
         version: 1,
+        approval: ApprovalPolicy::default(),
+        approvals: Vec::new(),
+        escalate_time: None,
     }
 }
 

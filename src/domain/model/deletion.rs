@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::approval::{Approval, ApprovalPolicy, ApprovalReason};
 use super::record::RecordKind;
 use crate::domain::policy::Policy;
 
@@ -69,6 +70,20 @@ pub struct DeletionPreview {
     /// before they existed.
     #[serde(default)]
     pub alternatives: Vec<Alternative>,
+    /// How many distinct approvers the deletion needs under the tenant's two-person rule (1 in
+    /// previews stored before the rule existed).
+    #[serde(default = "one")]
+    pub approvals_required: u32,
+    /// The two-person rule also needs an admin among them.
+    #[serde(default)]
+    pub admin_approval_required: bool,
+    /// Why two: the rules the deletion met.
+    #[serde(default)]
+    pub approval_reasons: Vec<ApprovalReason>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The dry run of merging a duplicate into the customer that stays: what moves, what differs,
@@ -153,6 +168,13 @@ pub struct DeletionRequest {
     pub version: i64,
     /// Set on a MERGE request: the customer is the duplicate, merged into `merge.survivor_id`.
     pub merge: Option<MergeTerms>,
+    /// Whom it is routed to and how many approvals it needs, as the tenant's policy said when it
+    /// was submitted.
+    pub approval: ApprovalPolicy,
+    /// The approvals collected so far, in order.
+    pub approvals: Vec<Approval>,
+    /// When it is escalated if still PENDING (`None`: never).
+    pub escalate_time: Option<DateTime<Utc>>,
 }
 
 /// What a MERGE request binds besides the duplicate's graph (its preview): the survivor's graph
@@ -200,6 +222,27 @@ impl DeletionRequest {
             update_time: now,
             version: self.version + 1,
             ..self
+        }
+    }
+
+    /// The request after an approval, with the approvals collected so far: APPROVED, decided by
+    /// the approver who completed the policy, once they meet it; PENDING otherwise.
+    pub fn approved_by(
+        self,
+        approvals: Vec<Approval>,
+        by: &str,
+        comment: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let met = self.approval.is_met(&approvals);
+        let next = Self { approvals, ..self };
+        if met {
+            return next.decided(RequestState::Approved, by, comment, now);
+        }
+        Self {
+            update_time: now,
+            version: next.version + 1,
+            ..next
         }
     }
 
@@ -303,6 +346,9 @@ mod tests {
                 cascade_count: 0,
                 keep_count: 0,
                 alternatives: Vec::new(),
+                approvals_required: 1,
+                admin_approval_required: false,
+                approval_reasons: Vec::new(),
             },
             state,
             decided_by: String::new(),
@@ -315,6 +361,9 @@ mod tests {
             deletion_id: None,
             version: 1,
             merge: None,
+            approval: ApprovalPolicy::default(),
+            approvals: Vec::new(),
+            escalate_time: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! the domain's operations, so the store can persist them and the dependencies run one way:
 //! api → domain operations → store → model.
 
+pub mod approval;
 pub mod audit;
 pub mod batch;
 pub mod customer;

@@ -105,6 +105,9 @@ fn probe(state: RequestState, now: DateTime<Utc>, expired: bool) -> DeletionRequ
             cascade_count: 0,
             keep_count: 0,
             alternatives: Vec::new(),
+            approvals_required: 1,
+            admin_approval_required: false,
+            approval_reasons: Vec::new(),
         },
         state,
         decided_by: String::new(),
@@ -117,6 +120,9 @@ fn probe(state: RequestState, now: DateTime<Utc>, expired: bool) -> DeletionRequ
         deletion_id: None,
         version: 1,
         merge: None,
+        approval: Default::default(),
+        approvals: Vec::new(),
+        escalate_time: None,
     }
 }
 

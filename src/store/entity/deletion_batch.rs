@@ -27,6 +27,14 @@ pub struct Model {
     pub lease_owner: Option<String>,
     pub lease_expire_time: Option<DateTimeUtc>,
     pub version: i64,
+    /// The approval policy it was submitted under, as JSON (NULL: any supervisor, one approval).
+    pub approval_policy: Option<String>,
+    /// The approvals collected, as JSON.
+    pub approvals: Option<String>,
+    /// When it is escalated if still PENDING.
+    pub escalate_time: Option<DateTimeUtc>,
+    /// When its escalation was written.
+    pub escalated_time: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -33,6 +33,14 @@ pub struct Model {
     pub merge_terms: Option<String>,
     /// An executed merge's field values (the survivor's before, and those it took), as JSON.
     pub merge_values: Option<String>,
+    /// The approval policy it was submitted under, as JSON (NULL: any supervisor, one approval).
+    pub approval_policy: Option<String>,
+    /// The approvals collected, as JSON.
+    pub approvals: Option<String>,
+    /// When it is escalated if still PENDING.
+    pub escalate_time: Option<DateTimeUtc>,
+    /// When its escalation was written.
+    pub escalated_time: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

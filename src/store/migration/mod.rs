@@ -17,6 +17,7 @@ mod m0011_bin_and_batch_events;
 mod m0012_duplicate_match_keys;
 pub(crate) mod m0013_name_match_key;
 mod m0014_merges;
+mod m0015_approval_routing;
 mod m0016_tenant_settings;
 
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_duplicate_match_keys::Migration),
             Box::new(m0013_name_match_key::Migration),
             Box::new(m0014_merges::Migration),
+            Box::new(m0015_approval_routing::Migration),
             Box::new(m0016_tenant_settings::Migration),
         ]
     }

@@ -224,6 +224,7 @@ pub async fn list_batches(
                 page_size,
                 page_token: page_token.clone(),
                 state: state.map_or(0, |s| s as i32),
+                awaiting_my_decision: false,
             })
             .await
             .unwrap_or_else(|s| panic!("list batches: {s:?}"))

@@ -314,6 +314,7 @@ impl TestApp {
                 ttl: Duration::from_secs(600),
                 issuer: None,
                 audience: None,
+                claims: Default::default(),
             },
         )
         .unwrap()
