@@ -59,7 +59,7 @@ awk -v dir="$blocks" '
   END { if (!bad && (name != "" || want_fence)) { print "README.md: unterminated walkthrough block" > "/dev/stderr"; exit 1 } }
 ' "$readme" || { gate_log "FAIL: could not extract the walkthrough blocks of README.md"; exit 1; }
 
-expected="operator merge batch events golden-path update-mask"
+expected="operator merge batch settings events golden-path update-mask"
 found=$(cd "$blocks" && ls | sed 's/^[0-9]*-//; s/\.sh$//' | xargs)
 if [ "$found" != "$expected" ]; then
   gate_log "FAIL: README.md walkthrough blocks are '$found', expected '$expected' (<!-- walkthrough: NAME --> markers)"
@@ -197,6 +197,8 @@ expect golden-path '"deletedRecords": "1"' 'DeleteCustomer deletes the customer 
 expect golden-path '"restoredRecords": "1"' 'RestoreCustomer prints the customer, with its contact back'
 expect golden-path '"action": "customer.restore"' 'the audit trail lists the restore'
 expect golden-path '"valid": true' 'VerifyAuditChain reports a valid chain'
+expect settings '"retention": "5184000s"' 'an admin changes the tenant'"'"'s retention'
+expect settings 'Code: Aborted' 'the stale etag is ABORTED'
 expect update-mask '"lifecycleStage": "LIFECYCLE_STAGE_PROSPECT"' 'grpcurl updates with update_mask {"paths": [...]}'
 expect update-mask '"lifecycleStage": "LIFECYCLE_STAGE_CUSTOMER"' 'buf curl updates with the standard form "lifecycleStage"'
 if [ "$failures" -gt 0 ]; then

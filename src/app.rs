@@ -20,6 +20,7 @@ use crate::api::customers::CustomerApi;
 use crate::api::deletion::DeletionApi;
 use crate::api::events::EventApi;
 use crate::api::records::RecordApi;
+use crate::api::settings::SettingsApi;
 use crate::auth::{AuthConfig, Authenticator, KeySource};
 use crate::domain::Clock;
 use crate::domain::audit::AuditLog;
@@ -33,6 +34,7 @@ use crate::domain::export::Exports;
 use crate::domain::paging::PageTokenKey;
 use crate::domain::purge::Purges;
 use crate::domain::records::Records;
+use crate::domain::tenant_settings::{ApprovalSettings, TenantPolicies, TenantSettings};
 use crate::layers::{AdmissionLayer, MAX_METADATA_BYTES, MetadataLimitLayer, TelemetryLayer};
 use crate::proto::crm::v1::audit_service_server::AuditServiceServer;
 use crate::proto::crm::v1::customer_event_service_server::CustomerEventServiceServer;
@@ -40,6 +42,7 @@ use crate::proto::crm::v1::customer_service_server::CustomerServiceServer;
 use crate::proto::crm::v1::deletion_approval_service_server::DeletionApprovalServiceServer;
 use crate::proto::crm::v1::deletion_batch_service_server::DeletionBatchServiceServer;
 use crate::proto::crm::v1::record_service_server::RecordServiceServer;
+use crate::proto::crm::v1::tenant_settings_service_server::TenantSettingsServiceServer;
 use crate::store::{Store, StoreConfig, secrets};
 
 /// Requests larger than this are refused by tonic's framing (`OUT_OF_RANGE`); no call of this API
@@ -52,13 +55,14 @@ const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// refuses the call itself (README: "Limits and what a client sees").
 pub const TRANSPORT_MAX_HEADER_LIST_BYTES: u32 = 1024 * 1024;
 /// The named services readiness probes ask about.
-pub const SERVICE_NAMES: [&str; 6] = [
+pub const SERVICE_NAMES: [&str; 7] = [
     "crm.v1.CustomerService",
     "crm.v1.RecordService",
     "crm.v1.DeletionApprovalService",
     "crm.v1.DeletionBatchService",
     "crm.v1.AuditService",
     "crm.v1.CustomerEventService",
+    "crm.v1.TenantSettingsService",
 ];
 
 /// Where the JWT verification key comes from, as configured.
@@ -153,6 +157,27 @@ pub struct Settings {
     /// The country calling code (digits) of phone numbers written without one, for duplicate
     /// search; `None`: such numbers match only numbers written the same way.
     pub phone_default_country_code: Option<String>,
+    /// Escalation and the team claims. With `lifecycle` and the phone country, the settings of
+    /// a tenant that never changed its own (TenantSettingsService).
+    pub approvals: ApprovalSettings,
+}
+
+impl Settings {
+    /// What a tenant that never changed its settings has: this process's.
+    pub fn tenant_defaults(&self) -> TenantSettings {
+        TenantSettings {
+            retention: self.lifecycle.retention,
+            request_ttl: self.lifecycle.request_ttl,
+            escalate_after: self.approvals.escalate_after,
+            teams_claim: self.approvals.teams_claim.clone(),
+            supervises_claim: self.approvals.supervises_claim.clone(),
+            phone_default_country_code: self.phone_default_country_code.clone(),
+            two_person: Default::default(),
+            version: 0,
+            update_time: None,
+            updated_by: String::new(),
+        }
+    }
 }
 
 /// A configured key, or for a SQLite database without one, the development secret kept beside the
@@ -288,6 +313,7 @@ pub struct Application {
     records: Records,
     deletions: Deletions,
     batches: Batches,
+    policies: TenantPolicies,
     audit: AuditLog,
     authenticator: Authenticator,
     idempotency_key_ttl: Duration,
@@ -337,23 +363,28 @@ impl Application {
             .map_err(|e| format!("cannot read the page-token key: {e}"))?;
         let page_key = PageTokenKey::new(page_key);
         let customers = Customers::new(store.clone(), page_key.clone(), settings.clock.clone());
+        let policies = TenantPolicies::new(
+            store.clone(),
+            settings.clock.clone(),
+            settings.tenant_defaults(),
+        );
         let duplicates = Duplicates::new(
             store.clone(),
             page_key.clone(),
             settings.clock.clone(),
-            settings.phone_default_country_code.clone(),
+            policies.clone(),
         );
         let records = Records::new(
             store.clone(),
             page_key.clone(),
             settings.clock.clone(),
-            settings.lifecycle.retention,
+            policies.clone(),
         );
         let deletions = Deletions::new(
             store.clone(),
             page_key.clone(),
             settings.clock.clone(),
-            settings.lifecycle,
+            policies.clone(),
         );
         let batches = Batches::new(
             store.clone(),
@@ -395,6 +426,7 @@ impl Application {
             records,
             deletions,
             batches,
+            policies,
             audit,
             authenticator,
             idempotency_key_ttl: settings.idempotency_key_ttl,
@@ -505,6 +537,11 @@ impl Application {
             ))
             .add_service(InterceptedService::new(
                 AuditServiceServer::new(AuditApi::new(self.audit))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                TenantSettingsServiceServer::new(SettingsApi::new(self.policies))
                     .max_decoding_message_size(MAX_REQUEST_BYTES),
                 auth.clone(),
             ))

@@ -13,6 +13,7 @@ use crate::app::{JwtSettings, Limits, Settings, Shutdown, TlsFiles};
 use crate::domain::Clock;
 use crate::domain::batches::BatchSettings;
 use crate::domain::deletion::LifecycleSettings;
+use crate::domain::tenant_settings::ApprovalSettings;
 use crate::store::{SessionLimits, StoreConfig};
 
 #[derive(Debug, Parser)]
@@ -177,6 +178,16 @@ pub struct LifecycleArgs {
     /// escalation time (each is escalated once, with a DELETION_ESCALATED event); 0 turns it off.
     #[arg(long, env = "CRM_ESCALATION_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub escalation_interval: Duration,
+    /// A deletion request or batch still pending this long after submission is escalated (one
+    /// event); 0: never. Must be shorter than the request lifetime to matter.
+    #[arg(long, env = "CRM_ESCALATE_AFTER", default_value = "0s", value_parser = parse_duration)]
+    pub escalate_after: Duration,
+    /// The token claim (an array of strings) naming the teams a user belongs to.
+    #[arg(long, env = "CRM_TEAMS_CLAIM", default_value = "teams")]
+    pub teams_claim: String,
+    /// The token claim (an array of strings) naming the teams a supervisor supervises.
+    #[arg(long, env = "CRM_SUPERVISES_CLAIM", default_value = "supervises")]
+    pub supervises_claim: String,
 }
 
 /// Deletion batches: how big, how many at once, how their background work is paced.
@@ -538,6 +549,11 @@ impl ServeArgs {
             },
             clock: Clock::system(),
             phone_default_country_code: self.phone_default_country_code.clone(),
+            approvals: ApprovalSettings {
+                escalate_after: nonzero(lifecycle.escalate_after),
+                teams_claim: lifecycle.teams_claim.clone(),
+                supervises_claim: lifecycle.supervises_claim.clone(),
+            },
         }
     }
 }

@@ -9,3 +9,4 @@ pub mod customers;
 pub mod deletion;
 pub mod events;
 pub mod records;
+pub mod settings;

@@ -83,6 +83,8 @@ pub enum Action {
     Export,
     /// Follow the tenant's customer event stream.
     ReadEvents,
+    /// Read and change the tenant's settings (retention, request lifetime, two-person rule…).
+    ManageSettings,
 }
 
 impl Action {
@@ -102,6 +104,7 @@ impl Action {
             Action::Erase => "erase customers or set legal holds",
             Action::Export => "export customers",
             Action::ReadEvents => "read the customer event stream",
+            Action::ManageSettings => "read or change the tenant's settings",
         }
     }
 }
@@ -138,6 +141,9 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
         Action::ReadEvents,
         &[Role::Service, Role::Supervisor, Role::Admin],
     ),
+    // The settings decide how every deletion of the tenant is approved and how long deleted data
+    // is kept: the tenant's administrators' call, not a supervisor's.
+    (Action::ManageSettings, &[Role::Admin]),
 ];
 
 pub fn allowed_roles(action: Action) -> &'static [Role] {
@@ -276,6 +282,17 @@ mod tests {
         only(Action::ReadAudit, &[Role::Supervisor, Role::Admin]);
         only(Action::SubmitDeletion, &Role::ALL);
         only(Action::Erase, &[Role::Admin]);
+    }
+
+    #[test]
+    fn only_admins_manage_the_tenant_settings() {
+        for role in Role::ALL {
+            assert_eq!(
+                caller(&[role]).may(Action::ManageSettings),
+                role == Role::Admin,
+                "{role:?}"
+            );
+        }
     }
 
     #[test]

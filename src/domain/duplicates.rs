@@ -13,6 +13,7 @@ use super::customer_deleted;
 use super::model::customer::Customer;
 use super::model::matching::{self, MatchKey};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
+use super::tenant_settings::TenantPolicies;
 use crate::error::{Error, Result};
 use crate::store::{self, Store};
 
@@ -69,8 +70,8 @@ pub struct Duplicates {
     store: Store,
     page_key: PageTokenKey,
     clock: Clock,
-    /// The country calling code of phone numbers written without one (digits, e.g. `44`).
-    phone_country_code: Option<String>,
+    /// The tenant's country calling code of phone numbers written without one.
+    policies: TenantPolicies,
 }
 
 impl Duplicates {
@@ -78,13 +79,13 @@ impl Duplicates {
         store: Store,
         page_key: PageTokenKey,
         clock: Clock,
-        phone_country_code: Option<String>,
+        policies: TenantPolicies,
     ) -> Self {
         Self {
             store,
             page_key,
             clock,
-            phone_country_code,
+            policies,
         }
     }
 
@@ -153,8 +154,10 @@ impl Duplicates {
         tenant: &str,
         customer: &Customer,
     ) -> Result<Vec<DuplicateCandidate>> {
+        let settings = self.policies.effective_on(conn, tenant).await?;
+        let country = settings.phone_default_country_code.as_deref();
         let phone = matching::phone_key(&customer.phone)
-            .map(|key| matching::same_phone_keys(&key, self.phone_country_code.as_deref()))
+            .map(|key| matching::same_phone_keys(&key, country))
             .unwrap_or_default();
         let wanted = [
             (

@@ -19,6 +19,7 @@ pub mod paging;
 pub mod policy;
 pub mod purge;
 pub mod records;
+pub mod tenant_settings;
 pub mod validate;
 
 use std::sync::Arc;

@@ -44,6 +44,7 @@ pub enum Operation {
     SubmitMergeRequest,
     MergeCustomers,
     UnmergeCustomers,
+    UpdateTenantSettings,
     Record(RecordKind, RecordWrite),
 }
 
@@ -70,6 +71,7 @@ impl Operation {
             Operation::SubmitMergeRequest => "SubmitMergeRequest",
             Operation::MergeCustomers => "MergeCustomers",
             Operation::UnmergeCustomers => "UnmergeCustomers",
+            Operation::UpdateTenantSettings => "UpdateTenantSettings",
             Operation::Record(kind, write) => kind.operation_name(write),
         }
     }
@@ -344,6 +346,7 @@ mod tests {
             Operation::SubmitMergeRequest,
             Operation::MergeCustomers,
             Operation::UnmergeCustomers,
+            Operation::UpdateTenantSettings,
         ];
         for kind in RecordKind::ALL {
             for write in [

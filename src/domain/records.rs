@@ -4,8 +4,6 @@
 //! customer's graph version in the same transaction, taking the customer's row lock, so a
 //! deletion that runs concurrently either sees the write or makes it fail (docs/reliability.md M8).
 
-use std::time::Duration;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -14,6 +12,7 @@ use super::audit::Entry;
 use super::idempotency::Idempotency;
 use super::mutation::{self, Change, Mutation, Operation, RecordWrite};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
+use super::tenant_settings::TenantPolicies;
 use super::validate::{self, Violations};
 use super::{
     Clock, changed_concurrently, chrono_duration, customer_deleted, etag_matches, etag_mismatch,
@@ -316,9 +315,9 @@ pub struct Records {
     store: Store,
     page_key: PageTokenKey,
     clock: Clock,
-    /// How long a record deleted on its own can be restored before the purger erases it (the
-    /// customers' CRM_RETENTION).
-    retention: Duration,
+    /// How long a record deleted on its own can be restored before the purger erases it: the
+    /// tenant's retention, the customers'.
+    policies: TenantPolicies,
 }
 
 /// What the graph-version bump found; anything but a live customer stops the write.
@@ -356,12 +355,17 @@ fn held_records_stay(kind: RecordKind, id: Uuid, customer_id: Uuid) -> Error {
 }
 
 impl Records {
-    pub fn new(store: Store, page_key: PageTokenKey, clock: Clock, retention: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        page_key: PageTokenKey,
+        clock: Clock,
+        policies: TenantPolicies,
+    ) -> Self {
         Self {
             store,
             page_key,
             clock,
-            retention,
+            policies,
         }
     }
 
@@ -568,9 +572,10 @@ impl Records {
             let now = change.now;
             let bump = store::customers::bump_graph(tx.conn(), &caller.tenant, current.customer_id).await?;
             require_live_customer(bump, current.customer_id)?;
+            let retention = self.policies.effective_in(&change).await?.retention;
             let next = Record {
                 delete_time: Some(now),
-                purge_time: Some(now + chrono_duration(self.retention)),
+                purge_time: Some(now + chrono_duration(retention)),
                 update_time: now,
                 version: current.version + 1,
                 ..current.clone()

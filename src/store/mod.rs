@@ -22,6 +22,7 @@ pub mod records;
 pub mod recycle_bin;
 pub(crate) mod scope;
 pub mod secrets;
+pub mod tenant_settings;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -25,7 +25,7 @@ use sea_orm::{ColumnTrait, DeleteMany, EntityTrait, QueryFilter, Select, UpdateM
 use super::entity::{
     activity, audit_event, audit_head, contact, contract, customer, customer_event, deal,
     deletion_batch, deletion_batch_item, deletion_request, idempotency_key, merge_move, project,
-    sales_order,
+    sales_order, tenant_settings,
 };
 
 /// A table whose every row belongs to one tenant: its key starts with `tenant_id`.
@@ -169,6 +169,10 @@ impl TenantScoped for idempotency_key::Entity {
 
 impl TenantScoped for merge_move::Entity {
     const TENANT_ID: merge_move::Column = merge_move::Column::TenantId;
+}
+
+impl TenantScoped for tenant_settings::Entity {
+    const TENANT_ID: tenant_settings::Column = tenant_settings::Column::TenantId;
 }
 
 #[cfg(test)]

@@ -45,5 +45,7 @@ mod restore_property;
 mod shutdown;
 mod telemetry;
 mod tenancy;
+mod tenant_settings;
 mod tls;
+mod two_person;
 mod validation;

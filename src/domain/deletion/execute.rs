@@ -98,7 +98,8 @@ impl Deletions {
         cause: &str,
     ) -> Result<Vec<Deleted>> {
         let (tx, now, tenant) = (change.tx(), change.now, &change.caller.tenant);
-        let purge_time = now + chrono_duration(self.settings.retention);
+        let retention = self.policies.effective_in(change).await?.retention;
+        let purge_time = now + chrono_duration(retention);
         let deletions: Vec<(Uuid, Uuid)> = graphs
             .iter()
             .map(|g| (g.customer.id, Uuid::now_v7()))

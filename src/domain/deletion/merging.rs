@@ -253,7 +253,8 @@ impl Deletions {
             store::merges::move_records(conn, tenant, merge_id, duplicate.id, survivor.id).await?;
         // The duplicate goes first: the survivor may take its external_ref, which the unique
         // index lets only one live customer hold.
-        let purge_time = now + chrono_duration(self.settings.retention);
+        let retention = self.tenant_settings(change).await?.retention;
+        let purge_time = now + chrono_duration(retention);
         store::deletion::mark_customer_deleted(
             conn,
             tenant,

@@ -39,6 +39,7 @@ use super::Clock;
 use super::model::customer::Customer;
 use super::model::tenant_settings::TenantSettings;
 use super::paging::PageTokenKey;
+use super::tenant_settings::TenantPolicies;
 use crate::error::{Error, PreconditionViolation, Problem};
 use crate::reason;
 use crate::store::Store;
@@ -52,7 +53,7 @@ pub use super::model::deletion::{
 pub const SAMPLE_IDS: u64 = 10;
 const REASON_MAX: usize = 1000;
 
-/// Lifecycle settings.
+/// The process-wide lifecycle settings: the defaults of a tenant's `TenantSettings`.
 #[derive(Debug, Clone, Copy)]
 pub struct LifecycleSettings {
     /// How long a request may wait for approval and then for execution.
@@ -186,7 +187,8 @@ pub struct Deletions {
     store: Store,
     page_key: PageTokenKey,
     clock: Clock,
-    settings: LifecycleSettings,
+    /// The tenant's retention and request lifetime, read in each write that uses them.
+    policies: TenantPolicies,
 }
 
 impl Deletions {
@@ -194,13 +196,13 @@ impl Deletions {
         store: Store,
         page_key: PageTokenKey,
         clock: Clock,
-        settings: LifecycleSettings,
+        policies: TenantPolicies,
     ) -> Self {
         Self {
             store,
             page_key,
             clock,
-            settings,
+            policies,
         }
     }
 
@@ -210,25 +212,14 @@ impl Deletions {
         &self,
         change: &super::mutation::Change<'_>,
     ) -> crate::error::Result<TenantSettings> {
-        self.tenant_settings_of(&change.caller.tenant).await
+        self.policies.effective_in(change).await
     }
 
     /// The tenant's settings, for a read.
     pub(crate) async fn tenant_settings_of(
         &self,
-        _tenant: &str,
+        tenant: &str,
     ) -> crate::error::Result<TenantSettings> {
-        Ok(TenantSettings {
-            retention: self.settings.retention,
-            request_ttl: self.settings.request_ttl,
-            escalate_after: None,
-            teams_claim: "teams".into(),
-            supervises_claim: "supervises".into(),
-            phone_default_country_code: None,
-            two_person: Default::default(),
-            version: 0,
-            update_time: None,
-            updated_by: String::new(),
-        })
+        self.policies.effective(tenant).await
     }
 }

@@ -17,3 +17,4 @@ pub mod merge_move;
 pub mod project;
 pub mod sales_order;
 pub mod service_secret;
+pub mod tenant_settings;

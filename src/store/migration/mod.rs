@@ -18,6 +18,7 @@ mod m0012_duplicate_match_keys;
 pub(crate) mod m0013_name_match_key;
 mod m0014_merges;
 mod m0015_approval_routing;
+mod m0016_tenant_settings;
 mod m0017_key_account;
 
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_name_match_key::Migration),
             Box::new(m0014_merges::Migration),
             Box::new(m0015_approval_routing::Migration),
+            Box::new(m0016_tenant_settings::Migration),
             Box::new(m0017_key_account::Migration),
         ]
     }

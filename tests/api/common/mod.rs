@@ -25,6 +25,7 @@ use crm_service::auth::{TokenRequest, mint};
 use crm_service::domain::Clock;
 use crm_service::domain::batches::BatchSettings;
 use crm_service::domain::deletion::LifecycleSettings;
+use crm_service::domain::tenant_settings::ApprovalSettings;
 use crm_service::proto::crm::v1 as pb;
 use crm_service::proto::crm::v1::customer_service_client::CustomerServiceClient;
 use crm_service::proto::crm::v1::record_service_client::RecordServiceClient;
@@ -199,6 +200,7 @@ impl TestApp {
             escalation_interval: Some(Duration::from_millis(200)),
             clock: Clock::adjustable(),
             phone_default_country_code: Some("44".into()),
+            approvals: ApprovalSettings::default(),
         }
     }
 

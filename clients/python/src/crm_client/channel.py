@@ -14,6 +14,7 @@ from crm.v1 import (
     deletion_pb2_grpc,
     events_pb2_grpc,
     records_pb2_grpc,
+    settings_pb2_grpc,
 )
 
 Token = Union[str, Callable[[], str]]
@@ -107,6 +108,7 @@ class Client:
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
         self.events = events_pb2_grpc.CustomerEventServiceStub(self.channel)
         self.batches = batch_pb2_grpc.DeletionBatchServiceStub(self.channel)
+        self.settings = settings_pb2_grpc.TenantSettingsServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()

@@ -119,7 +119,7 @@ class DeletionBatchProgress(_message.Message):
     def __init__(self, total_items: _Optional[int] = ..., queued: _Optional[int] = ..., excluded: _Optional[int] = ..., deleted: _Optional[int] = ..., stale: _Optional[int] = ..., blocked: _Optional[int] = ..., restored: _Optional[int] = ..., restore_failed: _Optional[int] = ..., deleted_records: _Optional[int] = ..., restored_records: _Optional[int] = ...) -> None: ...
 
 class DeletionBatch(_message.Message):
-    __slots__ = ("id", "requester_id", "reason", "state", "impact", "progress", "decided_by", "decision_comment", "decide_time", "expire_time", "create_time", "update_time", "started_by", "start_time", "finish_time", "restore_start_time", "restore_finish_time", "etag")
+    __slots__ = ("id", "requester_id", "reason", "state", "impact", "progress", "decided_by", "decision_comment", "decide_time", "expire_time", "create_time", "update_time", "started_by", "start_time", "finish_time", "restore_start_time", "restore_finish_time", "etag", "approval")
     ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +138,7 @@ class DeletionBatch(_message.Message):
     RESTORE_START_TIME_FIELD_NUMBER: _ClassVar[int]
     RESTORE_FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     requester_id: str
     reason: str
@@ -156,7 +157,8 @@ class DeletionBatch(_message.Message):
     restore_start_time: _timestamp_pb2.Timestamp
     restore_finish_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., requester_id: _Optional[str] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[DeletionBatchState, str]] = ..., impact: _Optional[_Union[DeletionBatchImpact, _Mapping]] = ..., progress: _Optional[_Union[DeletionBatchProgress, _Mapping]] = ..., decided_by: _Optional[str] = ..., decision_comment: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_by: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restore_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restore_finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    approval: _deletion_pb2.ApprovalStatus
+    def __init__(self, id: _Optional[str] = ..., requester_id: _Optional[str] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[DeletionBatchState, str]] = ..., impact: _Optional[_Union[DeletionBatchImpact, _Mapping]] = ..., progress: _Optional[_Union[DeletionBatchProgress, _Mapping]] = ..., decided_by: _Optional[str] = ..., decision_comment: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_by: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restore_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restore_finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., approval: _Optional[_Union[_deletion_pb2.ApprovalStatus, _Mapping]] = ...) -> None: ...
 
 class DeletionBatchItem(_message.Message):
     __slots__ = ("customer_id", "customer_etag", "state", "excluded_reason", "blockers", "deletion_id", "deleted_records", "restore_problem", "restore_reason", "update_time")
@@ -215,14 +217,16 @@ class GetDeletionBatchResponse(_message.Message):
     def __init__(self, batch: _Optional[_Union[DeletionBatch, _Mapping]] = ...) -> None: ...
 
 class ListDeletionBatchesRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "state")
+    __slots__ = ("page_size", "page_token", "state", "awaiting_my_decision")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_MY_DECISION_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     state: DeletionBatchState
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[DeletionBatchState, str]] = ...) -> None: ...
+    awaiting_my_decision: bool
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[DeletionBatchState, str]] = ..., awaiting_my_decision: _Optional[bool] = ...) -> None: ...
 
 class ListDeletionBatchesResponse(_message.Message):
     __slots__ = ("batches", "next_page_token")

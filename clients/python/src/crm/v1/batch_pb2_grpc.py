@@ -150,7 +150,7 @@ class DeletionBatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDeletionBatches(self, request, context):
-        """Lists batches, newest first.
+        """Lists batches, newest first; with awaiting_my_decision, a decider's inbox, oldest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -164,7 +164,8 @@ class DeletionBatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ApproveDeletionBatch(self, request, context):
-        """Approves a PENDING batch. Supervisor or admin, not the requester (SELF_APPROVAL_FORBIDDEN).
+        """Approves a PENDING batch. Supervisor or admin, not the requester (SELF_APPROVAL_FORBIDDEN),
+        one it is routed to (NOT_ROUTED_TO_YOU); under the two-person rule as a deletion request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

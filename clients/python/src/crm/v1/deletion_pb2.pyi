@@ -100,7 +100,7 @@ class PipelineWarning(_message.Message):
     def __init__(self, currency: _Optional[str] = ..., open_amount_minor: _Optional[int] = ..., open_deals: _Optional[int] = ..., open_amount_saturated: _Optional[bool] = ...) -> None: ...
 
 class DeletionPreview(_message.Message):
-    __slots__ = ("customer_id", "etag", "impacts", "blockers", "warnings", "approval_required", "cascade_count", "keep_count", "alternatives")
+    __slots__ = ("customer_id", "etag", "impacts", "blockers", "warnings", "approval_required", "cascade_count", "keep_count", "alternatives", "approvals_required", "admin_approval_required", "approval_reasons")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     IMPACTS_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,9 @@ class DeletionPreview(_message.Message):
     CASCADE_COUNT_FIELD_NUMBER: _ClassVar[int]
     KEEP_COUNT_FIELD_NUMBER: _ClassVar[int]
     ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_APPROVAL_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_REASONS_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     etag: str
     impacts: _containers.RepeatedCompositeFieldContainer[RelationImpact]
@@ -119,7 +122,48 @@ class DeletionPreview(_message.Message):
     cascade_count: int
     keep_count: int
     alternatives: _containers.RepeatedCompositeFieldContainer[DeletionAlternative]
-    def __init__(self, customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., impacts: _Optional[_Iterable[_Union[RelationImpact, _Mapping]]] = ..., blockers: _Optional[_Iterable[_Union[DeletionBlocker, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[PipelineWarning, _Mapping]]] = ..., approval_required: _Optional[bool] = ..., cascade_count: _Optional[int] = ..., keep_count: _Optional[int] = ..., alternatives: _Optional[_Iterable[_Union[DeletionAlternative, _Mapping]]] = ...) -> None: ...
+    approvals_required: int
+    admin_approval_required: bool
+    approval_reasons: _containers.RepeatedCompositeFieldContainer[ApprovalReason]
+    def __init__(self, customer_id: _Optional[str] = ..., etag: _Optional[str] = ..., impacts: _Optional[_Iterable[_Union[RelationImpact, _Mapping]]] = ..., blockers: _Optional[_Iterable[_Union[DeletionBlocker, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[PipelineWarning, _Mapping]]] = ..., approval_required: _Optional[bool] = ..., cascade_count: _Optional[int] = ..., keep_count: _Optional[int] = ..., alternatives: _Optional[_Iterable[_Union[DeletionAlternative, _Mapping]]] = ..., approvals_required: _Optional[int] = ..., admin_approval_required: _Optional[bool] = ..., approval_reasons: _Optional[_Iterable[_Union[ApprovalReason, _Mapping]]] = ...) -> None: ...
+
+class ApprovalReason(_message.Message):
+    __slots__ = ("code", "description")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    description: str
+    def __init__(self, code: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class Approval(_message.Message):
+    __slots__ = ("approver_id", "admin", "approve_time", "comment")
+    APPROVER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    approver_id: str
+    admin: bool
+    approve_time: _timestamp_pb2.Timestamp
+    comment: str
+    def __init__(self, approver_id: _Optional[str] = ..., admin: _Optional[bool] = ..., approve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class ApprovalStatus(_message.Message):
+    __slots__ = ("routed_to_teams", "approvals_required", "admin_approval_required", "reasons", "approvals", "waiting_for", "escalate_time")
+    ROUTED_TO_TEAMS_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_APPROVAL_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
+    ESCALATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    routed_to_teams: _containers.RepeatedScalarFieldContainer[str]
+    approvals_required: int
+    admin_approval_required: bool
+    reasons: _containers.RepeatedCompositeFieldContainer[ApprovalReason]
+    approvals: _containers.RepeatedCompositeFieldContainer[Approval]
+    waiting_for: str
+    escalate_time: _timestamp_pb2.Timestamp
+    def __init__(self, routed_to_teams: _Optional[_Iterable[str]] = ..., approvals_required: _Optional[int] = ..., admin_approval_required: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[ApprovalReason, _Mapping]]] = ..., approvals: _Optional[_Iterable[_Union[Approval, _Mapping]]] = ..., waiting_for: _Optional[str] = ..., escalate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DeletionAlternative(_message.Message):
     __slots__ = ("code", "explanation")
@@ -130,7 +174,7 @@ class DeletionAlternative(_message.Message):
     def __init__(self, code: _Optional[str] = ..., explanation: _Optional[str] = ...) -> None: ...
 
 class DeletionRequest(_message.Message):
-    __slots__ = ("id", "customer_id", "requester_id", "reason", "preview", "state", "decided_by", "decision_comment", "decide_time", "expire_time", "create_time", "execute_time", "etag", "kind", "merge")
+    __slots__ = ("id", "customer_id", "requester_id", "reason", "preview", "state", "decided_by", "decision_comment", "decide_time", "expire_time", "create_time", "execute_time", "etag", "kind", "merge", "approval")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +190,7 @@ class DeletionRequest(_message.Message):
     ETAG_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MERGE_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     requester_id: str
@@ -161,7 +206,8 @@ class DeletionRequest(_message.Message):
     etag: str
     kind: DeletionRequestKind
     merge: MergeTerms
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., requester_id: _Optional[str] = ..., reason: _Optional[str] = ..., preview: _Optional[_Union[DeletionPreview, _Mapping]] = ..., state: _Optional[_Union[DeletionRequestState, str]] = ..., decided_by: _Optional[str] = ..., decision_comment: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., kind: _Optional[_Union[DeletionRequestKind, str]] = ..., merge: _Optional[_Union[MergeTerms, _Mapping]] = ...) -> None: ...
+    approval: ApprovalStatus
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., requester_id: _Optional[str] = ..., reason: _Optional[str] = ..., preview: _Optional[_Union[DeletionPreview, _Mapping]] = ..., state: _Optional[_Union[DeletionRequestState, str]] = ..., decided_by: _Optional[str] = ..., decision_comment: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., kind: _Optional[_Union[DeletionRequestKind, str]] = ..., merge: _Optional[_Union[MergeTerms, _Mapping]] = ..., approval: _Optional[_Union[ApprovalStatus, _Mapping]] = ...) -> None: ...
 
 class SubmitDeletionRequestRequest(_message.Message):
     __slots__ = ("customer_id", "preview_etag", "reason", "request_id")
@@ -194,16 +240,18 @@ class GetDeletionRequestResponse(_message.Message):
     def __init__(self, deletion_request: _Optional[_Union[DeletionRequest, _Mapping]] = ...) -> None: ...
 
 class ListDeletionRequestsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "state", "customer_id")
+    __slots__ = ("page_size", "page_token", "state", "customer_id", "awaiting_my_decision")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_MY_DECISION_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     state: DeletionRequestState
     customer_id: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[DeletionRequestState, str]] = ..., customer_id: _Optional[str] = ...) -> None: ...
+    awaiting_my_decision: bool
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[DeletionRequestState, str]] = ..., customer_id: _Optional[str] = ..., awaiting_my_decision: _Optional[bool] = ...) -> None: ...
 
 class ListDeletionRequestsResponse(_message.Message):
     __slots__ = ("deletion_requests", "next_page_token")

@@ -43,7 +43,10 @@ class DeletionApprovalServiceStub:
     At most one request per customer is open (PENDING or APPROVED) at a time; the database enforces
     it. Every transition is one conditional update: of N concurrent approvals exactly one wins.
     Roles: anyone may submit; supervisor or admin approve and reject, never their own request (the
-    admin role does not bypass this); the requester, a supervisor or an admin may cancel.
+    admin role does not bypass this); the requester, a supervisor or an admin may cancel. A request
+    is routed to the supervisors of the requester's teams (token claims the tenant names) and to
+    admins, and needs two distinct approvers when the tenant's two-person rule says so; it keeps
+    the policy it was submitted under.
     """
 
     def __init__(self, channel):
@@ -107,7 +110,10 @@ class DeletionApprovalServiceServicer:
     At most one request per customer is open (PENDING or APPROVED) at a time; the database enforces
     it. Every transition is one conditional update: of N concurrent approvals exactly one wins.
     Roles: anyone may submit; supervisor or admin approve and reject, never their own request (the
-    admin role does not bypass this); the requester, a supervisor or an admin may cancel.
+    admin role does not bypass this); the requester, a supervisor or an admin may cancel. A request
+    is routed to the supervisors of the requester's teams (token claims the tenant names) and to
+    admins, and needs two distinct approvers when the tenant's two-person rule says so; it keeps
+    the policy it was submitted under.
     """
 
     def SubmitDeletionRequest(self, request, context):
@@ -127,7 +133,8 @@ class DeletionApprovalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDeletionRequests(self, request, context):
-        """Lists deletion requests, newest first: a supervisor's inbox.
+        """Lists deletion requests, newest first; with awaiting_my_decision, a decider's inbox, oldest
+        first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,15 +142,19 @@ class DeletionApprovalServiceServicer:
 
     def ApproveDeletionRequest(self, request, context):
         """Approves a PENDING request. Supervisor or admin, not the requester (PERMISSION_DENIED,
-        SELF_APPROVAL_FORBIDDEN). If the customer's graph changed since the preview, the request turns
-        STALE and the call fails (FAILED_PRECONDITION, PREVIEW_STALE).
+        SELF_APPROVAL_FORBIDDEN), and one it is routed to (NOT_ROUTED_TO_YOU). A request needing two
+        approvers stays PENDING after the first, with the approval recorded; the same person again is
+        ALREADY_APPROVED, and when an admin must be among them, the approval completing the count must
+        be an admin's (ADMIN_APPROVAL_REQUIRED). If the customer's graph changed since the preview,
+        the request turns STALE and the call fails (FAILED_PRECONDITION, PREVIEW_STALE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RejectDeletionRequest(self, request, context):
-        """Rejects a PENDING request, with a comment. Supervisor or admin, not the requester.
+        """Rejects a PENDING request, with a comment. Supervisor or admin it is routed to, not the
+        requester; one rejection ends it, whatever approvals it collected.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -233,7 +244,10 @@ class DeletionApprovalService:
     At most one request per customer is open (PENDING or APPROVED) at a time; the database enforces
     it. Every transition is one conditional update: of N concurrent approvals exactly one wins.
     Roles: anyone may submit; supervisor or admin approve and reject, never their own request (the
-    admin role does not bypass this); the requester, a supervisor or an admin may cancel.
+    admin role does not bypass this); the requester, a supervisor or an admin may cancel. A request
+    is routed to the supervisors of the requester's teams (token claims the tenant names) and to
+    admins, and needs two distinct approvers when the tenant's two-person rule says so; it keeps
+    the policy it was submitted under.
     """
 
     @staticmethod
