@@ -29,6 +29,7 @@ class CustomerEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CUSTOMER_EVENT_TYPE_DELETION_BATCH_COMPLETED: _ClassVar[CustomerEventType]
     CUSTOMER_EVENT_TYPE_MERGED: _ClassVar[CustomerEventType]
     CUSTOMER_EVENT_TYPE_UNMERGED: _ClassVar[CustomerEventType]
+    CUSTOMER_EVENT_TYPE_DELETION_ESCALATED: _ClassVar[CustomerEventType]
 CUSTOMER_EVENT_TYPE_UNSPECIFIED: CustomerEventType
 CUSTOMER_EVENT_TYPE_CREATED: CustomerEventType
 CUSTOMER_EVENT_TYPE_UPDATED: CustomerEventType
@@ -46,6 +47,7 @@ CUSTOMER_EVENT_TYPE_DELETION_BATCH_STARTED: CustomerEventType
 CUSTOMER_EVENT_TYPE_DELETION_BATCH_COMPLETED: CustomerEventType
 CUSTOMER_EVENT_TYPE_MERGED: CustomerEventType
 CUSTOMER_EVENT_TYPE_UNMERGED: CustomerEventType
+CUSTOMER_EVENT_TYPE_DELETION_ESCALATED: CustomerEventType
 
 class CustomerEvent(_message.Message):
     __slots__ = ("sequence", "type", "customer_id", "record_type", "record_id", "action", "time", "counts")
