@@ -477,7 +477,8 @@ async fn a_batch_publishes_submitted_decided_started_and_completed_events_with_c
             ("included", 2),
             ("excluded", 1),
             ("cascade", 3),
-            ("keep", 0)
+            ("keep", 0),
+            ("approvals_required", 1)
         ])
     );
     assert_eq!(

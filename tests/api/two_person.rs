@@ -84,10 +84,7 @@ async fn with_open_deals(app: &TestApp, name: &str, deals: usize) -> String {
             .await
             .expect("deal");
     }
-    assert_eq!(
-        new_deal(&id, pb::DealStage::Open).amount_minor,
-        125_000
-    );
+    assert_eq!(new_deal(&id, pb::DealStage::Open).amount_minor, 125_000);
     id
 }
 
