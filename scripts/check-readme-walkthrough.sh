@@ -59,7 +59,7 @@ awk -v dir="$blocks" '
   END { if (!bad && (name != "" || want_fence)) { print "README.md: unterminated walkthrough block" > "/dev/stderr"; exit 1 } }
 ' "$readme" || { gate_log "FAIL: could not extract the walkthrough blocks of README.md"; exit 1; }
 
-expected="operator merge batch settings events golden-path update-mask"
+expected="operator merge approval batch settings events golden-path update-mask"
 found=$(cd "$blocks" && ls | sed 's/^[0-9]*-//; s/\.sh$//' | xargs)
 if [ "$found" != "$expected" ]; then
   gate_log "FAIL: README.md walkthrough blocks are '$found', expected '$expected' (<!-- walkthrough: NAME --> markers)"
@@ -182,6 +182,13 @@ expect merge '"movedRecords": "1"' 'MergeCustomers moves it'
 expect merge '"takenFields": \[' '... and the survivor takes the chosen field'
 expect merge '"movedBackRecords": "1"' 'UnmergeCustomers moves it back'
 expect merge 'and undid it$' 'the merge walk-through ends'
+expect approval '"approvalsRequired": 2' 'the preview says the deletion needs two approvers'
+expect approval '"code": "OPEN_PIPELINE"' '... because of its open pipeline'
+expect approval 'NOT_ROUTED_TO_YOU' 'a supervisor of another team is refused'
+expect approval '"waitingFor": "1 more approval: an admin"' 'after the first approval it waits for an admin'
+expect approval 'ADMIN_APPROVAL_REQUIRED' 'a second supervisor cannot complete it'
+expect approval '"state": "DELETION_REQUEST_STATE_APPROVED"' 'the admin completes it'
+expect approval 'approved by two$' 'the approval walk-through ends'
 expect batch '"excludedReason": "CUSTOMER_HAS_BLOCKERS"' 'SubmitDeletionBatch excludes the customer with an open order, saying why'
 expect batch '"includedCount": 2' '... and queues the other two'
 expect batch '"deleted": 2' 'the run deletes both (GetDeletionBatch progress)'
