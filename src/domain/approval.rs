@@ -88,8 +88,9 @@ fn impact_reasons(
     reasons
 }
 
-/// What a batch needs: two approvals above the rule's batch size, or when its summed figures
-/// (open pipeline per currency, records deleted) meet the rule as one deletion's would.
+/// What a batch needs: two approvals above the rule's batch size, when its summed figures (open
+/// pipeline per currency, records deleted) meet the rule as one deletion's would, or when it
+/// includes a key account and the rule covers key accounts.
 pub fn for_batch(rule: &TwoPersonRule, impact: &BatchImpact) -> Requirement {
     let size = i64::from(impact.included_count);
     let mut reasons = Vec::new();
@@ -100,6 +101,12 @@ pub fn for_batch(rule: &TwoPersonRule, impact: &BatchImpact) -> Requirement {
         ));
     }
     reasons.extend(impact_reasons(rule, &impact.warnings, impact.cascade_count));
+    if rule.key_accounts && impact.key_accounts > 0 {
+        reasons.push(because(
+            "KEY_ACCOUNT",
+            format!("the batch includes {} key account(s)", impact.key_accounts),
+        ));
+    }
     Requirement::from_reasons(rule, reasons)
 }
 
@@ -411,6 +418,12 @@ mod tests {
             };
             assert_eq!(for_batch(&rule, &impact).approvals == 2, two, "{size}");
         }
+        let with_key_account = BatchImpact {
+            included_count: 2,
+            key_accounts: 1,
+            ..BatchImpact::default()
+        };
+        assert_eq!(codes(&for_batch(&rule, &with_key_account)), ["KEY_ACCOUNT"]);
         let off = TwoPersonRule::default();
         let heavy = preview(1_000_000, &[("EUR", i64::MAX)]);
         assert_eq!(

@@ -134,16 +134,7 @@ async fn the_preview_names_each_rule_just_under_at_and_over_its_threshold(app: T
         ..Default::default()
     };
     assert_eq!(needs(key_accounts.clone()).await.0, 1, "not a key account");
-    let mut boss = app.customers_as("acme", "sup-1", &["supervisor"]);
-    let mut marked = get_customer(&mut boss, &id).await;
-    marked.key_account = true;
-    boss.update_customer(pb::UpdateCustomerRequest {
-        customer: Some(marked),
-        update_mask: mask(&["key_account"]),
-        ..Default::default()
-    })
-    .await
-    .expect("mark key account");
+    mark_key_account(&app, &id).await;
     assert_eq!(needs(key_accounts).await, (2, "KEY_ACCOUNT".into()));
     let admin = pb::TwoPersonRule {
         admin_required: true,
@@ -192,6 +183,35 @@ async fn a_batch_needs_two_above_the_size_and_not_at_it(app: TestApp) {
             b::cancel(&mut b::rep(&app), &batch.id).await.unwrap();
         }
     }
+    // A key account among the items, under a rule that covers key accounts.
+    let rule = pb::TwoPersonRule {
+        key_accounts: true,
+        ..Default::default()
+    };
+    set_rule(&app, rule).await;
+    let plain = app.create_customer("Batch Plain").await.id;
+    let (batch, _) = b::submitted(&app, std::slice::from_ref(&plain), "tidy").await;
+    assert_eq!(batch.approval.unwrap().approvals_required, 1);
+    b::cancel(&mut b::rep(&app), &batch.id).await.unwrap();
+    let key = app.create_customer("Batch Key").await.id;
+    mark_key_account(&app, &key).await;
+    let (batch, _) = b::submitted(&app, &[plain, key], "tidy").await;
+    let approval = batch.approval.unwrap();
+    assert_eq!(approval.approvals_required, 2);
+    assert_eq!(reason_codes(&approval.reasons), ["KEY_ACCOUNT"]);
+}
+
+async fn mark_key_account(app: &TestApp, id: &str) {
+    let mut boss = app.customers_as("acme", "sup-1", &["supervisor"]);
+    let mut marked = get_customer(&mut boss, id).await;
+    marked.key_account = true;
+    boss.update_customer(pb::UpdateCustomerRequest {
+        customer: Some(marked),
+        update_mask: mask(&["key_account"]),
+        ..Default::default()
+    })
+    .await
+    .expect("mark key account");
 }
 
 /// A PENDING request for a fresh customer with two open deals, under a rule they meet.

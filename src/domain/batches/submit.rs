@@ -188,7 +188,7 @@ impl Batches {
                 Some(c) => {
                     let preview = self.deletions.preview_for_batch(conn, tenant, &c).await?;
                     if preview.blockers.is_empty() {
-                        impact.add(&preview);
+                        impact.add(&preview, c.key_account);
                         Verdict::Queued {
                             version: preview.version,
                         }
@@ -299,8 +299,9 @@ struct ImpactSum {
 }
 
 impl ImpactSum {
-    fn add(&mut self, p: &DeletionPreview) {
+    fn add(&mut self, p: &DeletionPreview, key_account: bool) {
         self.impact.included_count += 1;
+        self.impact.key_accounts += i32::from(key_account);
         self.impact.cascade_count += p.cascade_count;
         self.impact.keep_count += p.keep_count;
         for i in &p.impacts {

@@ -136,6 +136,10 @@ pub struct BatchImpact {
     pub exclusions: Vec<Exclusion>,
     pub cascade_count: i64,
     pub keep_count: i64,
+    /// Included customers marked as key accounts (for the two-person rule). Absent from batches
+    /// stored before the mark existed, which had none.
+    #[serde(default)]
+    pub key_accounts: i32,
 }
 
 /// Items per state, and records moved.
