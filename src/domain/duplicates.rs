@@ -155,10 +155,7 @@ impl Duplicates {
         customer: &Customer,
     ) -> Result<Vec<DuplicateCandidate>> {
         let settings = self.policies.effective_on(conn, tenant).await?;
-        let country = settings.phone_default_country_code.as_deref();
-        let phone = matching::phone_key(&customer.phone)
-            .map(|key| matching::same_phone_keys(&key, country))
-            .unwrap_or_default();
+        let phone = phone_keys(customer, settings.phone_default_country_code.as_deref());
         let wanted = [
             (
                 MatchKey::ExternalRef,
@@ -209,6 +206,13 @@ impl Duplicates {
         all.sort_by_key(position);
         Ok(all)
     }
+}
+
+/// The keys the customer's phone number matches under, with `country` for numbers without one.
+fn phone_keys(customer: &Customer, country: Option<&str>) -> Vec<String> {
+    matching::phone_key(&customer.phone)
+        .map(|key| matching::same_phone_keys(&key, country))
+        .unwrap_or_default()
 }
 
 impl Duplicates {

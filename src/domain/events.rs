@@ -36,13 +36,7 @@ pub fn outbox(
     }
     let customer_id = customer_id?;
     if action == "deletion_request.escalate" {
-        return Some(OutboxEvent {
-            event_type: "DELETION_ESCALATED",
-            customer_id: Some(customer_id),
-            record_type: target_type.to_owned(),
-            record_id: Some(target_id),
-            counts: summary_counts(summary),
-        });
+        return Some(escalated(customer_id, target_type, target_id, summary));
     }
     let event_type = match action {
         "customer.create" => "CREATED",
@@ -82,6 +76,17 @@ pub fn outbox(
         record_id,
         counts: Vec::new(),
     })
+}
+
+/// A request's escalation, on its customer's stream, with the summary's figures.
+fn escalated(customer_id: Uuid, target_type: &str, target_id: Uuid, summary: &str) -> OutboxEvent {
+    OutboxEvent {
+        event_type: "DELETION_ESCALATED",
+        customer_id: Some(customer_id),
+        record_type: target_type.to_owned(),
+        record_id: Some(target_id),
+        counts: summary_counts(summary),
+    }
 }
 
 /// Every event an audited action publishes: a merge or an unmerge publishes one for each of its

@@ -5,6 +5,7 @@
 
 use uuid::Uuid;
 
+use super::validate::Violations;
 use crate::error::Result;
 
 /// Rows read per statement of the walk.
@@ -12,6 +13,22 @@ const CHUNK: u64 = 200;
 /// Statements one page may read: a page of a tenant with thousands of open requests routed to
 /// others ends early (with a token to go on from) rather than reading them all in one call.
 const MAX_CHUNKS: usize = 25;
+
+/// An inbox lists PENDING items only: a `state` filter asking for another is INVALID_ARGUMENT
+/// rather than an inbox that is always empty.
+pub fn pending_only(state_is_pending_or_any: bool, what: &str) -> Result<()> {
+    let mut v = Violations::new();
+    if !state_is_pending_or_any {
+        v.add(
+            "state",
+            format!(
+                "awaiting_my_decision lists PENDING {what}: leave state unspecified or set it to \
+                 PENDING"
+            ),
+        );
+    }
+    v.finish()
+}
 
 /// Up to `limit` items `fetch` yields (`fetch(after, n)`: up to `n` items after the id `after`, in
 /// id order) that `keep` keeps, and where the next page starts (`None`: nothing after).

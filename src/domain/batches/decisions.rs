@@ -24,6 +24,29 @@ enum Decision {
     Reject,
 }
 
+/// `batch` after `caller`'s approval: `decided` (APPROVED) with the approvals once they meet the
+/// batch's policy, otherwise still PENDING with the approval recorded.
+fn with_approval(
+    batch: &DeletionBatch,
+    decided: DeletionBatch,
+    caller: &Caller,
+    now: chrono::DateTime<chrono::Utc>,
+    comment: &str,
+) -> Result<DeletionBatch> {
+    let approvals = approval::approve(&batch.approval, &batch.approvals, caller, now, comment)?;
+    Ok(if batch.approval.is_met(&approvals) {
+        DeletionBatch {
+            approvals,
+            ..decided
+        }
+    } else {
+        DeletionBatch {
+            approvals,
+            ..batch.clone()
+        }
+    })
+}
+
 impl Batches {
     pub async fn approve(
         &self,
@@ -92,26 +115,7 @@ impl Batches {
             };
             let next = match decision {
                 Decision::Reject => decided,
-                Decision::Approve => {
-                    let approvals = approval::approve(
-                        &batch.approval,
-                        &batch.approvals,
-                        caller,
-                        change.now,
-                        comment,
-                    )?;
-                    if batch.approval.is_met(&approvals) {
-                        DeletionBatch {
-                            approvals,
-                            ..decided
-                        }
-                    } else {
-                        DeletionBatch {
-                            approvals,
-                            ..batch.clone()
-                        }
-                    }
-                }
+                Decision::Approve => with_approval(&batch, decided, caller, change.now, comment)?,
             };
             self.save(&change, &batch, next, action).await
         })

@@ -27,7 +27,6 @@ use super::approval;
 use super::deletion::Deletions;
 use super::inbox;
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
-use super::validate::Violations;
 use crate::error::{Error, Result};
 use crate::store::{self, Store};
 
@@ -114,15 +113,7 @@ impl Batches {
         caller.require(Action::Read)?;
         let limit = paging::page_size("page_size", page_size)?;
         if awaiting_my_decision {
-            if state.is_some_and(|s| s != BatchState::Pending) {
-                let mut v = Violations::new();
-                v.add(
-                    "state",
-                    "awaiting_my_decision lists PENDING batches: leave state unspecified or set \
-                     it to PENDING",
-                );
-                v.finish()?;
-            }
+            inbox::pending_only(state.is_none_or(|s| s == BatchState::Pending), "batches")?;
             return self.awaiting(caller, limit, page_token).await;
         }
         let fingerprint =

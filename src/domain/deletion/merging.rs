@@ -11,6 +11,7 @@ use super::super::audit::Entry;
 use super::super::idempotency::Idempotency;
 use super::super::model::customer::Customer;
 use super::super::model::deletion::{MergeTerms, MergeValues};
+use super::super::model::tenant_settings::TenantSettings;
 use super::super::mutation::{self, Change, Mutation, Operation};
 use super::super::validate::Violations;
 use super::super::{chrono_duration, customer_deleted};
@@ -169,10 +170,7 @@ impl Deletions {
             preview.blockers.clear();
             preview.alternatives.clear();
             let settings = self.tenant_settings(&change).await?;
-            let needs = approval::for_merge(&settings.two_person, duplicate.key_account);
-            preview.approvals_required = needs.approvals;
-            preview.admin_approval_required = needs.admin_required;
-            preview.approval_reasons = needs.reasons;
+            let preview = with_merge_requirement(preview, &settings, &duplicate);
             let request = DeletionRequest {
                 merge: Some(MergeTerms {
                     survivor_id: survivor.id,
@@ -344,4 +342,19 @@ fn take_fields(
         merged = with_field(merged, field, &taken)?;
     }
     Ok((merged, values))
+}
+
+/// A merge's preview with what the tenant's two-person rule asks of merging `duplicate` away.
+fn with_merge_requirement(
+    preview: super::DeletionPreview,
+    settings: &TenantSettings,
+    duplicate: &Customer,
+) -> super::DeletionPreview {
+    let needs = approval::for_merge(&settings.two_person, duplicate.key_account);
+    super::DeletionPreview {
+        approvals_required: needs.approvals,
+        admin_approval_required: needs.admin_required,
+        approval_reasons: needs.reasons,
+        ..preview
+    }
 }

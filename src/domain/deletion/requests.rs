@@ -216,15 +216,7 @@ impl Deletions {
         caller.require(Action::Read)?;
         let limit = paging::page_size("page_size", page_size)?;
         if awaiting_my_decision {
-            if state.is_some_and(|s| s != RequestState::Pending) {
-                let mut v = Violations::new();
-                v.add(
-                    "state",
-                    "awaiting_my_decision lists PENDING requests: leave state unspecified or set \
-                     it to PENDING",
-                );
-                v.finish()?;
-            }
+            inbox::pending_only(state.is_none_or(|s| s == RequestState::Pending), "requests")?;
             return self.awaiting(caller, customer_id, limit, page_token).await;
         }
         let state_part = state.map(RequestState::name).unwrap_or("any");
