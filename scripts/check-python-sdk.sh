@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Gate: the Python SDK in clients/python.
 #   1. The committed generated code is fresh: regenerate into a temporary directory and diff.
-#   2. examples/golden_path.py (the deletion golden path, rich errors, health) and
-#      examples/batch_cleanup.py (a deletion batch, the recycle bin, a batch restore) and
-#      examples/merge_duplicates.py (candidates, a merge through approval, an unmerge) pass against a
-#      real server on SQLite,
+#   2. examples/golden_path.py (the deletion golden path, rich errors, health),
+#      examples/batch_cleanup.py (a deletion batch, the recycle bin, a batch restore),
+#      examples/merge_duplicates.py (candidates, a merge through approval, an unmerge) and
+#      examples/approval_policy.py (the tenant settings' etag, routing by team, the inbox, the
+#      two-person rule with an admin required; in a tenant of its own, py-gate-approvals, since it
+#      turns the rule on while it runs) pass against a real server on SQLite,
 #   3. and on PostgreSQL (CRM_TEST_DATABASE_URL, by default lib.sh's, the same as cargo test's) in a
 #      throwaway schema that is dropped at the end. If it does not answer: SKIPPED locally, a
 #      failure under CI=true.
@@ -26,21 +28,37 @@ if ! diff -r -x __pycache__ "$WORK_DIR/gen/crm" "$sdk/src/crm" >"$WORK_DIR/gen.d
   exit 1
 fi
 
-golden_path() { # LABEL ADDR: every example, as a user runs it
-  local label=$1 addr=$2 example out
+run_example() { # LABEL EXAMPLE ARG...: one example, as a user runs it
+  local label=$1 example=$2 out
+  shift 2
+  out="$WORK_DIR/$example-${label%% *}.out"
+  if ! PYTHONPATH="$sdk/src" python "$sdk/examples/$example.py" "$@" >"$out" 2>&1; then
+    cat "$out" >&2
+    gate_log "FAIL: the Python example $example failed on $label"
+    exit 1
+  fi
+  gate_log "$example on $label: $(grep -c '^  ok ' "$out") checks OK"
+}
+
+golden_path() { # LABEL ADDR: every example
+  local label=$1 addr=$2 example
   local rep sup
   rep=$(mint_token --tenant py-gate --user alice --role sales_rep)
   sup=$(mint_token --tenant py-gate --user bob --role supervisor)
   for example in golden_path batch_cleanup merge_duplicates; do
-    out="$WORK_DIR/$example-${label%% *}.out"
-    if ! PYTHONPATH="$sdk/src" python "$sdk/examples/$example.py" \
-      --addr "$addr" --rep-token "$rep" --supervisor-token "$sup" >"$out" 2>&1; then
-      cat "$out" >&2
-      gate_log "FAIL: the Python example $example failed on $label"
-      exit 1
-    fi
-    gate_log "$example on $label: $(grep -c '^  ok ' "$out") checks OK"
+    run_example "$label" "$example" --addr "$addr" --rep-token "$rep" --supervisor-token "$sup"
   done
+  # approval_policy: tokens with team claims, in a tenant of its own (it turns the tenant's
+  # two-person rule on while it runs). Assigned one by one so that a failing mint stops the gate.
+  local t=(--tenant py-gate-approvals) admin teams_rep apac emea emea2
+  admin=$(mint_token "${t[@]}" --user ada --role admin)
+  teams_rep=$(mint_token "${t[@]}" --user alice --role sales_rep --claim teams=emea)
+  apac=$(mint_token "${t[@]}" --user pat --role supervisor --claim supervises=apac)
+  emea=$(mint_token "${t[@]}" --user bob --role supervisor --claim supervises=emea)
+  emea2=$(mint_token "${t[@]}" --user eve --role supervisor --claim supervises=emea)
+  run_example "$label" approval_policy --addr "$addr" --admin-token "$admin" \
+    --rep-token "$teams_rep" --apac-supervisor-token "$apac" --emea-supervisor-token "$emea" \
+    --second-emea-supervisor-token "$emea2"
 }
 
 start_server sqlite_addr
