@@ -90,7 +90,7 @@ pub async fn record(
     tx.note_action(entry.action);
     // The first append of a transaction locks the head; later ones continue from where the
     // previous one left it (the lock holds to the end of the transaction).
-    let (previous, notified) = match tx.held_audit_head(&caller.tenant) {
+    let (previous, published) = match tx.held_audit_head(&caller.tenant) {
         Some(held) => held,
         None => (
             store::audit::lock_head(tx.conn(), &caller.tenant, &GENESIS).await?,
@@ -125,11 +125,10 @@ pub async fn record(
         hash: event.hash,
         event_sequence: previous.event_sequence + outbox.len() as i64,
     };
-    // Watchers re-read the outbox by sequence, so one notification per transaction wakes them
-    // for all of its events.
-    let notify = !outbox.is_empty() && !notified;
-    store::audit::append(tx.conn(), &event, &head, &outbox, notify).await?;
-    tx.hold_audit_head(&caller.tenant, head, notified || notify);
+    store::audit::append(tx.conn(), &event, &head, &outbox).await?;
+    // Watchers re-read the outbox by sequence, so one wake-up after the commit serves all of the
+    // transaction's events.
+    tx.hold_audit_head(&caller.tenant, head, published || !outbox.is_empty());
     Ok(())
 }
 

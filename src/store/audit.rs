@@ -77,15 +77,13 @@ pub async fn write_head(conn: &impl ConnectionTrait, tenant: &str, head: &Head) 
 }
 
 /// Stores `event`, whose sequence and hashes the caller has set; the caller moves the head
-/// (`write_head`) before the transaction commits. With `outbox`, also stores the customer event
-/// numbered `head.event_sequence`, and on PostgreSQL (when `notify`: once per transaction is
-/// enough) tells watchers at commit.
+/// (`write_head`) before the transaction commits. With `outbox`, also stores the customer events
+/// numbered up to `head.event_sequence` (`WriteTx::commit` wakes their watchers once committed).
 pub async fn append(
     conn: &impl ConnectionTrait,
     event: &AuditEvent,
     head: &Head,
     outbox: &[OutboxEvent],
-    notify: bool,
 ) -> Result<()> {
     let tenant = &event.tenant;
     // The head's event sequence is the last of these events'.
@@ -104,15 +102,6 @@ pub async fn append(
             counts: Set(encode_counts(&out.counts)?),
         })
         .exec_without_returning(conn)
-        .await?;
-    }
-    if notify && !outbox.is_empty() && conn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // Delivered when (and only if) the transaction commits.
-        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [EVENTS_CHANNEL.into(), tenant.clone().into()],
-        ))
         .await?;
     }
     audit_event::Entity::insert(to_row(event))

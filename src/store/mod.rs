@@ -15,6 +15,7 @@ pub mod escalation;
 pub mod idempotency;
 pub mod merges;
 pub mod migration;
+pub mod notify;
 mod open;
 pub mod purge;
 mod readers;
@@ -154,6 +155,8 @@ pub struct Store {
     maintenance: Option<sea_orm::sqlx::postgres::PgConnectOptions>,
     /// PostgreSQL: the connection `answers` checks, kept open between checks.
     probe: Arc<tokio::sync::Mutex<Option<sea_orm::sqlx::postgres::PgConnection>>>,
+    /// Wakes event watchers once a write that published events has committed.
+    notifier: notify::CommitNotifier,
 }
 
 #[derive(Clone, Debug)]
@@ -207,21 +210,24 @@ pub struct WriteTx {
     actions: std::sync::Mutex<Vec<&'static str>>,
     /// Per tenant, the audit head this transaction locked and has moved on since: written back
     /// once, at commit, instead of after every append (a batch chunk appends dozens).
-    /// With each head, whether watchers have been notified of an event in this transaction.
+    /// With each head, whether this transaction wrote customer events of the tenant (its watchers
+    /// are woken once it commits).
     audit_heads: std::sync::Mutex<HashMap<String, (audit::Head, bool)>>,
+    notifier: notify::CommitNotifier,
 }
 
 impl WriteTx {
-    fn new(tx: DatabaseTransaction) -> Self {
+    fn new(tx: DatabaseTransaction, notifier: notify::CommitNotifier) -> Self {
         Self {
             tx,
             actions: std::sync::Mutex::default(),
             audit_heads: std::sync::Mutex::default(),
+            notifier,
         }
     }
 
     /// The tenant's audit head as this transaction left it, if it already holds its lock, and
-    /// whether watchers have been notified.
+    /// whether the transaction wrote customer events of the tenant.
     pub fn held_audit_head(&self, tenant: &str) -> Option<(audit::Head, bool)> {
         self.audit_heads.lock().ok()?.get(tenant).copied()
     }
@@ -264,6 +270,11 @@ impl WriteTx {
         let actions = self.actions.into_inner().unwrap_or_default();
         self.tx.commit().await?;
         crate::telemetry::count_committed(&actions);
+        for (tenant, (_, published)) in heads {
+            if published {
+                self.notifier.committed(tenant);
+            }
+        }
         Ok(())
     }
 }
@@ -344,8 +355,14 @@ impl Store {
                 Readers::Sqlite(sqlite_readers(db.get_sqlite_connection_pool()).map(Arc::new));
             (readers, None)
         };
+        let notifier = if db.get_database_backend() == DatabaseBackend::Postgres {
+            notify::CommitNotifier::postgres(db.clone())
+        } else {
+            notify::CommitNotifier::default()
+        };
         Ok(Self {
             db,
+            notifier,
             statement_timeout: config.session.statement_timeout,
             url: config.url.clone(),
             readers,
@@ -594,7 +611,7 @@ impl Store {
         let begun = tokio::spawn(async move { db.begin_with_options(options).await })
             .await
             .map_err(|e| crate::Error::internal(format!("begin task failed: {e}")))??;
-        Ok(WriteTx::new(begun))
+        Ok(WriteTx::new(begun, self.notifier.clone()))
     }
 
     /// A write on behalf of a call whose deadline is nearer than the statement timeout gets the

@@ -20,6 +20,7 @@ mod m0014_merges;
 mod m0015_approval_routing;
 mod m0016_tenant_settings;
 mod m0017_key_account;
+mod m0018_audit_head_hot;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_approval_routing::Migration),
             Box::new(m0016_tenant_settings::Migration),
             Box::new(m0017_key_account::Migration),
+            Box::new(m0018_audit_head_hot::Migration),
         ]
     }
 }
