@@ -476,6 +476,9 @@ impl Application {
         if let Some(every) = self.purge_interval {
             background.spawn(purge_due(self.purges.clone(), every));
         }
+        if self.store.is_postgres() {
+            background.spawn(vacuum_audit_heads(self.store.clone()));
+        }
         if let Some(every) = self.escalation_interval {
             background.spawn(escalate_due(self.escalations.clone(), every));
         }
@@ -812,6 +815,19 @@ async fn purge_due(purges: Purges, every: Duration) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// How often the server vacuums the audit head table on PostgreSQL (`store::audit::vacuum_heads`):
+/// whatever autovacuum does, the table stays at the size 10 s of writes leave it.
+const AUDIT_HEAD_VACUUM_INTERVAL: Duration = Duration::from_secs(10);
+
+async fn vacuum_audit_heads(store: Store) {
+    loop {
+        tokio::time::sleep(AUDIT_HEAD_VACUUM_INTERVAL).await;
+        if let Err(e) = crate::store::audit::vacuum_heads(store.conn()).await {
+            tracing::warn!(error = %e, "vacuuming the audit head table failed; retrying at the next interval");
         }
     }
 }

@@ -158,7 +158,7 @@ fn summary_counts(summary: &str) -> Vec<(String, i64)> {
 }
 
 /// Wakes watchers when a tenant may have new events. On PostgreSQL a LISTEN task feeds it from
-/// NOTIFY (sent at commit); on SQLite nothing does, and watchers poll.
+/// NOTIFY (sent after each commit by `store::notify`); on SQLite nothing does, and watchers poll.
 #[derive(Clone)]
 pub struct EventSignal {
     tenants: broadcast::Sender<String>,

@@ -27,6 +27,7 @@ crate::on_both_databases!(
     no_customer_name_phone_or_email_reaches_the_audit_trail,
     sales_reps_and_services_cannot_read_the_audit_trail,
     list_audit_events_filters_by_customer_action_and_time_and_paginates,
+    the_server_s_vacuum_of_the_head_table_runs_on_postgres_only,
 );
 
 const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -728,4 +729,37 @@ async fn list_audit_events_filters_by_customer_action_and_time_and_paginates(app
         "INVALID_FIELD",
     );
     assert_eq!(bad_fields(&status), ["page_token"]);
+}
+
+/// The head table every audited write updates is vacuumed by the server on PostgreSQL (and kept
+/// HOT by m0018's fillfactor); SQLite updates in place and has nothing to vacuum.
+async fn the_server_s_vacuum_of_the_head_table_runs_on_postgres_only(app: TestApp) {
+    for n in 0..20 {
+        app.create_customer(&format!("Head {n}")).await;
+    }
+    let store = app.store().await;
+    let vacuumed = crm_service::store::audit::vacuum_heads(store.conn())
+        .await
+        .expect("vacuum");
+    assert_eq!(vacuumed, app.db == crate::common::Db::Postgres);
+    if !vacuumed {
+        return;
+    }
+    use sea_orm::ConnectionTrait as _;
+    let row = store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT (s.last_vacuum IS NOT NULL)::text AS vacuumed, \
+             array_to_string(c.reloptions, ',') AS options \
+             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+             WHERE s.relname = 'audit_head' AND s.schemaname = current_schema()",
+        ))
+        .await
+        .expect("stats")
+        .expect("the head table of this schema");
+    let vacuumed: String = row.try_get("", "vacuumed").unwrap();
+    let options: String = row.try_get("", "options").unwrap();
+    assert_eq!(vacuumed, "true");
+    assert!(options.contains("fillfactor=10"), "{options}");
 }
