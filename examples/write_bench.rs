@@ -7,7 +7,7 @@
 //!
 //! Run by scripts/bench-writes.sh, which seeds the data and starts the server.
 //!
-//! usage: write_bench ADDR SECRET [CONCURRENCY] [SECONDS]
+//! usage: write_bench ADDR SECRET [CONCURRENCY] [SECONDS]   (CRM_BENCH_TENANTS=N: over N tenants)
 //!        write_bench erase ADDR SECRET CUSTOMER_ID
 
 use std::sync::Arc;
@@ -143,7 +143,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = format!("http://{}", args[1]);
     let concurrency: usize = args.get(3).map_or(Ok(16), |c| c.parse())?;
     let seconds: f64 = args.get(4).map_or(Ok(10.0), |s| s.parse())?;
-    let bearer = Arc::new(bearer(&args[2], "bench", "writer", "sales_rep"));
+    // CRM_BENCH_TENANTS: the writers spread over this many tenants (each its own audit chain).
+    let tenants: usize = std::env::var("CRM_BENCH_TENANTS").map_or(Ok(1), |t| t.parse())?;
+    let bearers: Vec<_> = (0..tenants.max(1))
+        .map(|t| Arc::new(bearer(&args[2], &format!("bench{t}"), "writer", "sales_rep")))
+        .collect();
     let mut channels = Vec::new();
     for _ in 0..concurrency.div_ceil(16) {
         channels.push(Channel::from_shared(addr.clone())?.connect().await?);
@@ -153,7 +157,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut workers = Vec::new();
     for worker in 0..concurrency {
         let channel = channels[worker % channels.len()].clone();
-        let bearer = bearer.clone();
+        let bearer = bearers[worker % bearers.len()].clone();
         workers.push(tokio::spawn(async move {
             let mut customers = CustomerServiceClient::new(channel.clone());
             let mut records = RecordServiceClient::new(channel);
@@ -221,7 +225,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
     };
     println!(
-        "writes c={concurrency}: {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, {} calls, {failures} failed",
+        "writes c={concurrency} tenants={}: {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, {} calls, {failures} failed",
+        bearers.len(),
         latencies.len() as f64 / elapsed,
         at(0.5),
         at(0.99),

@@ -8,7 +8,8 @@
 #
 # CRM_BENCH_BINS: space-separated server binaries to alternate (an A/B of two builds; default the
 # release build of this checkout), each run on a database of its own; CRM_BENCH_DATABASES: which
-# of `sqlite postgres` (default both). PostgreSQL comes from
+# of `sqlite postgres` (default both); CRM_BENCH_TENANTS: how many tenants the writers spread over
+# (default 1: one audit chain, the per-tenant ceiling). PostgreSQL comes from
 # CRM_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), in throwaway schemas;
 # autovacuum may be off there, so each schema is new and dropped at the end (no dead tuples carry
 # over from one run to the next). Everything runs on 127.0.0.1 and is stopped at the end.
