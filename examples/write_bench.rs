@@ -146,7 +146,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // CRM_BENCH_TENANTS: the writers spread over this many tenants (each its own audit chain).
     let tenants: usize = std::env::var("CRM_BENCH_TENANTS").map_or(Ok(1), |t| t.parse())?;
     let bearers: Vec<_> = (0..tenants.max(1))
-        .map(|t| Arc::new(bearer(&args[2], &format!("bench{t}"), "writer", "sales_rep")))
+        .map(|t| {
+            Arc::new(bearer(
+                &args[2],
+                &format!("bench{t}"),
+                "writer",
+                "sales_rep",
+            ))
+        })
         .collect();
     let mut channels = Vec::new();
     for _ in 0..concurrency.div_ceil(16) {
