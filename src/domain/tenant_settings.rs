@@ -460,9 +460,8 @@ impl TenantPolicies {
     /// The settings of the running mutation's tenant, read in its transaction: what a write that
     /// depends on them (a deletion's purge time, a request's expiry) decides with.
     pub async fn effective_in(&self, change: &Change<'_>) -> Result<TenantSettings> {
-        let stored =
-            store::tenant_settings::find(change.tx().conn(), &change.caller.tenant).await?;
-        Ok(stored.unwrap_or_else(|| self.defaults.clone()))
+        self.effective_on(change.tx().conn(), &change.caller.tenant)
+            .await
     }
 
     /// `tenant`'s settings, outside any transaction (reads that depend on them).

@@ -214,12 +214,4 @@ impl Deletions {
     ) -> crate::error::Result<TenantSettings> {
         self.policies.effective_in(change).await
     }
-
-    /// The tenant's settings, for a read.
-    pub(crate) async fn tenant_settings_of(
-        &self,
-        tenant: &str,
-    ) -> crate::error::Result<TenantSettings> {
-        self.policies.effective(tenant).await
-    }
 }

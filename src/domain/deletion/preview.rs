@@ -236,8 +236,9 @@ impl Deletions {
         let preview = self
             .preview_in(conn, &caller.tenant, &customer, true)
             .await?;
+        // In the same snapshot: the rule the preview names is the one of the moment it shows.
+        let settings = self.policies.effective_on(conn, &caller.tenant).await?;
         tx.commit().await?;
-        let settings = self.tenant_settings_of(&caller.tenant).await?;
         Ok(super::requests::with_requirement(
             preview,
             &settings.two_person,
