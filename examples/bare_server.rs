@@ -161,6 +161,12 @@ impl CustomerService for Bare {
     ) -> Result<Response<pb::CreateCustomerResponse>, Status> {
         unimplemented()
     }
+    async fn batch_create_customers(
+        &self,
+        _: Request<pb::BatchCreateCustomersRequest>,
+    ) -> Result<Response<pb::BatchCreateCustomersResponse>, Status> {
+        unimplemented()
+    }
     async fn list_customers(
         &self,
         _: Request<pb::ListCustomersRequest>,

@@ -237,6 +237,14 @@ impl CustomerService for CustomerApi {
         }))
     }
 
+    // Placeholder until the batch create lands (issue 22 item 6): it answers UNIMPLEMENTED.
+    async fn batch_create_customers(
+        &self,
+        _request: Request<pb::BatchCreateCustomersRequest>,
+    ) -> Result<Response<pb::BatchCreateCustomersResponse>, Status> {
+        Err(Status::unimplemented("BatchCreateCustomers is not built yet"))
+    }
+
     async fn get_customer(
         &self,
         request: Request<pb::GetCustomerRequest>,
