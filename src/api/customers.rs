@@ -242,7 +242,9 @@ impl CustomerService for CustomerApi {
         &self,
         _request: Request<pb::BatchCreateCustomersRequest>,
     ) -> Result<Response<pb::BatchCreateCustomersResponse>, Status> {
-        Err(Status::unimplemented("BatchCreateCustomers is not built yet"))
+        Err(Status::unimplemented(
+            "BatchCreateCustomers is not built yet",
+        ))
     }
 
     async fn get_customer(

@@ -72,14 +72,22 @@ pub struct Entry {
     pub summary: String,
 }
 
+/// How the store links this domain's events into a tenant's chain (`chain_hash` after
+/// `GENESIS`).
+pub const CHAIN: store::audit::ChainRule = store::audit::ChainRule {
+    genesis: GENESIS,
+    link: chain_hash,
+};
+
 /// Appends `entry` to the caller's tenant chain, in the mutation's transaction.
 ///
-/// The chain is computed here, and only here: the store locks the tenant's head row and returns
-/// it, this gives the event the next sequence and its hash after the head's, and the store writes
-/// the event as given. Calls go one way (domain → store); the store never hashes. The head stays
-/// locked from `lock_head` to the end of the transaction, so no other append of the tenant can
-/// come between: the transaction keeps the moved head (`WriteTx::hold_audit_head`), its later
-/// appends continue from it without reading the row again, and the row is written once, at commit.
+/// The event is queued on the transaction and takes its place in the chain at the commit: the
+/// store then locks the tenant's head row, gives the transaction's events the next sequences and
+/// links them with `CHAIN` (the hash is computed by this module's rule, and only by it), writes
+/// them and moves the head, and commits. The head is the tenant's critical section; everything
+/// else the transaction does (its reads, its rows, the idempotency record) happens before it is
+/// taken, so a tenant's writers queue only for the chain's own writes. Sequences stay in commit
+/// order, without gaps.
 pub async fn record(
     tx: &WriteTx,
     caller: &Caller,
@@ -88,18 +96,10 @@ pub async fn record(
     entry: Entry,
 ) -> Result<()> {
     tx.note_action(entry.action);
-    // The first append of a transaction locks the head; later ones continue from where the
-    // previous one left it (the lock holds to the end of the transaction).
-    let (previous, published) = match tx.held_audit_head(&caller.tenant) {
-        Some(held) => held,
-        None => (
-            store::audit::lock_head(tx.conn(), &caller.tenant, &GENESIS).await?,
-            false,
-        ),
-    };
-    let mut event = AuditEvent {
+    let event = AuditEvent {
         tenant: caller.tenant.clone(),
-        sequence: previous.sequence + 1,
+        // Sequence and hashes are given at the commit, under the head's lock.
+        sequence: 0,
         time,
         actor: caller.subject.clone(),
         action: entry.action.to_owned(),
@@ -109,10 +109,9 @@ pub async fn record(
         request_id,
         trace_id: caller.trace_id.clone(),
         summary: entry.summary,
-        previous_hash: previous.hash,
+        previous_hash: GENESIS,
         hash: GENESIS,
     };
-    event.hash = chain_hash(&previous.hash, &event);
     let outbox = super::events::outbox_all(
         &event.action,
         &event.target_type,
@@ -120,16 +119,11 @@ pub async fn record(
         event.customer_id,
         &event.summary,
     );
-    let head = store::audit::Head {
-        sequence: event.sequence,
-        hash: event.hash,
-        event_sequence: previous.event_sequence + outbox.len() as i64,
-    };
-    store::audit::append(tx.conn(), &event, &head, &outbox).await?;
-    // Watchers re-read the outbox by sequence, so one wake-up after the commit serves all of the
-    // transaction's events.
-    tx.hold_audit_head(&caller.tenant, head, published || !outbox.is_empty());
-    Ok(())
+    tx.queue_audit(
+        &caller.tenant,
+        CHAIN,
+        store::audit::Queued { event, outbox },
+    )
 }
 
 /// Where a chain stops checking out.

@@ -1,12 +1,14 @@
-//! The audit chain's rows. The chain itself (sequence, hash) is the domain's
-//! (`domain::audit::record`): the store locks the tenant's head row, returns it, and writes what it
-//! is then given. Locking the head first makes a tenant's writers append one at a time, so the
-//! chain stays linear (SQLite's single writer does the same).
+//! The audit chain's rows. How an event is hashed is the domain's (`domain::audit`): a write
+//! queues its events with the domain's `ChainRule`, and at its commit the store locks the tenant's
+//! head row, links the events with that rule and writes them. The head's lock makes a tenant's
+//! writers append one at a time, so the chain stays linear (SQLite's single writer does the same);
+//! taking it last, at the commit, keeps that critical section to the chain's own writes.
 
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, OnConflict},
+    QueryTrait,
+    sea_query::{Alias, CommonTableExpression, Expr, OnConflict, WithClause},
 };
 use uuid::Uuid;
 
@@ -28,32 +30,56 @@ pub struct Head {
     pub event_sequence: i64,
 }
 
+/// How events are linked into a chain: the domain's rule (`domain::audit::CHAIN`), handed to the
+/// store with each event so the store can link them where it holds the head's lock without
+/// knowing how a hash is made.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainRule {
+    /// The hash before a tenant's first event.
+    pub genesis: [u8; 32],
+    /// The hash of an event (whose own hash fields are ignored) chained after `previous`.
+    pub link: fn(previous: &[u8; 32], event: &AuditEvent) -> [u8; 32],
+}
+
+/// An audit event waiting for its transaction's commit, with the customer events it publishes.
+/// Its sequence and hashes are given when it is appended (`append_queued`).
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub event: AuditEvent,
+    pub outbox: Vec<OutboxEvent>,
+}
+
 /// The tenant's head, locked until the end of the transaction (a head at sequence 0 and
-/// `genesis` is made for the tenant's first event). Every append takes this lock first.
-pub async fn lock_head(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    genesis: &[u8; 32],
-) -> Result<Head> {
-    let fresh = audit_head::ActiveModel {
-        tenant_id: Set(tenant.to_owned()),
-        sequence: Set(0),
-        hash: Set(hex_encode(genesis)),
-        event_sequence: Set(0),
+/// `genesis` is made for the tenant's first event). Every append takes this lock first. The
+/// common case is one statement: the row exists and is read by its primary key.
+async fn lock_head(conn: &impl ConnectionTrait, tenant: &str, genesis: &[u8; 32]) -> Result<Head> {
+    let locked = || {
+        audit_head::Entity::in_tenant(tenant)
+            .lock_exclusive()
+            .one(conn)
     };
-    audit_head::Entity::insert(fresh)
-        .on_conflict(
-            OnConflict::column(audit_head::Column::TenantId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    let head = audit_head::Entity::in_tenant(tenant)
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .ok_or_else(|| Error::internal("audit head vanished"))?;
+    let head = match locked().await? {
+        Some(head) => head,
+        None => {
+            let fresh = audit_head::ActiveModel {
+                tenant_id: Set(tenant.to_owned()),
+                sequence: Set(0),
+                hash: Set(hex_encode(genesis)),
+                event_sequence: Set(0),
+            };
+            audit_head::Entity::insert(fresh)
+                .on_conflict(
+                    OnConflict::column(audit_head::Column::TenantId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(conn)
+                .await?;
+            locked()
+                .await?
+                .ok_or_else(|| Error::internal("audit head vanished"))?
+        }
+    };
     let mut hash = [0u8; 32];
     hex_decode(&head.hash, &mut hash)?;
     Ok(Head {
@@ -77,51 +103,151 @@ pub async fn vacuum_heads(conn: &impl ConnectionTrait) -> Result<bool> {
     Ok(true)
 }
 
-/// Moves the tenant's head (locked by `lock_head` in the same transaction) to `head`.
-pub async fn write_head(conn: &impl ConnectionTrait, tenant: &str, head: &Head) -> Result<()> {
-    audit_head::Entity::update(audit_head::ActiveModel {
-        tenant_id: Set(tenant.to_owned()),
-        sequence: Set(head.sequence),
-        hash: Set(hex_encode(&head.hash)),
-        event_sequence: Set(head.event_sequence),
-    })
-    .exec(conn)
-    .await?;
+/// Bind parameters per statement, under both databases' limits (PostgreSQL 65,535; SQLite
+/// 32,766), so a 1,000-customer import's events go in one statement.
+const MAX_PARAMETERS: usize = 30_000;
+const AUDIT_COLUMNS: usize = 13;
+const OUTBOX_COLUMNS: usize = 9;
+
+/// Appends a transaction's queued events to the tenant's chain, as the last writes before its
+/// commit: locks the head, gives each event the next sequence and its hash (`rule.link`) and each
+/// customer event the next event sequence, then writes the events, the customer events and the
+/// moved head. The head's lock is the tenant's critical section, held to the commit; taking it
+/// here, after everything else the transaction does, keeps it to two round trips: the lock, and
+/// on PostgreSQL one statement that inserts the rows and moves the head (data-modifying CTEs).
+/// Returns whether any customer event was written (its watchers are woken after the commit).
+pub async fn append_queued(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    rule: &ChainRule,
+    queued: Vec<Queued>,
+) -> Result<bool> {
+    if queued.is_empty() {
+        return Ok(false);
+    }
+    let previous = lock_head(conn, tenant, &rule.genesis).await?;
+    let mut head = previous;
+    let mut events = Vec::with_capacity(queued.len());
+    let mut outbox = Vec::new();
+    for Queued {
+        mut event,
+        outbox: published,
+    } in queued
+    {
+        event.sequence = head.sequence + 1;
+        event.previous_hash = head.hash;
+        event.hash = (rule.link)(&head.hash, &event);
+        for out in published {
+            head.event_sequence += 1;
+            outbox.push(outbox_row(&event, head.event_sequence, out)?);
+        }
+        head.sequence = event.sequence;
+        head.hash = event.hash;
+        events.push(to_row(&event));
+    }
+    let published = !outbox.is_empty();
+    write_chain(conn, tenant, &head, events, outbox).await?;
+    Ok(published)
+}
+
+/// Writes the linked rows and moves the head: on PostgreSQL in one statement when the rows fit
+/// in one (the inserts as CTEs of the head's UPDATE), else the inserts in chunks first.
+async fn write_chain(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    head: &Head,
+    mut events: Vec<audit_event::ActiveModel>,
+    mut outbox: Vec<customer_event::ActiveModel>,
+) -> Result<()> {
+    let postgres = conn.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let rows_fit = |events: usize, outbox: usize| {
+        events * AUDIT_COLUMNS + outbox * OUTBOX_COLUMNS <= MAX_PARAMETERS
+    };
+    // What does not fit in the final statement goes ahead in chunks.
+    while !rows_fit(events.len(), outbox.len())
+        || (!postgres && !(events.is_empty() && outbox.is_empty()))
+    {
+        if !outbox.is_empty() {
+            let rest = outbox.split_off(outbox.len().min(MAX_PARAMETERS / OUTBOX_COLUMNS));
+            insert_rows(conn, std::mem::replace(&mut outbox, rest)).await?;
+        } else {
+            let rest = events.split_off(events.len().min(MAX_PARAMETERS / AUDIT_COLUMNS));
+            insert_rows(conn, std::mem::replace(&mut events, rest)).await?;
+        }
+    }
+    let move_head = audit_head::Entity::update_many()
+        .col_expr(audit_head::Column::Sequence, Expr::value(head.sequence))
+        .col_expr(
+            audit_head::Column::Hash,
+            Expr::value(hex_encode(&head.hash)),
+        )
+        .col_expr(
+            audit_head::Column::EventSequence,
+            Expr::value(head.event_sequence),
+        )
+        .filter(audit_head::Column::TenantId.eq(tenant))
+        .into_query();
+    if events.is_empty() && outbox.is_empty() {
+        conn.execute(&move_head).await?;
+        return Ok(());
+    }
+    let mut with = WithClause::new();
+    if !events.is_empty() {
+        with.cte(cte(
+            "appended_events",
+            audit_event::Entity::insert_many(events),
+        ));
+    }
+    if !outbox.is_empty() {
+        with.cte(cte(
+            "published_events",
+            customer_event::Entity::insert_many(outbox),
+        ));
+    }
+    conn.execute(&move_head.with(with)).await?;
     Ok(())
 }
 
-/// Stores `event`, whose sequence and hashes the caller has set; the caller moves the head
-/// (`write_head`) before the transaction commits. With `outbox`, also stores the customer events
-/// numbered up to `head.event_sequence` (`WriteTx::commit` wakes their watchers once committed).
-pub async fn append(
-    conn: &impl ConnectionTrait,
-    event: &AuditEvent,
-    head: &Head,
-    outbox: &[OutboxEvent],
-) -> Result<()> {
-    let tenant = &event.tenant;
-    // The head's event sequence is the last of these events'.
-    let first_sequence = head.event_sequence - outbox.len() as i64 + 1;
-    for (sequence, out) in (first_sequence..).zip(outbox) {
-        customer_event::Entity::insert(customer_event::ActiveModel {
-            tenant_id: Set(tenant.clone()),
-            sequence: Set(sequence),
-            event_type: Set(out.event_type.to_owned()),
-            // The column predates events without a customer: those store the nil UUID.
-            customer_id: Set(out.customer_id.unwrap_or(Uuid::nil())),
-            record_type: Set(out.record_type.clone()),
-            record_id: Set(out.record_id),
-            action: Set(event.action.clone()),
-            time: Set(event.time),
-            counts: Set(encode_counts(&out.counts)?),
-        })
-        .exec_without_returning(conn)
-        .await?;
+fn cte<A: sea_orm::ActiveModelTrait>(
+    name: &str,
+    rows: sea_orm::InsertMany<A>,
+) -> CommonTableExpression {
+    CommonTableExpression::new()
+        .query(rows.into_query())
+        .table_name(Alias::new(name))
+        .to_owned()
+}
+
+async fn insert_rows<A>(conn: &impl ConnectionTrait, rows: Vec<A>) -> Result<()>
+where
+    A: sea_orm::ActiveModelTrait,
+{
+    if rows.is_empty() {
+        return Ok(());
     }
-    audit_event::Entity::insert(to_row(event))
+    A::Entity::insert_many(rows)
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+fn outbox_row(
+    event: &AuditEvent,
+    sequence: i64,
+    out: OutboxEvent,
+) -> Result<customer_event::ActiveModel> {
+    Ok(customer_event::ActiveModel {
+        tenant_id: Set(event.tenant.clone()),
+        sequence: Set(sequence),
+        event_type: Set(out.event_type.to_owned()),
+        // The column predates events without a customer: those store the nil UUID.
+        customer_id: Set(out.customer_id.unwrap_or(Uuid::nil())),
+        record_type: Set(out.record_type),
+        record_id: Set(out.record_id),
+        action: Set(event.action.clone()),
+        time: Set(event.time),
+        counts: Set(encode_counts(&out.counts)?),
+    })
 }
 
 fn to_row(e: &AuditEvent) -> audit_event::ActiveModel {

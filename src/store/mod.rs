@@ -25,7 +25,7 @@ pub(crate) mod scope;
 pub mod secrets;
 pub mod tenant_settings;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,11 +208,11 @@ pub struct WriteTx {
     tx: DatabaseTransaction,
     /// The audited actions of this transaction, counted in the metrics once it commits.
     actions: std::sync::Mutex<Vec<&'static str>>,
-    /// Per tenant, the audit head this transaction locked and has moved on since: written back
-    /// once, at commit, instead of after every append (a batch chunk appends dozens).
-    /// With each head, whether this transaction wrote customer events of the tenant (its watchers
-    /// are woken once it commits).
-    audit_heads: std::sync::Mutex<HashMap<String, (audit::Head, bool)>>,
+    /// Per tenant, the audit events this transaction appends, and the rule that links them:
+    /// chained and written at commit (`audit::append_queued`), so the tenant's head is locked
+    /// only for the chain's own writes. In tenant order, so two transactions that append to the
+    /// same tenants lock their heads in the same order.
+    audit_queue: std::sync::Mutex<BTreeMap<String, (audit::ChainRule, Vec<audit::Queued>)>>,
     notifier: notify::CommitNotifier,
 }
 
@@ -221,22 +221,27 @@ impl WriteTx {
         Self {
             tx,
             actions: std::sync::Mutex::default(),
-            audit_heads: std::sync::Mutex::default(),
+            audit_queue: std::sync::Mutex::default(),
             notifier,
         }
     }
 
-    /// The tenant's audit head as this transaction left it, if it already holds its lock, and
-    /// whether the transaction wrote customer events of the tenant.
-    pub fn held_audit_head(&self, tenant: &str) -> Option<(audit::Head, bool)> {
-        self.audit_heads.lock().ok()?.get(tenant).copied()
-    }
-
-    /// Remembers the tenant's head after an append; `commit` writes it.
-    pub fn hold_audit_head(&self, tenant: &str, head: audit::Head, notified: bool) {
-        if let Ok(mut heads) = self.audit_heads.lock() {
-            heads.insert(tenant.to_owned(), (head, notified));
-        }
+    /// Queues an audit event of `tenant` (and the customer events it publishes) for the commit,
+    /// which gives it its place in the tenant's chain by `rule`.
+    pub fn queue_audit(
+        &self,
+        tenant: &str,
+        rule: audit::ChainRule,
+        queued: audit::Queued,
+    ) -> Result<()> {
+        self.audit_queue
+            .lock()
+            .map_err(|_| crate::error::Error::internal("audit queue poisoned"))?
+            .entry(tenant.to_owned())
+            .or_insert_with(|| (rule, Vec::new()))
+            .1
+            .push(queued);
+        Ok(())
     }
 
     pub fn conn(&self) -> &DatabaseTransaction {
@@ -258,22 +263,23 @@ impl WriteTx {
             self.tx.rollback().await?;
             return Err(late);
         }
-        let heads = std::mem::take(
+        let queue = std::mem::take(
             &mut *self
-                .audit_heads
+                .audit_queue
                 .lock()
-                .map_err(|_| crate::error::Error::internal("audit head cache poisoned"))?,
+                .map_err(|_| crate::error::Error::internal("audit queue poisoned"))?,
         );
-        for (tenant, (head, _)) in &heads {
-            audit::write_head(&self.tx, tenant, head).await?;
+        let mut published = Vec::new();
+        for (tenant, (rule, queued)) in queue {
+            if audit::append_queued(&self.tx, &tenant, &rule, queued).await? {
+                published.push(tenant);
+            }
         }
         let actions = self.actions.into_inner().unwrap_or_default();
         self.tx.commit().await?;
         crate::telemetry::count_committed(&actions);
-        for (tenant, (_, published)) in heads {
-            if published {
-                self.notifier.committed(tenant);
-            }
+        for tenant in published {
+            self.notifier.committed(tenant);
         }
         Ok(())
     }
