@@ -163,10 +163,9 @@ async fn write_chain(
     let rows_fit = |events: usize, outbox: usize| {
         events * AUDIT_COLUMNS + outbox * OUTBOX_COLUMNS <= MAX_PARAMETERS
     };
-    // What does not fit in the final statement goes ahead in chunks.
-    while !rows_fit(events.len(), outbox.len())
-        || (!postgres && !(events.is_empty() && outbox.is_empty()))
-    {
+    // What does not fit in the final statement goes ahead in chunks; on SQLite, which has no
+    // data-modifying CTEs, all of it does.
+    while !rows_fit(events.len(), outbox.len()) || (!postgres && events.len() + outbox.len() > 0) {
         if !outbox.is_empty() {
             let rest = outbox.split_off(outbox.len().min(MAX_PARAMETERS / OUTBOX_COLUMNS));
             insert_rows(conn, std::mem::replace(&mut outbox, rest)).await?;
