@@ -173,6 +173,7 @@ fi
 expect operator '^crm\.v1\.CustomerService$' 'grpcurl list lists crm.v1.CustomerService'
 expect operator '"status": "SERVING"' 'the health check says SERVING'
 expect operator '"name": "Acme GmbH"' 'CreateCustomer prints the customer'
+expect operator '"name": "Umbrella plc"' 'BatchCreateCustomers prints the customers'
 expect operator 'Code: InvalidArgument' 'the empty name is INVALID_ARGUMENT'
 expect operator '"reason":"INVALID_FIELD"' '... with ErrorInfo INVALID_FIELD'
 expect operator '"field":"customer.name"' '... and a BadRequest naming customer.name'

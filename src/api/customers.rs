@@ -8,7 +8,7 @@ use super::convert::{
 };
 use super::deletion::{blocker_to_proto, impact_to_proto, preview_to_proto};
 use crate::domain::customers::{
-    self as domain, CustomerField, CustomerInput, CustomerQuery, Customers,
+    self as domain, CustomerField, CustomerInput, CustomerQuery, Customers, ItemViolations,
 };
 use crate::domain::deletion::{Deletions, MergePreview};
 use crate::domain::duplicates::Duplicates;
@@ -211,6 +211,41 @@ fn required<'a, T>(field: &str, value: &'a Option<T>) -> Result<&'a T> {
         .ok_or_else(|| Error::invalid_field(field, "is required"))
 }
 
+/// One item of a BatchCreateCustomers decoded as CreateCustomer decodes its request, what is
+/// wrong with it added to `violations` (named `requests[i].…`); `None` when it cannot be decoded.
+fn batch_item(
+    index: usize,
+    item: &pb::CreateCustomerRequest,
+    violations: &mut ItemViolations,
+) -> Result<Option<CustomerInput>> {
+    if !item.request_id.is_empty() {
+        violations.add(
+            index,
+            Error::invalid_field(
+                "request_id",
+                "must be empty: the batch's request_id makes the call idempotent",
+            ),
+        )?;
+    }
+    let customer = match required("customer", &item.customer) {
+        Ok(customer) => customer,
+        Err(missing) => {
+            violations.add(index, missing)?;
+            return Ok(None);
+        }
+    };
+    if let Err(output_only) = reject_output_only(customer) {
+        violations.add(index, output_only)?;
+    }
+    match input(customer) {
+        Ok(input) => Ok(Some(input)),
+        Err(undecodable) => {
+            violations.add(index, undecodable)?;
+            Ok(None)
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl CustomerService for CustomerApi {
     async fn create_customer(
@@ -237,14 +272,42 @@ impl CustomerService for CustomerApi {
         }))
     }
 
-    // Placeholder until the batch create lands (issue 22 item 6): it answers UNIMPLEMENTED.
     async fn batch_create_customers(
         &self,
-        _request: Request<pb::BatchCreateCustomersRequest>,
+        request: Request<pb::BatchCreateCustomersRequest>,
     ) -> Result<Response<pb::BatchCreateCustomersResponse>, Status> {
-        Err(Status::unimplemented(
-            "BatchCreateCustomers is not built yet",
-        ))
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        domain::check_batch_size(req.requests.len())?;
+        let mut violations = ItemViolations::new();
+        let mut inputs = Vec::with_capacity(req.requests.len());
+        for (index, item) in req.requests.iter().enumerate() {
+            inputs.push(batch_item(index, item, &mut violations)?);
+        }
+        if !violations.is_empty() {
+            // Every mistake in one answer: the decodable items' rules too.
+            let decoded = inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(index, input)| Some((index, input.as_ref()?)));
+            domain::check_batch_items(decoded, &mut violations)?;
+            violations.finish(req.requests.len())?;
+        }
+        let inputs: Vec<CustomerInput> = inputs.into_iter().flatten().collect();
+        let key = idempotency_key(
+            &req.request_id,
+            Operation::BatchCreateCustomers,
+            &pb::BatchCreateCustomersRequest {
+                request_id: String::new(),
+                ..req.clone()
+            },
+        )?;
+        let customers = self.customers.clone();
+        let created =
+            detached(async move { customers.batch_create(&caller, inputs, key).await }).await?;
+        Ok(Response::new(pb::BatchCreateCustomersResponse {
+            customers: created.into_iter().map(to_proto).collect(),
+        }))
     }
 
     async fn get_customer(

@@ -12,7 +12,7 @@ use super::mutation::{self, Change, Mutation, Operation};
 use super::paging::{self, Page, PageTokenKey, QueryFingerprint};
 use super::validate::{self, Violations};
 use super::{Clock, changed_concurrently, etag_matches};
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, FieldViolation, Problem, Result};
 use crate::reason;
 use crate::store::{self, Store};
 
@@ -202,6 +202,188 @@ fn check_key_account(caller: &Caller, marking: bool) -> Result<()> {
     Ok(())
 }
 
+/// At most this many customers per BatchCreateCustomers: what one transaction, one request of
+/// at most 1 MiB and one answer hold comfortably.
+pub const BATCH_CREATE_MAX: usize = 1_000;
+
+/// The number of customers a batch create asks for: 1 to [`BATCH_CREATE_MAX`].
+pub fn check_batch_size(requests: usize) -> Result<()> {
+    if requests == 0 {
+        return Err(Error::invalid_field(
+            "requests",
+            format!("must hold 1 to {BATCH_CREATE_MAX} requests"),
+        ));
+    }
+    if requests > BATCH_CREATE_MAX {
+        return Err(Error::invalid_field(
+            "requests",
+            format!(
+                "holds {requests} requests; at most {BATCH_CREATE_MAX} per call: split the batch"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The field violations of a batch's items, each field named `requests[i].<field>`, so that an
+/// import learns every mistake at once and where it is. All are kept (the batch's size bounds
+/// them); the answer names the first ones by item order and counts the rest (see
+/// `error::MAX_VIOLATIONS`).
+#[derive(Debug, Default)]
+pub struct ItemViolations {
+    found: Vec<(usize, FieldViolation)>,
+}
+
+impl ItemViolations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// Adds the violations of an INVALID_ARGUMENT of item `index`; any other error is returned.
+    pub fn add(&mut self, index: usize, error: Error) -> Result<()> {
+        let Error::InvalidArgument { violations, .. } = error else {
+            return Err(error);
+        };
+        self.found
+            .extend(violations.into_iter().map(|v| (index, v)));
+        Ok(())
+    }
+
+    /// `Ok(())` if no item broke a rule, else one INVALID_ARGUMENT naming the fields at fault in
+    /// item order.
+    pub fn finish(mut self, requests: usize) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        // Stable: an item's own violations keep their order.
+        self.found.sort_by_key(|(index, _)| *index);
+        let mut invalid_items = self
+            .found
+            .iter()
+            .map(|(index, _)| *index)
+            .collect::<Vec<_>>();
+        invalid_items.dedup();
+        let violations = self
+            .found
+            .into_iter()
+            .map(|(index, v)| FieldViolation {
+                field: format!("requests[{index}].{}", v.field),
+                description: v.description,
+            })
+            .collect();
+        let mut error = Error::invalid_fields(violations);
+        if invalid_items.len() > 1
+            && let Error::InvalidArgument { problem, .. } = &mut error
+        {
+            let fields = problem.message.trim_start_matches("invalid fields: ");
+            problem.message = format!(
+                "{} of the {requests} requests are invalid; fields: {fields}",
+                invalid_items.len()
+            );
+        }
+        Err(error)
+    }
+}
+
+/// Checks the customers of a batch as `create` checks one, and that no two of them share an
+/// external_ref (unique among a tenant's live customers), adding what is wrong to `violations`.
+/// `items` are the batch's decodable items with their indexes, in order.
+pub fn check_batch_items<'a>(
+    items: impl IntoIterator<Item = (usize, &'a CustomerInput)>,
+    violations: &mut ItemViolations,
+) -> Result<()> {
+    let mut first_with_ref = std::collections::HashMap::new();
+    for (index, input) in items {
+        let mut problems = match validate_input(input, None) {
+            Ok(()) => Vec::new(),
+            Err(Error::InvalidArgument { violations, .. }) => violations,
+            Err(other) => return Err(other),
+        };
+        if !input.external_ref.is_empty() {
+            use std::collections::hash_map::Entry as Seen;
+            match first_with_ref.entry(input.external_ref.as_str()) {
+                Seen::Occupied(first) => problems.push(FieldViolation {
+                    field: "customer.external_ref".into(),
+                    description: format!(
+                        "is also requests[{}]'s: external_ref is unique among the tenant's live customers",
+                        first.get()
+                    ),
+                }),
+                Seen::Vacant(slot) => {
+                    slot.insert(index);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            violations.add(index, Error::invalid_fields(problems))?;
+        }
+    }
+    Ok(())
+}
+
+/// A permission error of item `index` of a batch, naming it (metadata `index`, and the field as
+/// `requests[i].<field>`).
+fn at_item(error: Error, index: usize, field: &str) -> Error {
+    match error {
+        Error::PermissionDenied(mut problem) => {
+            problem.message = format!("requests[{index}]: {}", problem.message);
+            problem.metadata.retain(|(key, _)| *key != "field");
+            Error::PermissionDenied(
+                problem
+                    .with("index", index)
+                    .with("field", format!("requests[{index}].{field}")),
+            )
+        }
+        other => other,
+    }
+}
+
+/// A customer as created from `input` by `caller` at `now`: the defaults every create applies.
+fn new_customer(
+    caller: &Caller,
+    now: chrono::DateTime<chrono::Utc>,
+    input: &CustomerInput,
+) -> Customer {
+    Customer {
+        id: Uuid::now_v7(),
+        name: input.name.clone(),
+        phone: input.phone.clone(),
+        email: input.email.clone(),
+        industry: input.industry.clone(),
+        owner_id: if input.owner_id.is_empty() {
+            caller.subject.clone()
+        } else {
+            input.owner_id.clone()
+        },
+        lifecycle_stage: input.lifecycle_stage.unwrap_or(LifecycleStage::Lead),
+        status: input.status.unwrap_or(CustomerStatus::Active),
+        external_ref: input.external_ref.clone(),
+        legal_hold: false,
+        key_account: input.key_account,
+        create_time: now,
+        update_time: now,
+        delete_time: None,
+        purge_time: None,
+        version: 1,
+        deletion_id: None,
+    }
+}
+
+/// The audit entry of a created customer (one per customer, whether created alone or in a batch).
+fn created(customer: &Customer) -> Entry {
+    Entry {
+        action: "customer.create",
+        target_type: "customer",
+        target_id: customer.id,
+        customer_id: Some(customer.id),
+        summary: "created".into(),
+    }
+}
+
 /// Customer operations, shared by every request.
 #[derive(Clone)]
 pub struct Customers {
@@ -240,41 +422,80 @@ impl Customers {
     }
 
     async fn create_in(&self, change: &Change<'_>, input: &CustomerInput) -> Result<Customer> {
-        let (caller, now) = (change.caller, change.now);
-        let customer = Customer {
-            id: Uuid::now_v7(),
-            name: input.name.clone(),
-            phone: input.phone.clone(),
-            email: input.email.clone(),
-            industry: input.industry.clone(),
-            owner_id: if input.owner_id.is_empty() {
-                caller.subject.clone()
-            } else {
-                input.owner_id.clone()
-            },
-            lifecycle_stage: input.lifecycle_stage.unwrap_or(LifecycleStage::Lead),
-            status: input.status.unwrap_or(CustomerStatus::Active),
-            external_ref: input.external_ref.clone(),
-            legal_hold: false,
-            key_account: input.key_account,
-            create_time: now,
-            update_time: now,
-            delete_time: None,
-            purge_time: None,
-            version: 1,
-            deletion_id: None,
-        };
-        store::customers::insert(change.tx().conn(), &caller.tenant, &customer).await?;
-        change
-            .audit(Entry {
-                action: "customer.create",
-                target_type: "customer",
-                target_id: customer.id,
-                customer_id: Some(customer.id),
-                summary: "created".into(),
-            })
-            .await?;
+        let customer = new_customer(change.caller, change.now, input);
+        store::customers::insert(change.tx().conn(), &change.caller.tenant, &customer).await?;
+        change.audit(created(&customer)).await?;
         Ok(customer)
+    }
+
+    /// Creates every customer of `inputs` as `create` would, all or nothing, in one write: each
+    /// is checked first (the first one a permission forbids fails the call, named by index), then
+    /// all are inserted set-based and each gets its own audit entry and event, in order.
+    pub async fn batch_create(
+        &self,
+        caller: &Caller,
+        inputs: Vec<CustomerInput>,
+        key: Option<Idempotency>,
+    ) -> Result<Vec<Customer>> {
+        caller.require(Action::Write)?;
+        check_batch_size(inputs.len())?;
+        let mut violations = ItemViolations::new();
+        check_batch_items(inputs.iter().enumerate(), &mut violations)?;
+        violations.finish(inputs.len())?;
+        for (index, input) in inputs.iter().enumerate() {
+            check_owner_assignment(caller, &input.owner_id)
+                .map_err(|e| at_item(e, index, "customer.owner_id"))?;
+            check_key_account(caller, input.key_account)
+                .map_err(|e| at_item(e, index, "customer.key_account"))?;
+        }
+        let inputs = &inputs;
+        mutation::run(
+            &self.store,
+            &self.clock,
+            Mutation::new(caller, Operation::BatchCreateCustomers, key.as_ref()),
+            |change| async move { self.batch_create_in(&change, inputs).await },
+        )
+        .await
+    }
+
+    async fn batch_create_in(
+        &self,
+        change: &Change<'_>,
+        inputs: &[CustomerInput],
+    ) -> Result<Vec<Customer>> {
+        let (caller, conn) = (change.caller, change.tx().conn());
+        let refs: Vec<&str> = inputs
+            .iter()
+            .map(|i| i.external_ref.as_str())
+            .filter(|r| !r.is_empty())
+            .collect();
+        let taken = store::customers::live_external_refs(conn, &caller.tenant, &refs).await?;
+        if let Some((index, input)) = inputs
+            .iter()
+            .enumerate()
+            .find(|(_, i)| taken.contains(&i.external_ref))
+        {
+            return Err(Error::AlreadyExists(
+                Problem::new(
+                    reason::EXTERNAL_REF_TAKEN,
+                    format!(
+                        "requests[{index}]: another live customer of this tenant already has this external_ref"
+                    ),
+                )
+                .with("index", index)
+                .with("field", format!("requests[{index}].customer.external_ref"))
+                .with("externalRef", &input.external_ref),
+            ));
+        }
+        let customers: Vec<Customer> = inputs
+            .iter()
+            .map(|input| new_customer(caller, change.now, input))
+            .collect();
+        store::customers::insert_all(conn, &caller.tenant, &customers).await?;
+        for customer in &customers {
+            change.audit(created(customer)).await?;
+        }
+        Ok(customers)
     }
 
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Customer> {

@@ -23,6 +23,7 @@ use crate::store::{Store, WriteTx};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     CreateCustomer,
+    BatchCreateCustomers,
     UpdateCustomer,
     SubmitDeletionRequest,
     ApproveDeletionRequest,
@@ -52,6 +53,7 @@ impl Operation {
     pub fn name(self) -> &'static str {
         match self {
             Operation::CreateCustomer => "CreateCustomer",
+            Operation::BatchCreateCustomers => "BatchCreateCustomers",
             Operation::UpdateCustomer => "UpdateCustomer",
             Operation::SubmitDeletionRequest => "SubmitDeletionRequest",
             Operation::ApproveDeletionRequest => "ApproveDeletionRequest",
@@ -334,6 +336,7 @@ mod tests {
     fn every_operation() -> Vec<Operation> {
         let mut all = vec![
             Operation::CreateCustomer,
+            Operation::BatchCreateCustomers,
             Operation::UpdateCustomer,
             Operation::SubmitDeletionRequest,
             Operation::ApproveDeletionRequest,

@@ -144,6 +144,76 @@ pub async fn insert(conn: &impl ConnectionTrait, tenant: &str, c: &Customer) -> 
     Ok(())
 }
 
+/// Bind parameters one statement may carry: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32,766 since
+/// 3.32) and PostgreSQL's protocol limit (65,535, a 16-bit count).
+fn max_binds(backend: DatabaseBackend) -> usize {
+    match backend {
+        DatabaseBackend::Sqlite => 32_766,
+        _ => 65_535,
+    }
+}
+
+/// Inserts new customers set-based, in their order: one multi-row INSERT per chunk, each chunk as
+/// many rows as the database's bind-parameter limit allows (every column is one parameter, so
+/// 1,365 rows on SQLite, 2,730 on PostgreSQL). The caller has checked that no external_ref is
+/// taken; a unique violation here means a concurrent call took one since (PostgreSQL: SQLite's
+/// single writer cannot interleave), which is reported as a conflict so that the mutation runs
+/// again and its check names the customer at fault.
+pub async fn insert_all(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    customers: &[Customer],
+) -> Result<()> {
+    use sea_orm::Iterable as _;
+    let rows_per_statement = max_binds(conn.get_database_backend()) / Column::iter().count();
+    for chunk in customers.chunks(rows_per_statement) {
+        let rows = chunk.iter().map(|c| {
+            let mut row = writable_columns(c);
+            row.tenant_id = Set(tenant.to_owned());
+            row.id = Set(c.id);
+            row.delete_time = Set(c.delete_time);
+            row.purge_time = Set(c.purge_time);
+            row.deletion_id = Set(None);
+            row.erase_time = Set(None);
+            row
+        });
+        Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await
+            .map_err(|e| match e.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => Error::Aborted(Problem::new(
+                    reason::TRANSACTION_CONFLICT,
+                    "a concurrent call took an external_ref of this batch; retry",
+                )),
+                _ => e.into(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Which of `external_refs` live customers of the tenant hold (through the unique index of live
+/// external_refs).
+pub async fn live_external_refs(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    external_refs: &[&str],
+) -> Result<std::collections::HashSet<String>> {
+    let mut taken = std::collections::HashSet::new();
+    // Below either database's bind-parameter limit, with room for the tenant.
+    for chunk in external_refs.chunks(10_000) {
+        let rows: Vec<Option<String>> = Entity::in_tenant(tenant)
+            .live()
+            .filter(Column::ExternalRef.is_in(chunk.iter().copied()))
+            .select_only()
+            .column(Column::ExternalRef)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        taken.extend(rows.into_iter().flatten());
+    }
+    Ok(taken)
+}
+
 /// A customer, live or deleted; an erased one (a tombstone) is not found.
 pub async fn find(conn: &impl ConnectionTrait, tenant: &str, id: Uuid) -> Result<Option<Customer>> {
     Entity::in_tenant(tenant)
@@ -996,6 +1066,41 @@ mod tests {
     /// customers, across tenants, with deleted, renamed and erased rows and LIKE's and FTS5's
     /// metacharacters, every page equals the walk in id order. Once a customer is inserted out
     /// of id order, its tenant's searches walk ids, and still page the same.
+    #[tokio::test]
+    async fn insert_all_chunks_past_the_bind_limit_and_reports_a_taken_external_ref_as_a_conflict()
+    {
+        let (store, dir) = temp_sqlite_store("insert-all", None).await;
+        // 3,000 rows: three statements of at most 32,766 / 24 = 1,365 rows each on SQLite.
+        let mut many = customers("t0", &["Bulk"], 3000);
+        many[2999].external_ref = "ERP-1".into();
+        insert_all(store.conn(), "t0", &many).await.unwrap();
+        let stored = Entity::in_tenant("t0").all(store.conn()).await.unwrap();
+        assert_eq!(stored.len(), 3000);
+        let taken = live_external_refs(store.conn(), "t0", &["ERP-1", "ERP-2"])
+            .await
+            .unwrap();
+        assert_eq!(taken, ["ERP-1".to_owned()].into());
+        assert!(
+            live_external_refs(store.conn(), "t1", &["ERP-1"])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // A clash the caller's check did not see (a concurrent commit) is a conflict to retry,
+        // and the statement wrote none of its rows.
+        let mut clash = customers("t0", &["Late"], 2);
+        clash[1].external_ref = "ERP-1".into();
+        let err = insert_all(store.conn(), "t0", &clash).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Aborted(p) if p.reason == reason::TRANSACTION_CONFLICT),
+            "{err:?}"
+        );
+        let stored = Entity::in_tenant("t0").all(store.conn()).await.unwrap();
+        assert_eq!(stored.len(), 3000);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[tokio::test]
     async fn free_text_pages_from_the_trigram_index_equal_the_walk_in_id_order() {
         use sea_orm::sea_query::Expr;

@@ -5,6 +5,7 @@ mod approval_routing;
 mod audit;
 mod auth;
 mod batch_crash;
+mod batch_create;
 mod batch_lifecycle;
 mod batches;
 mod cli;

@@ -64,6 +64,11 @@ class CustomerServiceStub:
                 request_serializer=crm_dot_v1_dot_customer__pb2.CreateCustomerRequest.SerializeToString,
                 response_deserializer=crm_dot_v1_dot_customer__pb2.CreateCustomerResponse.FromString,
                 _registered_method=True)
+        self.BatchCreateCustomers = channel.unary_unary(
+                '/crm.v1.CustomerService/BatchCreateCustomers',
+                request_serializer=crm_dot_v1_dot_customer__pb2.BatchCreateCustomersRequest.SerializeToString,
+                response_deserializer=crm_dot_v1_dot_customer__pb2.BatchCreateCustomersResponse.FromString,
+                _registered_method=True)
         self.GetCustomer = channel.unary_unary(
                 '/crm.v1.CustomerService/GetCustomer',
                 request_serializer=crm_dot_v1_dot_customer__pb2.GetCustomerRequest.SerializeToString,
@@ -167,6 +172,18 @@ class CustomerServiceServicer:
     def CreateCustomer(self, request, context):
         """Creates a customer. Any role; key_account true needs the supervisor or admin role. With
         `request_id`, a retry returns the first answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateCustomers(self, request, context):
+        """Creates up to 1,000 customers in one call, all or nothing (AIP-233): what an import uses. Each
+        customer is validated, authorised, audited and evented exactly as CreateCustomer would, in one
+        transaction; an invalid one fails the whole call with INVALID_ARGUMENT naming it as
+        `requests[i].customer.<field>`, and nothing is written. The requests' own `request_id` must be
+        empty: the batch's `request_id` makes the whole call idempotent (a retry returns the first
+        answer). The customers come back in the order asked.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -324,6 +341,11 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_v1_dot_customer__pb2.CreateCustomerRequest.FromString,
                     response_serializer=crm_dot_v1_dot_customer__pb2.CreateCustomerResponse.SerializeToString,
             ),
+            'BatchCreateCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateCustomers,
+                    request_deserializer=crm_dot_v1_dot_customer__pb2.BatchCreateCustomersRequest.FromString,
+                    response_serializer=crm_dot_v1_dot_customer__pb2.BatchCreateCustomersResponse.SerializeToString,
+            ),
             'GetCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCustomer,
                     request_deserializer=crm_dot_v1_dot_customer__pb2.GetCustomerRequest.FromString,
@@ -447,6 +469,33 @@ class CustomerService:
             '/crm.v1.CustomerService/CreateCustomer',
             crm_dot_v1_dot_customer__pb2.CreateCustomerRequest.SerializeToString,
             crm_dot_v1_dot_customer__pb2.CreateCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.v1.CustomerService/BatchCreateCustomers',
+            crm_dot_v1_dot_customer__pb2.BatchCreateCustomersRequest.SerializeToString,
+            crm_dot_v1_dot_customer__pb2.BatchCreateCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,
