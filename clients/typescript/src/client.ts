@@ -84,7 +84,7 @@ export interface CrmClient {
   /** grpc.health.v1: answers without a token. */
   health: Client<typeof Health>;
   transport: Transport;
-  /** Closes the connection; calls in flight (an open event stream too) fail with CANCELED. */
+  /** Closes the connection; calls in flight (an open event stream too) fail with CANCELLED. */
   close(): void;
 }
 

@@ -109,6 +109,7 @@ const KNOWN_DETAILS = createRegistry(
 
 /** A status code's name as gRPC spells it: codeName(Code.InvalidArgument) is "INVALID_ARGUMENT". */
 export function codeName(code: Code): string {
+  if (code === Code.Canceled) return "CANCELLED"; // connect spells it Canceled, gRPC CANCELLED
   return (Code[code] ?? `CODE_${code}`).replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
