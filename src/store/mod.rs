@@ -37,7 +37,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::reason;
 
 pub use customers::GraphBump;
@@ -141,6 +141,13 @@ const EXPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite (a file): the one connection write transactions run on. SQLite admits one writer
+    /// at a time; with writers spread over the pool, each waiting writer busy-waits on
+    /// `BEGIN IMMEDIATE` with growing sleeps (up to 100 ms each), which made the long tail of
+    /// concurrent creates. On one connection they queue in order instead, and wake as soon as the
+    /// writer before them is done; reads keep the pool and the readers. `None` on PostgreSQL and
+    /// for an in-memory database, whose pool is its only view.
+    writer: Option<DatabaseConnection>,
     statement_timeout: Duration,
     url: String,
     /// Connections for GetCustomer outside the pool (see `readers`).
@@ -348,7 +355,24 @@ impl Store {
             options.set_schema_search_path(schema.clone());
         }
         options.set_application_name(application_name(config.schema.as_deref()));
-        let db = Database::connect(options).await?;
+        let db = Database::connect(options.clone()).await?;
+        let writer = match db.get_database_backend() {
+            DatabaseBackend::Sqlite
+                if db
+                    .get_sqlite_connection_pool()
+                    .connect_options()
+                    .get_filename()
+                    .is_file() =>
+            {
+                // A writer waits its turn as long as it would have waited on SQLite's lock.
+                options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(SQLITE_BUSY_TIMEOUT);
+                Some(Database::connect(options).await?)
+            }
+            _ => None,
+        };
         let (readers, maintenance) = if db.get_database_backend() == DatabaseBackend::Postgres {
             let readers = Readers::Postgres(Arc::new(readers::PgReaders::new(
                 reader_options(config)?,
@@ -368,6 +392,7 @@ impl Store {
         };
         Ok(Self {
             db,
+            writer,
             notifier,
             statement_timeout: config.session.statement_timeout,
             url: config.url.clone(),
@@ -574,7 +599,18 @@ impl Store {
             },
             _ => TransactionOptions::default(),
         };
-        let tx = self.begin(options).await?;
+        let tx = match &self.writer {
+            Some(writer) => self.begin_on(writer, options).await.map_err(|e| match e {
+                // Waiting for the writer is waiting for SQLite's write lock: the database is
+                // busy, not gone (and no sign of an outage for readiness).
+                DbErr::ConnectionAcquire(_) => Error::Unavailable(Problem::new(
+                    reason::DATABASE_BUSY,
+                    "the database is busy with other writes; retry with backoff",
+                )),
+                e => e.into(),
+            })?,
+            None => self.begin_on(&self.db, options).await?,
+        };
         self.bound_by_deadline(&tx).await?;
         Ok(tx)
     }
@@ -609,14 +645,22 @@ impl Store {
         Ok(tx)
     }
 
+    async fn begin(&self, options: TransactionOptions) -> Result<WriteTx> {
+        Ok(self.begin_on(&self.db, options).await?)
+    }
+
     /// Begins in a task of its own: a caller dropped while `BEGIN` is in flight would otherwise
     /// return a connection to the pool inside a transaction nobody owns (sqlx #4393). Once begun,
     /// a dropped transaction is rolled back when its connection goes back to the pool.
-    async fn begin(&self, options: TransactionOptions) -> Result<WriteTx> {
-        let db = self.db.clone();
+    async fn begin_on(
+        &self,
+        db: &DatabaseConnection,
+        options: TransactionOptions,
+    ) -> std::result::Result<WriteTx, DbErr> {
+        let db = db.clone();
         let begun = tokio::spawn(async move { db.begin_with_options(options).await })
             .await
-            .map_err(|e| crate::Error::internal(format!("begin task failed: {e}")))??;
+            .map_err(|e| DbErr::Custom(format!("begin task failed: {e}")))??;
         Ok(WriteTx::new(begun, self.notifier.clone()))
     }
 
