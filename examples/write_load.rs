@@ -235,8 +235,8 @@ impl Rng {
 
 /// utime + stime of the server process (all its threads), in µs.
 fn server_cpu_us(pid: u32, clk_tck: f64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .expect("the server process is gone");
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server process is gone");
     let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap_or(f64::NAN)
@@ -420,7 +420,10 @@ impl Write {
 enum Op {
     Health,
     Get,
-    Write { write: Write, rid: bool },
+    Write {
+        write: Write,
+        rid: bool,
+    },
     /// 90 % GetCustomer, 10 % CreateCustomer.
     Mixed,
 }
@@ -471,7 +474,7 @@ impl Worker {
                 .map(|_| false),
             Op::Get => self.get().await.map(|()| true),
             Op::Mixed => {
-                if self.rng.next() % 10 == 0 {
+                if self.rng.next().is_multiple_of(10) {
                     self.create(false).await.map(|()| false)
                 } else {
                     self.get().await.map(|()| true)
@@ -565,6 +568,7 @@ struct Service {
 impl Service {
     /// Closed loop: `concurrency` workers over `tenants` tenants (worker w in tenant w mod
     /// tenants), warm-up not recorded; `versions` are the Update targets' current versions.
+    #[allow(clippy::too_many_arguments)]
     async fn closed_loop(
         &self,
         op: Op,
@@ -1033,6 +1037,7 @@ impl Db {
 
     /// The raw SQL of `op` from `concurrency` clients over `tenants` tenants for `duration`; None
     /// on PostgreSQL without pgbench.
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
         sql_dir: &Path,
@@ -1200,7 +1205,9 @@ async fn pgbench(
     command.args(["-D", &format!("rid={}", u8::from(rid))]);
     command.args(["-D", &format!("targets={}", targets.max(1))]);
     command.arg("-f").arg(script);
-    command.arg("-l").arg(format!("--log-prefix={}", prefix.display()));
+    command
+        .arg("-l")
+        .arg(format!("--log-prefix={}", prefix.display()));
     command.arg(url);
     if let Some(schema) = schema {
         command.env("PGOPTIONS", format!("-c search_path={schema}"));
@@ -1453,8 +1460,9 @@ async fn batch_run(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..concurrency {
-        let mut client = CustomerServiceClient::new(service.channels[w % service.channels.len()].clone())
-            .max_decoding_message_size(64 << 20);
+        let mut client =
+            CustomerServiceClient::new(service.channels[w % service.channels.len()].clone())
+                .max_decoding_message_size(64 << 20);
         let auth = service.bearers[0].clone();
         tasks.spawn(async move {
             for call in 0..calls {
@@ -1494,15 +1502,12 @@ async fn batch_run(
     while let Some(done) = tasks.join_next().await {
         match done? {
             Ok(()) => {}
-            Err(status) if status.code() == Code::Unimplemented => {
-                tasks.abort_all();
-                implemented = false;
-            }
+            Err(status) if status.code() == Code::Unimplemented => implemented = false,
             Err(status) => return Err(format!("BatchCreateCustomers: {status}").into()),
         }
     }
-    let rpc = implemented
-        .then(|| (concurrency * calls * size) as f64 / started.elapsed().as_secs_f64());
+    let rpc =
+        implemented.then(|| (concurrency * calls * size) as f64 / started.elapsed().as_secs_f64());
     db.vacuum_heads().await?;
     let started = Instant::now();
     let mut raw = Vec::new();
@@ -1546,7 +1551,10 @@ async fn futures_join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    outputs.into_iter().map(|o| o.expect("polled to completion")).collect()
+    outputs
+        .into_iter()
+        .map(|o| o.expect("polled to completion"))
+        .collect()
 }
 
 // ---- the report -------------------------------------------------------------------------------
@@ -1626,7 +1634,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spread = args.tenants.max(1);
 
     let label = args.label.clone();
-    let levels: Vec<usize> = args.concurrency.iter().copied().filter(|&c| c > 0).collect();
+    let levels: Vec<usize> = args
+        .concurrency
+        .iter()
+        .copied()
+        .filter(|&c| c > 0)
+        .collect();
     let top = levels.iter().copied().max().unwrap_or(64);
     let targets = args.targets.max(top);
     println!(
@@ -1911,7 +1924,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let others = levels.iter().filter(|&&c| c != top);
             for (c, tenants) in others.flat_map(|&c| {
-                if c == 1 { vec![(1, 1)] } else { vec![(c, 1), (c, spread)] }
+                if c == 1 {
+                    vec![(1, 1)]
+                } else {
+                    vec![(c, 1), (c, spread)]
+                }
             }) {
                 checks.push(Check::info(
                     format!("{} ÷ raw SQL", run_name("", write, c, tenants, rid).trim()),
@@ -1928,7 +1945,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let create1 = run_name("rpc", Write::Create, 1, 1, false);
     let raw1 = run_name("raw", Write::Create, 1, 1, false);
     let p50_floor: Vec<f64> = results
-        .per_rep(&raw1, "Health/Check c=1", |raw, health| raw.p50 + health.p50)
+        .per_rep(&raw1, "Health/Check c=1", |raw, health| {
+            raw.p50 + health.p50
+        })
         .into_iter()
         .zip(results.get(&create1))
         .map(|(floor, create)| create.p50 / floor)
@@ -1951,9 +1970,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     checks.push(Check::new(
         format!("GetCustomer calls/s in the 90/10 mix ÷ alone, c={top}"),
-        results.per_rep(&mix_name, &get_name, |m, g| {
-            m.reads_rps / g.rps
-        }),
+        results.per_rep(&mix_name, &get_name, |m, g| m.reads_rps / g.rps),
         true,
         0.85,
     ));
@@ -1963,7 +1980,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         checks.push(Check::info(
-            format!("raw multi-row create of {} c={c}, customers/s", args.batch_size),
+            format!(
+                "raw multi-row create of {} c={c}, customers/s",
+                args.batch_size
+            ),
             figures.iter().map(|b| b.raw).collect(),
             "info: the batch's ceiling",
         ));

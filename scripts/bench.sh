@@ -87,7 +87,7 @@ else
 fi
 # The write runs (examples/write_load.rs).
 if $ci; then
-  write_args=(--reps 1 --duration 0.3 --warmup 0.1 --idle-wait 0 --concurrency 1,4 --targets 64
+  write_args=(--reps 1 --duration 0.3 --warmup 0 --idle-wait 0 --concurrency 1,4 --targets 64
     --batch-size 20 --batch-calls 1)
   command -v pgbench >/dev/null || write_args+=(--no-pgbench)
 elif $smoke; then
