@@ -9,10 +9,11 @@
 //! - `Health/Check` c=1 (the floor of the p50 target) and `GetCustomer` c=64 (CPU per read);
 //! - `CreateCustomer` and `UpdateCustomer` at c=1/16/64, in one tenant and across 16 (each writer
 //!   its own tenant, round robin), without and with a `request_id`; each against the raw SQL of
-//!   scripts/bench-sql (`create`/`update`): on PostgreSQL pgbench runs the `.pgbench` script with
-//!   as many clients (`-M prepared -j 2`), on SQLite this program runs the `.sqlite.sql` file
-//!   from as many tasks over a pool of the server's size (8), computing the chain hash with the
-//!   service's own function;
+//!   scripts/bench-sql (`create`/`update`): on PostgreSQL pgbench runs the `.pgbench` script
+//!   (`-M prepared -j 2`) with as many clients as calls in flight up to the server's pool size
+//!   (8, `--raw-connections`: more backends queued on one head row commit less, so they would
+//!   be no ceiling), on SQLite this program runs the `.sqlite.sql` file from as many tasks over a
+//!   pool of the server's size (8), computing the chain hash with the service's own function;
 //! - the plain INSERT of the customer row alone (`insert-only`) at c=64: the table's ceiling;
 //! - a mix at c=64 of 90 % GetCustomer and 10 % CreateCustomer: the reads' rate against their
 //!   rate alone;
@@ -122,6 +123,13 @@ struct Args {
     /// no ratios).
     #[arg(long, default_value_t = 0)]
     long: usize,
+    /// PostgreSQL: pgbench's clients (connections) at most, whatever the calls in flight: the
+    /// server's pool, so the database sees as many transactions at once from either side (0: as
+    /// many clients as calls in flight; with 64 backends queued on one tenant's head row,
+    /// PostgreSQL commits fewer writes than with 8, so that is no ceiling). SQLite's raw tasks
+    /// always share 8 connections.
+    #[arg(long, default_value_t = SERVER_POOL)]
+    raw_connections: usize,
     /// PostgreSQL without pgbench installed (bench.sh --ci only): the raw runs there are skipped.
     #[arg(long)]
     no_pgbench: bool,
@@ -660,6 +668,8 @@ enum Db {
         url: String,
         schema: Option<String>,
         pgbench: bool,
+        /// pgbench's clients at most (0: no cap).
+        connections: usize,
     },
     Lite(sqlx::SqlitePool),
 }
@@ -882,7 +892,12 @@ impl RawOp {
 }
 
 impl Db {
-    async fn connect(url: &str, schema: Option<&str>, pgbench: bool) -> Result<Self, sqlx::Error> {
+    async fn connect(
+        url: &str,
+        schema: Option<&str>,
+        pgbench: bool,
+        connections: usize,
+    ) -> Result<Self, sqlx::Error> {
         use sqlx::pool::PoolOptions;
         if url.starts_with("sqlite:") {
             // As the server opens its file (src/store/mod.rs): a commit is synced before it returns.
@@ -913,6 +928,7 @@ impl Db {
                 url: url.to_owned(),
                 schema: schema.map(str::to_owned),
                 pgbench,
+                connections,
             })
         }
     }
@@ -1051,14 +1067,23 @@ impl Db {
         self.vacuum_heads().await?;
         match self {
             Db::Pg { pgbench: false, .. } => Ok(None),
-            Db::Pg { url, schema, .. } => {
+            Db::Pg {
+                url,
+                schema,
+                connections,
+                ..
+            } => {
                 let script = sql_dir.join(format!("{}.pgbench", op.file()));
+                let clients = match *connections {
+                    0 => concurrency,
+                    cap => concurrency.min(cap),
+                };
                 pgbench(
                     url,
                     schema.as_deref(),
                     &script,
                     op.rid(),
-                    concurrency,
+                    clients,
                     tenants,
                     targets,
                     duration,
@@ -1650,6 +1675,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &args.database_url,
         args.database_schema.as_deref(),
         !args.no_pgbench,
+        args.raw_connections,
     )
     .await?;
     if args.no_pgbench && db.is_pg() {
@@ -2076,9 +2102,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "   (raw SQL: scripts/bench-sql, {}; VACUUM audit_head before each raw run)",
         if pg {
-            "pgbench -M prepared -j 2, as many clients"
+            match args.raw_connections {
+                0 => "pgbench -M prepared -j 2, as many clients as calls in flight".to_owned(),
+                n => format!("pgbench -M prepared -j 2, min(calls in flight, {n}) clients"),
+            }
         } else {
-            "the .sqlite.sql files from as many tasks over 8 connections"
+            "the .sqlite.sql files from as many tasks over 8 connections".to_owned()
         }
     );
     if args.enforce {

@@ -9,7 +9,7 @@
 #   scripts/bench.sh --ci       # the test suite's check that the benchmark still runs: the debug
 #                               # binaries cargo test built, 2,000 customers, sub-second runs, no
 #                               # pgbench for the reads, no idle wait; fails only if something does
-#                               # not run or a call fails (≈ 30 s). Under CI=true an unreachable
+#                               # not run or a call fails (≈ 1 min). Under CI=true an unreachable
 #                               # PostgreSQL fails.
 #   scripts/bench.sh --writes [--enforce]
 #                               # the write runs only (below), both databases: 3 s runs, 3
@@ -22,8 +22,8 @@
 # The write runs (examples/write_load.rs; every mode, after the reads, on a fresh database of their
 # own): CreateCustomer and UpdateCustomer at c=1/16/64, in one tenant and across 16, without and
 # with a request_id, each against the raw SQL of the same semantics from scripts/bench-sql
-# (PostgreSQL: pgbench -M prepared -c C -j 2 on the .pgbench scripts; SQLite: write_load runs the
-# .sqlite.sql files itself), the plain INSERT of the customer row alone, a 90 % GetCustomer / 10 %
+# (PostgreSQL: pgbench -M prepared -j 2 on the .pgbench scripts, min(C, 8) clients as the server's
+# pool of 8 gives the service; SQLite: write_load runs the .sqlite.sql files itself over 8), the plain INSERT of the customer row alone, a 90 % GetCustomer / 10 %
 # CreateCustomer mix, and BatchCreateCustomers of 1,000 against a raw multi-row INSERT (skipped, and
 # said so, while the server answers UNIMPLEMENTED). PostgreSQL's autovacuum may be off: every
 # write updates its tenant's audit_head row, the server vacuums that table every 10 s, and
