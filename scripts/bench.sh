@@ -149,7 +149,7 @@ write_load=target/$profile/examples/write_load
 listening_on() { # name stdout-file stderr-file label
   local addr=""
   for _ in $(seq 1 200); do
-    addr=$(sed -n "s/^$1 listening on //p" "$2" | head -n 1)
+    addr=$(sed -n "s/^$1 listening on //p" "$2" 2>/dev/null | head -n 1)
     [ -n "$addr" ] && break
     sleep 0.1
   done
@@ -185,6 +185,8 @@ run() { # label database-url [schema]
   fi
   echo "   ready in $(( $(date +%s) - t0 )) s"
 
+  # The previous server's address must not be read as this one's before the new file is made.
+  rm -f "$work/serve.out" "$work/serve.err" "$work/bare.out" "$work/bare.err"
   (exec env CRM_JWT_SECRET="$secret" CRM_PURGE_INTERVAL=0 CRM_LOG_FORMAT=json RUST_LOG=warn \
     CRM_MAX_BATCH_ITEMS="$batch" CRM_BATCH_CHUNK_SIZE=50 \
     "$bin" serve --listen 127.0.0.1:0 --database-url "$url" "${schema_args[@]}" \
@@ -224,6 +226,7 @@ run_writes() { # label database-url [schema]
   [ $# -ge 3 ] && schema_args=(--database-schema "$3")
   echo
   echo "== $label: write runs on a fresh database"
+  rm -f "$work/serve.out" "$work/serve.err"
   (exec env CRM_JWT_SECRET="$secret" CRM_PURGE_INTERVAL=0 CRM_LOG_FORMAT=json RUST_LOG=warn \
     "$bin" serve --listen 127.0.0.1:0 --database-url "$url" "${schema_args[@]}" \
     > "$work/serve.out" 2> "$work/serve.err") &
