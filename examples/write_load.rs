@@ -15,8 +15,8 @@
 //!   be no ceiling), on SQLite this program runs the `.sqlite.sql` file from as many tasks over a
 //!   pool of the server's size (8), computing the chain hash with the service's own function;
 //! - the plain INSERT of the customer row alone (`insert-only`) at c=64: the table's ceiling;
-//! - a mix at c=64 of 90 % GetCustomer and 10 % CreateCustomer: the reads' rate against their
-//!   rate alone;
+//! - a mix at c=64 of 90 % GetCustomer and 10 % CreateCustomer callers (every tenth worker
+//!   creates, the others read): the reads' rate against their rate alone;
 //! - `BatchCreateCustomers` of `--batch-size` customers, c=1 and c=4, against one multi-row
 //!   INSERT each of customers, audit events (the chain computed here) and outbox rows plus the
 //!   head's update, in one transaction; skipped, and said so, while the server answers
@@ -481,8 +481,11 @@ impl Worker {
                 .await
                 .map(|_| false),
             Op::Get => self.get().await.map(|()| true),
+            // Every tenth worker writes, the others read: reads and writes come from different
+            // callers, as they do in service, so a read never waits behind its own caller's
+            // write (a per-call draw would make each reader's rate that of the writes).
             Op::Mixed => {
-                if self.rng.next().is_multiple_of(10) {
+                if self.id.is_multiple_of(10) {
                     self.create(false).await.map(|()| false)
                 } else {
                     self.get().await.map(|()| true)
