@@ -216,9 +216,9 @@ pub struct EventRelayArgs {
 /// A stream name or subject token: no separators, wildcards or white space.
 fn parse_nats_name(value: &str) -> Result<String, String> {
     if value.is_empty()
-        || value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+        || value.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
+        })
     {
         return Err(format!(
             "{value:?}: use letters, digits, `-` and `_` (no `.`, `*`, `>`, `/` or spaces)"
@@ -591,12 +591,16 @@ impl ServeArgs {
                 teams_claim: lifecycle.teams_claim.clone(),
                 supervises_claim: lifecycle.supervises_claim.clone(),
             },
-            event_relay: self.events.events_nats_url.as_ref().map(|url| RelaySettings {
-                url: url.clone(),
-                stream: self.events.events_nats_stream.clone(),
-                subject_prefix: self.events.events_nats_subject_prefix.clone(),
-                lease: self.events.events_nats_lease.max(Duration::from_secs(1)),
-            }),
+            event_relay: self
+                .events
+                .events_nats_url
+                .as_ref()
+                .map(|url| RelaySettings {
+                    url: url.clone(),
+                    stream: self.events.events_nats_stream.clone(),
+                    subject_prefix: self.events.events_nats_subject_prefix.clone(),
+                    lease: self.events.events_nats_lease.max(Duration::from_secs(1)),
+                }),
         }
     }
 }

@@ -166,7 +166,10 @@ impl Relay {
         };
         let mut more = false;
         for tenant in &behind {
-            match self.publish_tenant(&nats, &tenant.tenant, tenant.published).await {
+            match self
+                .publish_tenant(&nats, &tenant.tenant, tenant.published)
+                .await
+            {
                 Ok(full) => more |= full,
                 Err(Failed::Nats(e)) => {
                     self.log_lag(&format!("cannot publish to NATS JetStream: {e}"));

@@ -229,8 +229,10 @@ pub struct RelayLag {
 impl RelayLag {
     pub fn set(&self, events: u64, lag: Duration) {
         self.events.store(events, Ordering::Relaxed);
-        self.millis
-            .store(lag.as_millis().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.millis.store(
+            lag.as_millis().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     pub fn events(&self) -> u64 {
@@ -259,9 +261,7 @@ pub fn relay_lag() -> &'static RelayLag {
             meter
                 .u64_observable_gauge("crm.events.relay.backlog")
                 .with_unit("{event}")
-                .with_description(
-                    "Customer events committed and not yet acknowledged by JetStream",
-                )
+                .with_description("Customer events committed and not yet acknowledged by JetStream")
                 .with_callback(|gauge| gauge.observe(relay_lag().events(), &[]))
                 .build(),
             meter

@@ -89,7 +89,12 @@ pub async fn take_lease(
         .values_panic([name.into(), holder.into(), until_ms.into()])
         .on_conflict(OnConflict::column("name").do_nothing().to_owned())
         .to_owned();
-    if conn.execute_raw(backend.build(&first)).await?.rows_affected() == 1 {
+    if conn
+        .execute_raw(backend.build(&first))
+        .await?
+        .rows_affected()
+        == 1
+    {
         return Ok(true);
     }
     let take = Query::update()
@@ -103,7 +108,11 @@ pub async fn take_lease(
                 .add(Expr::col("expires_at_ms").lt(now_ms)),
         )
         .to_owned();
-    Ok(conn.execute_raw(backend.build(&take)).await?.rows_affected() == 1)
+    Ok(conn
+        .execute_raw(backend.build(&take))
+        .await?
+        .rows_affected()
+        == 1)
 }
 
 /// Gives the lease up (a clean shutdown), so another replica takes over at once.

@@ -36,8 +36,7 @@ fn skip_or_fail(why: String) -> Option<jetstream::Context> {
 
 /// The machine's NATS, or `None` (skip) when it is out of reach outside CI.
 async fn machine_nats() -> Option<(String, jetstream::Context)> {
-    let url =
-        std::env::var("CRM_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let url = std::env::var("CRM_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let connected = tokio::time::timeout(
         Duration::from_secs(5),
         async_nats::ConnectOptions::new()
@@ -378,11 +377,7 @@ async fn kill_9_during_2000_mutations_loses_and_repeats_nothing(app: TestApp) {
     let seen = consume_all(&nats, &target, total, Duration::from_secs(30)).await;
     assert_exactly_once(&seen, &database);
     let server = server.unwrap();
-    assert!(
-        !server.log().contains("panicked"),
-        "{}",
-        server.log()
-    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
     figure(format!(
         "nats relay crash test ({:?}): {} successful creates from {WRITERS} writers, {} cut by the kills, SIGKILL at {kill_points:?}; JetStream holds exactly 1..=N per tenant {database:?} ({total} events), {:.1} s in all",
         app.db,
@@ -407,7 +402,14 @@ impl PrivateNats {
 
     async fn start(&mut self) {
         let child = tokio::process::Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(&self.dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -420,7 +422,10 @@ impl PrivateNats {
             .await
             .is_err()
         {
-            assert!(started.elapsed() < Duration::from_secs(10), "nats-server listens");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nats-server listens"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -450,7 +455,9 @@ async fn scrape(addr: SocketAddr) -> String {
 fn sample(metrics: &str, name: &str) -> Option<f64> {
     metrics
         .lines()
-        .find(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
+        .find(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
 }
@@ -480,7 +487,8 @@ async fn a_10_s_nats_outage_is_a_backlog_published_after(app: TestApp) {
     let target = Target::new();
     let mut env = target.env(&nats_server.url(), "2s");
     env.push(("CRM_METRICS_LISTEN", "127.0.0.1:0".into()));
-    let process = ServerProcess::start(app.db, &app.database_url, app.schema.as_deref(), &env).await;
+    let process =
+        ServerProcess::start(app.db, &app.database_url, app.schema.as_deref(), &env).await;
     let metrics = process.metrics_addr.expect("metrics address printed");
     let via = attached(&process).await;
     let mut client = via.customers_as("acme", "writer", &["sales_rep"]);
@@ -491,11 +499,18 @@ async fn a_10_s_nats_outage_is_a_backlog_published_after(app: TestApp) {
             .unwrap();
     }
     let nats_url = nats_server.url();
-    let connect = || async { jetstream::new(async_nats::connect(nats_url.as_str()).await.unwrap()) };
+    let connect =
+        || async { jetstream::new(async_nats::connect(nats_url.as_str()).await.unwrap()) };
     {
         let nats = connect().await;
         let database = events_in_database(&app).await;
-        consume_all(&nats, &target, database.values().sum(), Duration::from_secs(10)).await;
+        consume_all(
+            &nats,
+            &target,
+            database.values().sum(),
+            Duration::from_secs(10),
+        )
+        .await;
     }
 
     nats_server.stop().await;
