@@ -96,6 +96,7 @@ pub async fn run(store: Store, signal: EventSignal, settings: RelaySettings, hol
         settings,
         nats: None,
         logged_lag: None,
+        resent: 0,
     };
     let mut wake = signal.subscribe();
     loop {
@@ -142,6 +143,8 @@ struct Relay {
     nats: Option<jetstream::Context>,
     /// When the lag was last logged.
     logged_lag: Option<Instant>,
+    /// Events sent again that the stream already had, since last logged.
+    resent: u64,
 }
 
 impl Relay {
@@ -164,6 +167,13 @@ impl Relay {
         let Some(nats) = self.connect().await else {
             return Pass::Retry;
         };
+        // A publish without a connection would only wait out its timeout: give the connection up
+        // at once, and connect afresh (which also re-creates a stream deleted meanwhile).
+        if nats.client().connection_state() != async_nats::connection::State::Connected {
+            self.nats = None;
+            self.log_lag("the connection to NATS is lost");
+            return Pass::Retry;
+        }
         let mut more = false;
         for tenant in &behind {
             match self
@@ -172,6 +182,7 @@ impl Relay {
             {
                 Ok(full) => more |= full,
                 Err(Failed::Nats(e)) => {
+                    self.nats = None;
                     self.log_lag(&format!("cannot publish to NATS JetStream: {e}"));
                     return Pass::Retry;
                 }
@@ -184,6 +195,12 @@ impl Relay {
         }
         if self.logged_lag.take().is_some() {
             tracing::info!("event relay: the backlog is published");
+        }
+        if self.resent > 0 {
+            tracing::info!(
+                duplicates = std::mem::take(&mut self.resent),
+                "event relay: events sent again (acknowledged before a restart, not yet recorded) were dropped by the stream's duplicate window"
+            );
         }
         if more { Pass::More } else { Pass::Done }
     }
@@ -207,10 +224,12 @@ impl Relay {
                 self.record(tenant, unrecorded.take()).await?;
                 return Err(Failed::LeaseLost);
             }
-            let sent = publish(nats, &self.settings.subject_prefix, tenant, &event).await;
-            if let Err(e) = sent {
-                self.record(tenant, unrecorded.take()).await?;
-                return Err(Failed::Nats(e));
+            match publish(nats, &self.settings.subject_prefix, tenant, &event).await {
+                Ok(duplicate) => self.resent += u64::from(duplicate),
+                Err(e) => {
+                    self.record(tenant, unrecorded.take()).await?;
+                    return Err(Failed::Nats(e));
+                }
             }
             unrecorded = Some((event.sequence, event.time));
             if (n + 1) % RECORD_EVERY == 0 {
@@ -318,13 +337,14 @@ async fn connect(settings: &RelaySettings) -> Result<jetstream::Context, String>
     Ok(context)
 }
 
-/// Publishes one event and waits for JetStream to store it (or to say it already had it).
+/// Publishes one event and waits for JetStream to store it; true if the stream already had it
+/// (sent before a crash, and not yet recorded), and dropped it as a duplicate.
 async fn publish(
     nats: &jetstream::Context,
     prefix: &str,
     tenant: &str,
     event: &CustomerEvent,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", message_id(tenant, event.sequence).as_str());
     headers.insert("Content-Type", "application/x-protobuf");
@@ -334,12 +354,13 @@ async fn publish(
     headers.insert("Crm-Event-Type", event.event_type.as_str());
     let subject = subject(prefix, tenant, &event.event_type);
     let payload = crate::api::events::to_proto(event.clone()).encode_to_vec();
-    nats.publish_with_headers(subject, headers, payload.into())
+    let ack = nats
+        .publish_with_headers(subject, headers, payload.into())
         .await
         .map_err(|e| e.to_string())?
         .await
         .map_err(|e| e.to_string())?;
-    Ok(())
+    Ok(ack.duplicate)
 }
 
 /// This process's claim on the relay lease, renewed a third of the way through.
