@@ -103,7 +103,13 @@ pub async fn run(store: Store, signal: EventSignal, settings: RelaySettings, hol
         let next = match relay.pass().await {
             Pass::Done => signal.poll,
             Pass::More => continue,
-            Pass::Retry | Pass::NotLeader => RETRY.min(relay.lease.renew_every()),
+            Pass::Retry => RETRY,
+            // Not woken by commits: a replica that does not lead only asks for the lease again
+            // a third of a lease later, so it takes over within 1⅓ leases of the last renewal.
+            Pass::NotLeader => {
+                tokio::time::sleep(relay.lease.renew_every()).await;
+                continue;
+            }
         };
         wait(&mut wake, next).await;
     }
