@@ -101,7 +101,8 @@ pub async fn run(store: Store, signal: EventSignal, settings: RelaySettings, hol
     let mut wake = signal.subscribe();
     loop {
         let next = match relay.pass().await {
-            Pass::Done => signal.poll,
+            // Idle, the leader still renews its lease in time.
+            Pass::Done => signal.poll.min(relay.lease.renew_every()),
             Pass::More => continue,
             Pass::Retry => RETRY,
             // Not woken by commits: a replica that does not lead only asks for the lease again
@@ -173,11 +174,10 @@ impl Relay {
         let Some(nats) = self.connect().await else {
             return Pass::Retry;
         };
-        // A publish without a connection would only wait out its timeout: give the connection up
-        // at once, and connect afresh (which also re-creates a stream deleted meanwhile).
+        // A publish without a connection would only wait out its timeout: retry later instead,
+        // while the client reconnects by itself.
         if nats.client().connection_state() != async_nats::connection::State::Connected {
-            self.nats = None;
-            self.log_lag("the connection to NATS is lost");
+            self.log_lag("the connection to NATS is lost; reconnecting");
             return Pass::Retry;
         }
         let mut more = false;
@@ -188,6 +188,8 @@ impl Relay {
             {
                 Ok(full) => more |= full,
                 Err(Failed::Nats(e)) => {
+                    // Connected, yet refused or unanswered: connect afresh next time, which also
+                    // re-creates a stream deleted meanwhile.
                     self.nats = None;
                     self.log_lag(&format!("cannot publish to NATS JetStream: {e}"));
                     return Pass::Retry;
@@ -326,8 +328,7 @@ enum Failed {
 }
 
 async fn connect(settings: &RelaySettings) -> Result<jetstream::Context, String> {
-    // Once connected, the client reconnects by itself, without limit; publishes in the meantime
-    // time out and are sent again.
+    // Once connected, the client reconnects by itself, without limit.
     let client = async_nats::ConnectOptions::new()
         .name("crm-service event relay")
         .connection_timeout(ACK_TIMEOUT)
