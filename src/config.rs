@@ -647,6 +647,33 @@ mod tests {
     }
 
     #[test]
+    fn jetstream_names_are_one_subject_token() {
+        for good in ["crm", "CRM_CUSTOMER_EVENTS", "events-eu"] {
+            assert_eq!(parse_nats_name(good).unwrap(), good);
+        }
+        for bad in ["", "crm.events", "crm.*", ">", "a b", "a/b"] {
+            assert!(parse_nats_name(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "crm-service",
+            "--events-nats-url",
+            "nats://127.0.0.1:4222",
+            "--events-nats-lease",
+            "0",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.into_command() else {
+            panic!("serve")
+        };
+        let relay = serve.settings().event_relay.expect("on with a URL");
+        assert_eq!(
+            (relay.stream.as_str(), relay.subject_prefix.as_str()),
+            ("CRM_CUSTOMER_EVENTS", "crm")
+        );
+        assert_eq!(relay.lease, Duration::from_secs(1), "at least a second");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
