@@ -238,6 +238,19 @@ fn assert_exactly_once(seen: &BTreeMap<String, Vec<i64>>, database: &BTreeMap<St
     }
 }
 
+/// The events a server's relay sent again and the stream dropped, as its log counts them.
+fn duplicates_in(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|line| line.split("duplicates=").nth(1))
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 async fn delete_stream(nats: &jetstream::Context, target: &Target) {
     let _ = nats.delete_stream(&target.stream).await;
 }
@@ -264,7 +277,19 @@ async fn one_relay_publishes_every_event_once_in_order_and_another_takes_over(ap
             .await
             .unwrap();
     }
+    // 700 events in one commit: more than the relay reads at once.
+    via_a
+        .customers_as("acme", "importer", &["service"])
+        .batch_create_customers(pb::BatchCreateCustomersRequest {
+            requests: (0..700)
+                .map(|i| new_customer(&format!("Imported {i:04}")))
+                .collect(),
+            request_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap();
     let database = events_in_database(&app).await;
+    assert!(database["acme"] > 700, "{database:?}");
     let total: i64 = database.values().sum();
     let seen = consume_all(&nats, &target, total, Duration::from_secs(20)).await;
     assert_exactly_once(&seen, &database);
@@ -301,7 +326,7 @@ async fn one_relay_publishes_every_event_once_in_order_and_another_takes_over(ap
     assert_exactly_once(&seen, &database);
     assert!(survivor.log().contains("this replica publishes"));
     figure(format!(
-        "nats relay takeover ({:?}): {total} events in {} tenants, all published once by the survivor {:.1} s after the leader's kill",
+        "nats relay takeover ({:?}): {total} events in {} tenants (700 of them from one BatchCreateCustomers), all published once by the survivor {:.1} s after the leader's kill",
         app.db,
         database.len(),
         started.elapsed().as_secs_f64()
@@ -345,7 +370,7 @@ async fn one_relay_publishes_every_event_once_in_order_and_another_takes_over(ap
     assert_exactly_once(&seen, &database);
     let resent = database.values().map(|n| n - 3).sum::<i64>() - 1;
     let started = Instant::now();
-    while !c.log().contains(&format!("duplicates={resent}")) {
+    while duplicates_in(&c.log()) != resent as u64 {
         assert!(started.elapsed() < Duration::from_secs(5), "{}", c.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -425,17 +450,7 @@ async fn kill_9_during_2000_mutations_loses_and_repeats_nothing(app: TestApp) {
     logs.push(server.log());
     assert!(logs.iter().all(|log| !log.contains("panicked")), "{logs:?}");
     // What the relays sent again after the kills, and the stream dropped by its message id.
-    let resent: u64 = logs
-        .iter()
-        .flat_map(|log| log.lines())
-        .filter_map(|line| line.split("duplicates=").nth(1))
-        .filter_map(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum();
+    let resent: u64 = logs.iter().map(|log| duplicates_in(log)).sum();
     figure(format!(
         "nats relay crash test ({:?}): {} successful creates from {WRITERS} writers, {} cut by the kills, SIGKILL at {kill_points:?}; {resent} events sent again and dropped as duplicates; JetStream holds exactly 1..=N per tenant {database:?} ({total} events), {:.1} s in all",
         app.db,
