@@ -75,6 +75,7 @@ VARIANTS: dict[str, dict] = {
         }],
         "podAnnotations": {"example.com/team": "crm"},
         "service": {"annotations": {"example.com/lb": "internal"}},
+        "events": {"natsUrl": "nats://nats.nats.svc:4222", "natsStream": "CRM_EVENTS"},
     },
 }
 
@@ -95,6 +96,8 @@ REJECTED: list[tuple[str, dict | None, str]] = [
     ("short HS256 secret", {"jwt": {"mode": "sharedSecret", "sharedSecret": "short"}}, "at least 32 bytes"),
     ("both PDB bounds", {"podDisruptionBudget": {"maxUnavailable": 1}}, "exactly one of minAvailable"),
     ("batch chunk of 0 customers", {"batches": {"chunkSize": 0}}, "at '/batches/chunkSize'"),
+    ("a JetStream subject prefix with a dot", {"events": {"natsSubjectPrefix": "crm.events"}},
+     "at '/events/natsSubjectPrefix'"),
 ]
 
 
@@ -287,6 +290,7 @@ def assert_variant(variant: str, docs: list[dict], notes: str = "") -> None:
         check("startupProbe" in container, "default: startup probe")
         check(env["CRM_MAX_CONNECTION_AGE"]["value"] == "5m", "default: max connection age 5m")
         check(env["CRM_LOG_FORMAT"]["value"] == "json", "default: json logs")
+        check("CRM_EVENTS_NATS_URL" not in env, "default: no JetStream relay")
         sas = find(docs, "ServiceAccount")
         check(len(sas) == 1 and sas[0].get("automountServiceAccountToken") is False, "default: ServiceAccount")
     if variant.startswith("tls") or variant == "everything":
@@ -338,6 +342,9 @@ def assert_variant(variant: str, docs: list[dict], notes: str = "") -> None:
         check(tsc.get("labelSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/instance") == RELEASE,
               "everything: topologySpreadConstraints are templated")
         check(env.get("CRM_EXTRA", {}).get("value") == "1", "everything: extraEnv")
+        check(env.get("CRM_EVENTS_NATS_URL", {}).get("value") == "nats://nats.nats.svc:4222"
+              and env.get("CRM_EVENTS_NATS_STREAM", {}).get("value") == "CRM_EVENTS"
+              and env.get("CRM_EVENTS_NATS_LEASE", {}).get("value") == "15s", "everything: the JetStream relay")
 
 
 def main() -> int:

@@ -160,6 +160,8 @@ pub struct Settings {
     /// Escalation and the team claims. With `lifecycle` and the phone country, the settings of
     /// a tenant that never changed its own (TenantSettingsService).
     pub approvals: ApprovalSettings,
+    /// The relay of customer events to NATS JetStream; `None`: off.
+    pub event_relay: Option<crate::relay::RelaySettings>,
 }
 
 impl Settings {
@@ -321,6 +323,7 @@ pub struct Application {
     purge_interval: Option<Duration>,
     escalations: Escalations,
     escalation_interval: Option<Duration>,
+    event_relay: Option<crate::relay::RelaySettings>,
 }
 
 impl Application {
@@ -434,6 +437,7 @@ impl Application {
             purge_interval: settings.purge_interval,
             escalations: Escalations::new(store_for_escalations, settings.clock.clone()),
             escalation_interval: settings.escalation_interval,
+            event_relay: settings.event_relay,
         })
     }
 
@@ -482,6 +486,17 @@ impl Application {
         if let Some(every) = self.escalation_interval {
             background.spawn(escalate_due(self.escalations.clone(), every));
         }
+        // Every replica runs the relay; the one holding its lease publishes.
+        let relay = self.event_relay.clone().map(|settings| {
+            let holder = crate::relay::holder_name();
+            let task = tokio::spawn(crate::relay::run(
+                self.store.clone(),
+                signal.clone(),
+                settings,
+                holder.clone(),
+            ));
+            (task, holder)
+        });
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let stop_signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
@@ -578,6 +593,12 @@ impl Application {
         };
         let _ = stop.send(true);
         watchdog.abort();
+        if let Some((task, holder)) = relay {
+            // Stopped before its lease is given up, so the next leader starts where it ended.
+            task.abort();
+            let _ = task.await;
+            crate::relay::release(&self.store, &holder).await;
+        }
         result
     }
 }

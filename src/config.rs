@@ -14,6 +14,7 @@ use crate::domain::Clock;
 use crate::domain::batches::BatchSettings;
 use crate::domain::deletion::LifecycleSettings;
 use crate::domain::tenant_settings::ApprovalSettings;
+use crate::relay::RelaySettings;
 use crate::store::{SessionLimits, StoreConfig};
 
 #[derive(Debug, Parser)]
@@ -84,6 +85,8 @@ pub struct ServeArgs {
     pub lifecycle: LifecycleArgs,
     #[command(flatten)]
     pub batches: BatchArgs,
+    #[command(flatten)]
+    pub events: EventRelayArgs,
     /// The country calling code (1 to 3 digits, e.g. 44) of phone numbers written without one,
     /// so that duplicate search finds `020 7946 0000` and `+44 20 7946 0000` to be one number.
     /// Unset: a number written without a country code matches only numbers written so too.
@@ -188,6 +191,40 @@ pub struct LifecycleArgs {
     /// The token claim (an array of strings) naming the teams a supervisor supervises.
     #[arg(long, env = "CRM_SUPERVISES_CLAIM", default_value = "supervises")]
     pub supervises_claim: String,
+}
+
+/// The relay of customer events to NATS JetStream.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Customer events on NATS JetStream")]
+pub struct EventRelayArgs {
+    /// NATS server URL (e.g. nats://nats:4222): publish every customer event to JetStream, once,
+    /// in sequence order per tenant. Unset: no relay (the gRPC event stream is always there).
+    #[arg(long, env = "CRM_EVENTS_NATS_URL")]
+    pub events_nats_url: Option<String>,
+    /// The JetStream stream the events go to, created if absent.
+    #[arg(long, env = "CRM_EVENTS_NATS_STREAM", default_value = "CRM_CUSTOMER_EVENTS", value_parser = parse_nats_name)]
+    pub events_nats_stream: String,
+    /// The first token of the subjects: PREFIX.<tenant>.customer.<event type>.
+    #[arg(long, env = "CRM_EVENTS_NATS_SUBJECT_PREFIX", default_value = "crm", value_parser = parse_nats_name)]
+    pub events_nats_subject_prefix: String,
+    /// How long the publishing replica's lease lasts unrenewed: how soon another replica takes
+    /// over when it dies.
+    #[arg(long, env = "CRM_EVENTS_NATS_LEASE", default_value = "15s", value_parser = parse_duration)]
+    pub events_nats_lease: Duration,
+}
+
+/// A stream name or subject token: no separators, wildcards or white space.
+fn parse_nats_name(value: &str) -> Result<String, String> {
+    if value.is_empty()
+        || value.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
+        })
+    {
+        return Err(format!(
+            "{value:?}: use letters, digits, `-` and `_` (no `.`, `*`, `>`, `/` or spaces)"
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// Deletion batches: how big, how many at once, how their background work is paced.
@@ -554,6 +591,16 @@ impl ServeArgs {
                 teams_claim: lifecycle.teams_claim.clone(),
                 supervises_claim: lifecycle.supervises_claim.clone(),
             },
+            event_relay: self
+                .events
+                .events_nats_url
+                .as_ref()
+                .map(|url| RelaySettings {
+                    url: url.clone(),
+                    stream: self.events.events_nats_stream.clone(),
+                    subject_prefix: self.events.events_nats_subject_prefix.clone(),
+                    lease: self.events.events_nats_lease.max(Duration::from_secs(1)),
+                }),
         }
     }
 }
@@ -597,6 +644,33 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn jetstream_names_are_one_subject_token() {
+        for good in ["crm", "CRM_CUSTOMER_EVENTS", "events-eu"] {
+            assert_eq!(parse_nats_name(good).unwrap(), good);
+        }
+        for bad in ["", "crm.events", "crm.*", ">", "a b", "a/b"] {
+            assert!(parse_nats_name(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "crm-service",
+            "--events-nats-url",
+            "nats://127.0.0.1:4222",
+            "--events-nats-lease",
+            "0",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.into_command() else {
+            panic!("serve")
+        };
+        let relay = serve.settings().event_relay.expect("on with a URL");
+        assert_eq!(
+            (relay.stream.as_str(), relay.subject_prefix.as_str()),
+            ("CRM_CUSTOMER_EVENTS", "crm")
+        );
+        assert_eq!(relay.lease, Duration::from_secs(1), "at least a second");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod layers;
 pub mod proto;
 pub mod reason;
+pub mod relay;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

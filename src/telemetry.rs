@@ -6,7 +6,7 @@
 //! providers are the no-op defaults and cost nothing on the hot path.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -215,6 +215,66 @@ pub fn call_duration_histogram() -> Histogram<f64> {
             5.0, 7.5, 10.0, 30.0,
         ])
         .build()
+}
+
+/// How far the JetStream relay of customer events is behind the outbox, as the leading relay last
+/// saw it: `crm.events.relay.backlog` (events committed and not yet acknowledged by JetStream,
+/// summed over tenants) and `crm.events.relay.lag` (seconds since the oldest of them was
+/// committed). Both 0 when caught up, and on replicas that do not lead.
+pub struct RelayLag {
+    events: AtomicU64,
+    millis: AtomicU64,
+}
+
+impl RelayLag {
+    pub fn set(&self, events: u64, lag: Duration) {
+        self.events.store(events, Ordering::Relaxed);
+        self.millis.store(
+            lag.as_millis().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    pub fn lag(&self) -> Duration {
+        Duration::from_millis(self.millis.load(Ordering::Relaxed))
+    }
+}
+
+/// The relay's lag, its gauges registered on first use (after `init` installed the providers).
+pub fn relay_lag() -> &'static RelayLag {
+    static LAG: OnceLock<RelayLag> = OnceLock::new();
+    static GAUGES: OnceLock<(
+        opentelemetry::metrics::ObservableGauge<u64>,
+        opentelemetry::metrics::ObservableGauge<f64>,
+    )> = OnceLock::new();
+    let lag = LAG.get_or_init(|| RelayLag {
+        events: AtomicU64::new(0),
+        millis: AtomicU64::new(0),
+    });
+    GAUGES.get_or_init(|| {
+        let meter = meter();
+        (
+            meter
+                .u64_observable_gauge("crm.events.relay.backlog")
+                .with_unit("{event}")
+                .with_description("Customer events committed and not yet acknowledged by JetStream")
+                .with_callback(|gauge| gauge.observe(relay_lag().events(), &[]))
+                .build(),
+            meter
+                .f64_observable_gauge("crm.events.relay.lag")
+                .with_unit("s")
+                .with_description(
+                    "Age of the oldest customer event not yet acknowledged by JetStream",
+                )
+                .with_callback(|gauge| gauge.observe(relay_lag().lag().as_secs_f64(), &[]))
+                .build(),
+        )
+    });
+    lag
 }
 
 /// Counters of the deletion lifecycle, counted when the transaction that made the change commits.

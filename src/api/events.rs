@@ -17,7 +17,9 @@ impl EventApi {
     }
 }
 
-fn to_proto(e: CustomerEvent) -> pb::CustomerEvent {
+/// The event as the API gives it: the message of the gRPC stream, and the payload of the JetStream
+/// relay (`crate::relay`).
+pub(crate) fn to_proto(e: CustomerEvent) -> pb::CustomerEvent {
     let event_type = match e.event_type.as_str() {
         "CREATED" => pb::CustomerEventType::Created,
         "UPDATED" => pb::CustomerEventType::Updated,

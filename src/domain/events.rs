@@ -186,6 +186,12 @@ impl EventSignal {
     pub fn close(&self) {
         self.closing.send_replace(true);
     }
+
+    /// The tenants with new events from now on (the JetStream relay's wake-up); a lagging
+    /// receiver should look at every tenant.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.tenants.subscribe()
+    }
 }
 
 /// Events read per query while replaying.

@@ -12,6 +12,7 @@ mod db_error;
 pub mod deletion;
 pub mod entity;
 pub mod escalation;
+pub mod event_relay;
 pub mod idempotency;
 pub mod merges;
 pub mod migration;

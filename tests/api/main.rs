@@ -31,6 +31,7 @@ mod malformed;
 mod merge;
 mod merge_preview;
 mod metadata_limits;
+mod nats_relay;
 mod pagination;
 mod preview_pipeline;
 mod process;

@@ -21,6 +21,7 @@ mod m0015_approval_routing;
 mod m0016_tenant_settings;
 mod m0017_key_account;
 mod m0018_audit_head_hot;
+mod m0019_event_relay;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_tenant_settings::Migration),
             Box::new(m0017_key_account::Migration),
             Box::new(m0018_audit_head_hot::Migration),
+            Box::new(m0019_event_relay::Migration),
         ]
     }
 }

@@ -201,6 +201,7 @@ impl TestApp {
             clock: Clock::adjustable(),
             phone_default_country_code: Some("44".into()),
             approvals: ApprovalSettings::default(),
+            event_relay: None,
         }
     }
 
