@@ -357,23 +357,7 @@ impl Store {
         }
         options.set_application_name(application_name(config.schema.as_deref()));
         let db = Database::connect(options.clone()).await?;
-        let writer = match db.get_database_backend() {
-            DatabaseBackend::Sqlite
-                if db
-                    .get_sqlite_connection_pool()
-                    .connect_options()
-                    .get_filename()
-                    .is_file() =>
-            {
-                // A writer waits its turn as long as it would have waited on SQLite's lock.
-                options
-                    .max_connections(1)
-                    .min_connections(1)
-                    .acquire_timeout(SQLITE_BUSY_TIMEOUT);
-                Some(Database::connect(options).await?)
-            }
-            _ => None,
-        };
+        let writer = sqlite_writer(&db, options).await?;
         let (readers, maintenance) = if db.get_database_backend() == DatabaseBackend::Postgres {
             let readers = Readers::Postgres(Arc::new(readers::PgReaders::new(
                 reader_options(config)?,
@@ -738,6 +722,29 @@ impl Store {
 }
 
 /// One synchronous reader per runtime thread, on the pool's file (created by connecting).
+/// SQLite (a file): the connection write transactions run on (`Store::writer`), with the pool's
+/// settings and pragmas; `None` otherwise.
+async fn sqlite_writer(
+    db: &DatabaseConnection,
+    mut options: ConnectOptions,
+) -> std::result::Result<Option<DatabaseConnection>, DbErr> {
+    let is_file = db.get_database_backend() == DatabaseBackend::Sqlite
+        && db
+            .get_sqlite_connection_pool()
+            .connect_options()
+            .get_filename()
+            .is_file();
+    if !is_file {
+        return Ok(None);
+    }
+    // A writer waits its turn as long as it would have waited on SQLite's lock.
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(SQLITE_BUSY_TIMEOUT);
+    Ok(Some(Database::connect(options).await?))
+}
+
 fn sqlite_readers(pool: &sea_orm::sqlx::SqlitePool) -> Option<readers::SqliteReaders> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let options = pool.connect_options();
